@@ -1,0 +1,167 @@
+"""The epoll loop: fd registry, timer heap, deferred work and signals, for the whole translator.
+
+Theory of operation: one `Engine` per process. Handlers register an fd with `add(fd, events,
+handler)`; `handler(events)` is called from the loop. Timers are (deadline, seq, callback) entries
+in a heap; `call_at()` returns a `Timer` whose `cancel()` marks it stale, and stale entries are
+dropped lazily when they reach the top (cheaper than one timerfd per flow). The earliest deadline
+becomes the epoll timeout. Work queued with `defer()` runs once after the current batch of events
+(passt's post-handler/deferred free). Signals arrive through `signal.set_wakeup_fd` on a
+non-blocking socketpair, so they are handled as ordinary events in the loop, never inside a Python
+signal handler.
+
+States: running -> stopped (after `stop(code)`; `run()` returns the code once the current batch
+and its deferred work are finished).
+
+Invariants: an fd is unregistered (`remove`) before it is closed; a handler that raises is a bug:
+it is logged with a traceback, counted in `stats["internal_errors"]`, and the loop carries on.
+
+Limits: `now` is read once per batch (`self.now`), so handlers in one batch share a timestamp.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import select
+import signal
+import socket
+import time
+import traceback
+
+from pasta import log
+
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
+EPOLLERR = select.EPOLLERR
+EPOLLHUP = select.EPOLLHUP
+EPOLLRDHUP = getattr(select, "EPOLLRDHUP", 0x2000)
+
+
+class Timer:
+    __slots__ = ("deadline", "callback", "cancelled")
+
+    def __init__(self, deadline: float, callback):
+        self.deadline = deadline
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Engine:
+    def __init__(self):
+        self.ep = select.epoll()
+        self.handlers: dict[int, object] = {}
+        self.timers: list = []
+        self._seq = itertools.count()
+        self.deferred: list = []
+        self.signal_handlers: dict[int, object] = {}
+        self.exit_code: int | None = None
+        self.now = time.monotonic()
+        self.stats: dict[str, int] = {"internal_errors": 0}
+        self._sig_r = self._sig_w = None
+
+    # --- registry
+    def add(self, fd: int, events: int, handler) -> None:
+        self.handlers[fd] = handler
+        self.ep.register(fd, events)
+
+    def modify(self, fd: int, events: int) -> None:
+        self.ep.modify(fd, events)
+
+    def remove(self, fd: int) -> None:
+        if self.handlers.pop(fd, None) is not None:
+            try:
+                self.ep.unregister(fd)
+            except (OSError, ValueError):
+                pass
+
+    # --- timers and deferred work
+    def call_at(self, deadline: float, callback) -> Timer:
+        t = Timer(deadline, callback)
+        heapq.heappush(self.timers, (deadline, next(self._seq), t))
+        return t
+
+    def call_later(self, delay: float, callback) -> Timer:
+        return self.call_at(time.monotonic() + delay, callback)
+
+    def defer(self, callback) -> None:
+        self.deferred.append(callback)
+
+    # --- signals
+    def on_signal(self, signum: int, handler) -> None:
+        """Handle `signum` inside the loop: handler(signum) runs as a normal event."""
+        if self._sig_r is None:
+            self._sig_r, self._sig_w = socket.socketpair()
+            self._sig_r.setblocking(False)
+            self._sig_w.setblocking(False)
+            signal.set_wakeup_fd(self._sig_w.fileno(), warn_on_full_buffer=False)
+            self.add(self._sig_r.fileno(), EPOLLIN, self._handle_signals)
+        self.signal_handlers[signum] = handler
+        signal.signal(signum, lambda *_: None)
+
+    def _handle_signals(self, events: int) -> None:
+        try:
+            data = self._sig_r.recv(512)
+        except BlockingIOError:
+            return
+        for signum in dict.fromkeys(data):          # dedupe, keep order
+            h = self.signal_handlers.get(signum)
+            if h is not None:
+                h(signum)
+
+    # --- loop
+    def stop(self, code: int) -> None:
+        if self.exit_code is None:
+            self.exit_code = code
+
+    def _run_guarded(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - a handler bug must not kill the translator
+            self.stats["internal_errors"] += 1
+            log.err("internal error in event handler:\n" + traceback.format_exc().rstrip())
+
+    def run(self) -> int:
+        while self.exit_code is None:
+            timeout = -1.0
+            while self.timers and self.timers[0][2].cancelled:
+                heapq.heappop(self.timers)
+            if self.timers:
+                timeout = max(0.0, self.timers[0][0] - time.monotonic())
+            try:
+                events = self.ep.poll(timeout)
+            except InterruptedError:
+                events = []
+            self.now = now = time.monotonic()
+            for fd, ev in events:
+                h = self.handlers.get(fd)
+                if h is not None:
+                    self._run_guarded(h, ev)
+            while self.timers and (self.timers[0][0] <= now or self.timers[0][2].cancelled):
+                _, _, t = heapq.heappop(self.timers)
+                if not t.cancelled:
+                    self._run_guarded(t.callback)
+            if self.deferred:
+                work, self.deferred = self.deferred, []
+                for fn in work:
+                    self._run_guarded(fn)
+        return self.exit_code
+
+    def close(self) -> None:
+        if self._sig_r is not None:
+            signal.set_wakeup_fd(-1)
+            self._sig_r.close()
+            self._sig_w.close()
+        self.ep.close()
+
+
+def child_exit_status(status: int) -> int:
+    """Map a waitpid() status to a shell-style exit code (128+N for a signal)."""
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return 1
