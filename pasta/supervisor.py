@@ -133,6 +133,8 @@ def run(cfg) -> int:
     """Entry point from the CLI: returns the exit status."""
     _close_inherited({cfg.tap_fd} if cfg.tap_fd is not None else set())
     log.setup(cfg)
+    for w in cfg.warnings:
+        log.warn(w)
     check_supported(cfg)
     _raise_nofile()
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
@@ -231,15 +233,13 @@ def _spawn(cfg, plan) -> int:
     pid = 0
     try:
         os.waitpid(mid, 0)
-        msg = _read_all(ready_r)
-        head, _, msg = msg.partition(b"\n")
-        if head.startswith(b"P"):
-            pid = int(head[1:])
-        else:
-            msg = head
-        if msg != b"R":
-            text = msg[1:].decode(errors="replace") if msg.startswith(b"E") else \
-                "namespace set-up process died"
+        # Lines "P<pid>" (intermediate), "R" or "E<reason>" (PID 1), in either order: each is
+        # one write() below PIPE_BUF, so they never interleave.
+        lines = _read_all(ready_r).decode(errors="replace").splitlines()
+        pid = next((int(l[1:]) for l in lines if l.startswith("P")), 0)
+        errs = [l[1:] for l in lines if l.startswith("E")]
+        if errs or "R" not in lines or not pid:
+            text = errs[0] if errs else "namespace set-up process died"
             raise SetupError(f"Failed to set up namespaces: {text}")
         netns_fd = netns.open_ns(f"/proc/{pid}/ns/net")
         tap, _info = _setup_tap(cfg, plan, netns_fd)
@@ -317,15 +317,15 @@ def _kill_and_reap(pid: int) -> None:
 
 
 def _intermediate(cfg, ready_w: int, go_r: int) -> None:
-    """Unshare the PID namespace, fork its PID 1, report "P<pid>\\n" and exit.
+    """Unshare the PID namespace, fork its PID 1, report "P<pid>" and exit.
 
-    PID 1 then reports "R" when its namespaces are ready, or "E<reason>"; EOF ends the report.
+    PID 1 reports "R" when its namespaces are ready, or "E<reason>"; EOF ends the report.
     """
     try:
         try:
             netns.unshare(netns.CLONE_NEWPID)
         except OSError as e:
-            os.write(ready_w, f"E{e.strerror} (unshare PID namespace)".encode())
+            os.write(ready_w, f"E{e.strerror} (unshare PID namespace)\n".encode())
             os._exit(1)
         pid = os.fork()
         if pid == 0:
@@ -333,7 +333,7 @@ def _intermediate(cfg, ready_w: int, go_r: int) -> None:
         os.write(ready_w, f"P{pid}\n".encode())
     except BaseException as e:  # noqa: BLE001 - nothing may escape a forked child
         try:
-            os.write(ready_w, f"E{type(e).__name__}: {e}".encode())
+            os.write(ready_w, f"E{type(e).__name__}: {e}\n".encode())
         finally:
             os._exit(1)
     os._exit(0)
@@ -347,7 +347,7 @@ def _child(cfg, ready_w: int, go_r: int) -> None:
             netns.unshare(netns.CLONE_NEWNET | netns.CLONE_NEWNS | netns.CLONE_NEWUTS |
                           netns.CLONE_NEWIPC)
         except OSError as e:
-            os.write(ready_w, f"E{e.strerror} (unshare)".encode())
+            os.write(ready_w, f"E{e.strerror} (unshare)\n".encode())
             os._exit(1)
         try:
             netns.mount(None, "/", None, netns.MS_REC | netns.MS_SLAVE)
@@ -363,7 +363,7 @@ def _child(cfg, ready_w: int, go_r: int) -> None:
             netns.sethostname(("pasta-" + socket.gethostname())[:64])
         except OSError as e:
             log.warn(f"Couldn't set hostname: {e.strerror}")
-        os.write(ready_w, b"R")          # after the intermediate's "P<pid>\n"
+        os.write(ready_w, b"R\n")
         os.close(ready_w)
         if os.read(go_r, 1) != b"G":
             os._exit(1)                  # parent failed or died: never run without networking
@@ -390,7 +390,7 @@ def _child(cfg, ready_w: int, go_r: int) -> None:
             os.write(2, f"pypasta: Failed to start command or shell: {e.strerror}\n".encode())
     except BaseException as e:  # noqa: BLE001 - nothing may escape a forked child
         try:
-            os.write(ready_w, f"E{type(e).__name__}: {e}".encode())
+            os.write(ready_w, f"E{type(e).__name__}: {e}\n".encode())
         except OSError:
             pass
     os._exit(code)
