@@ -279,6 +279,7 @@ def _spawn(cfg, plan) -> int:
     for s in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT, signal.SIGHUP):
         engine.on_signal(s, on_term)
     engine.defer(check_child)
+    tty = _give_terminal(cfg, pid)
     if not cfg.debug:
         log.to_stderr = False
     os.write(go_w, b"G")
@@ -288,7 +289,46 @@ def _spawn(cfg, plan) -> int:
     finally:
         if not state["done"]:
             _kill_and_reap(pid)
+        if tty is not None:
+            _take_terminal_back(tty)
         os.close(netns_fd)
+
+
+_SHELLS = {"sh", "ash", "bash", "dash", "zsh", "ksh", "mksh", "fish", "busybox", "tcsh", "csh"}
+
+
+def _give_terminal(cfg, pid: int):
+    """Give a shell the foreground of our terminal in a process group of its own.
+
+    A job-control shell restores the terminal's original foreground process group when it
+    exits; ours is not visible from its PID namespace, so dash fails there ("Cannot set tty
+    process group") and exits 2 instead of the user's status. In its own group, the original
+    group is its own. Only for shells: any other command stays in our group, so that Ctrl-C
+    reaches pypasta, which ends the namespace (its PID 1 ignores signals it has no handler for).
+    Returns the terminal fd to restore later, or None.
+    """
+    argv0 = os.path.basename(cfg.command[0]) if cfg.command else "sh"
+    if argv0 not in _SHELLS or (cfg.command and len(cfg.command) > 1 and
+                                cfg.command[1] in ("-c",)):
+        return None
+    try:
+        if not os.isatty(0) or os.tcgetpgrp(0) != os.getpgrp():
+            return None
+        os.setpgid(pid, pid)
+        os.tcsetpgrp(0, pid)
+        return 0
+    except OSError:
+        return None
+
+
+def _take_terminal_back(fd: int) -> None:
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTTOU])
+    try:
+        os.tcsetpgrp(fd, os.getpgrp())
+    except OSError:
+        pass
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _read_all(fd: int) -> bytes:

@@ -17,8 +17,8 @@ PASTA = PKG_ROOT / "pasta"
 FORBIDDEN = {"socket", "select", "selectors", "pyroute2", "subprocess", "fcntl", "ctypes",
              "asyncio"}
 CORE_NAMES = ("arp", "dhcp", "ndp", "dhcpv6", "flow", "fwd", "tcp", "tcp_splice", "udp", "icmp",
-              "portspec", "config", "errors")
-MUST_EXIST = ("portspec", "config", "errors")
+              "portspec", "config", "errors", "netplan", "linkctx")
+MUST_EXIST = ("portspec", "config", "errors", "netplan")
 
 
 def core_modules() -> dict[str, Path]:
