@@ -58,8 +58,13 @@ def test_interactive_login_shell_in_tmux(topology, user):
         tmux.type("ip -br addr show eth0")
         wait_until(lambda: t.host_ip4 + "/24" in tmux.screen(), 10, "eth0 with the host's address")
         tmux.type("exit 5")
-        wait_until(lambda: tmux("display", "-p", "-t", tmux.target, "#{pane_dead}").strip() == "1",
-                   10, "pypasta exits when the shell does")
-        assert tmux("display", "-p", "-t", tmux.target, "#{pane_dead_status}").strip() == "5"
+        # tmux sets pane_dead before pane_dead_status: wait for both
+        def dead_state():
+            m = re.fullmatch(r"1:(\d*):(\d*)", tmux(
+                "display", "-p", "-t", tmux.target,
+                "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}").strip())
+            return m if m and (m[1] or m[2]) else None
+        dead = wait_until(dead_state, 10, "pypasta exits when the shell does")
+        assert (dead[1], dead[2]) == ("5", "")
     finally:
         tmux.kill()
