@@ -52,6 +52,9 @@ def setup(cfg) -> None:
         level = INFO
     _debug_stderr = level == DEBUG
     _log_size = cfg.log_size
+    if _file_fd >= 0:
+        os.close(_file_fd)
+        _file_fd = -1
     if cfg.log_file:
         try:
             _file_fd = os.open(cfg.log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND |

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 
 import pytest
 
-from helpers import run, wait_until
+from helpers import env, run, wait_until
 from helpers.proc import alive
+from helpers.topology import Topology
 
 MARK = "----8<----"
 
@@ -292,3 +294,33 @@ def test_option_of_later_issue_is_refused_clearly(topology):
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [
         r.stderr.strip().splitlines()[0]] and "not supported yet: --dns-forward" in r.stderr
+
+
+def test_attach_with_preopened_tap_fd(topology):
+    """-F: the caller opens the tap inside the target netns and hands pypasta the fd."""
+    path = _make_target_netns(topology)
+    name = os.path.basename(path)
+    opener = (
+        "import fcntl, os, struct, sys\n"
+        "fd = os.open('/dev/net/tun', os.O_RDWR)\n"
+        "fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH22x', b'given0', 0x0002 | 0x1000))\n"
+        "os.set_inheritable(fd, True)\n"
+        "argv = ['ip', 'netns', 'exec', sys.argv[1], *sys.argv[2:], '-F', str(fd)]\n"
+        "os.execvp(argv[0], argv)\n")
+    pidf = os.path.join(topology.workdir, "F.pid")
+    try:
+        r = run(["ip", "netns", "exec", name, sys.executable, "-c", opener, topology.host_ns,
+                 *Topology.pypasta_argv(["--config-net", "--netns", path, "-P", pidf])],
+                env=env.root_env(), check=False, timeout=20)
+        assert r.returncode == 0, r.stderr
+        pid = int(open(pidf).read())
+        j = json.loads(run(["ip", "-n", name, "-j", "addr"]).stdout)
+        link, addrs = _addrs(j, "given0")
+        assert (topology.host_ip4, 24) in addrs and link["mtu"] == 65520
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: _gone(pid), 1.0, "daemon exit on SIGTERM")
+        # the tap was never persistent: it went away with the last fd
+        j = json.loads(run(["ip", "-n", name, "-j", "link"]).stdout)
+        assert [l["ifname"] for l in j] == ["lo"]
+    finally:
+        run(["ip", "netns", "del", name], check=False)
