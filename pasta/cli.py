@@ -837,16 +837,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
 
     try:
-        try:
-            from pasta.supervisor import run
-        except ModuleNotFoundError as e:
-            if e.name != "pasta.supervisor":
-                raise
-            _error("not supported yet: running (pasta.supervisor is missing)", debug)
-            return 1
+        from pasta.supervisor import run
         return run(cfg)
     except PastaError as e:
         _error(e, debug)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # noqa: BLE001 - a bug: one line unless --debug
+        if debug:
+            raise
+        _error(f"internal error: {type(e).__name__}: {e} (run with --debug for details)", debug)
+        return 1

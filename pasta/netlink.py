@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -123,7 +124,6 @@ def _add_routes(ipr: IPRoute, routes: list[dict], fam: str) -> None:
 
 
 def _strerr(e: NetlinkError) -> str:
-    import os
     return os.strerror(e.code) if e.code else str(e)
 
 

@@ -36,9 +36,14 @@ import resource
 import signal
 import socket
 
+# Everything is imported up front: after --runas drops privileges the installation (e.g. a
+# site-packages under /root) may no longer be readable.
+import pyprctl
+
 from pasta import log, netlink, netns, netplan, tapdev
 from pasta.engine import EPOLLIN, Engine, child_exit_status
 from pasta.errors import NotSupportedYet, SetupError
+from pasta.nswatch import NsWatch
 
 # Options that request behaviour of translator parts not built yet (canonical long names).
 _NOT_YET = {
@@ -108,6 +113,9 @@ def _switch_ids(uid: int, gid: int) -> None:
         os.setuid(uid)
     except OSError as e:
         raise SetupError(f"Can't set user and group to {uid}:{gid}: {e.strerror}") from None
+    # A credential change clears the dumpable flag, which makes /proc/self/{uid,gid}_map owned
+    # by root: we could not write our own new user namespace's maps.
+    pyprctl.set_dumpable(True)
 
 
 def _open_pidfile(cfg) -> int:
@@ -219,7 +227,6 @@ def _spawn(cfg, plan) -> int:
     # namespace, and threads are how we work inside the netns. So an intermediate child unshares
     # the PID namespace and forks the namespace's PID 1, then exits; as a child subreaper we
     # inherit PID 1 and reap it like our own child.
-    import pyprctl
     pyprctl.set_child_subreaper(True)
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
@@ -410,7 +417,6 @@ def _child(cfg, ready_w: int, go_r: int) -> None:
         os.close(go_r)
         # Only now is pypasta our parent (we were reparented to it, a child subreaper).
         try:
-            import pyprctl
             pyprctl.set_pdeathsig(signal.SIGKILL)
         except Exception as e:  # noqa: BLE001
             log.warn(f"Couldn't set parent death signal: {e}")
@@ -498,7 +504,6 @@ def _attach(cfg, plan) -> int:
 
     watch = None
     if not cfg.no_netns_quit:
-        from pasta.nswatch import NsWatch
         watch = NsWatch(engine, netns_fd, None if pid is not None else netns_path, pid, gone)
     try:
         return _serve(cfg, engine, tap)

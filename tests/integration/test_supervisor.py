@@ -324,3 +324,10 @@ def test_attach_with_preopened_tap_fd(topology):
         assert [l["ifname"] for l in j] == ["lo"]
     finally:
         run(["ip", "netns", "del", name], check=False)
+
+
+def test_spawn_runas_drops_to_that_user_first(topology):
+    uid = env.pw_test_user().pw_uid
+    r = topology.pypasta_run(["--runas", env.TEST_USER, "--config-net", "cat", "/proc/self/uid_map"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0", str(uid), "1"]
