@@ -25,8 +25,9 @@ DNS selection (`dns_offer`, pasta's conf.c get_dns/add_dns_resolv):
   none` or no gateway), the mapping address is offered and becomes the DNS match address (queries
   to it on ports 53/853 go to the DNS host); else it is skipped. Others are offered unchanged.
   At most `MAXNS` (3) per family come from resolv.conf; duplicates are dropped.
-- Search list: `-S` entries if given, none with `-S none`, else the first `search ` line of
-  resolv.conf that names domains, up to `MAXDNSRCH - 1` (5) of them.
+- Search list: `-S` entries if given (at most `MAXDNSRCH`, 6), none with `-S none`, else the
+  first `search ` line of resolv.conf that names domains (space or tab separated), up to
+  `MAXDNSRCH - 1` (5) of them. `-D none` does not affect it.
 - The result is offered to the namespace only with `--dhcp-dns` / `--dhcp-search` (the
   responders check `LinkCtx.dhcp_dns` / `dhcp_search`).
 
@@ -36,10 +37,11 @@ disabled; RA is off with `--config-net`. `mtu` is None for `-m 0` (nothing adver
 
 States and events: none; this module has no enums.
 
-Invariants:
+Invariants (the last three enforced by `LinkCtx.__post_init__`, whoever builds it):
 - `v4.addr`, `v4.gw`, `v6.addr`, `v6.our_ll`, `v6.gw` are None or exactly 4 / 16 bytes.
-- `no_dhcp` is True whenever `v4.gw` or `v4.addr` is None; `no_dhcpv6` whenever `v6.addr` is
-  None; `no_ndp` whenever `v6.our_ll` is None.
+- `our_mac` and `guest_mac` are 6 bytes.
+- `no_dhcp` is True whenever IPv4 is disabled or `v4.gw` or `v4.addr` is None; `no_ndp` whenever
+  IPv6 is disabled or `v6.our_ll` is None; `no_dhcpv6` also whenever `v6.addr` is None.
 
 Limits and not handled: resolv.conf `options`/`domain` lines are ignored (as in pasta); hostname
 and FQDN options (newer pasta `-H/--fqdn`) are not carried.
@@ -49,8 +51,8 @@ Kernel assumptions: none.
 Differences from passt:
 - conf.c add_dns_resolv4/6 can add the same mapped address twice (two loopback resolvers);
   `dns_offer` keeps one copy.
-- The first `search ` line that yields at least one domain is used (pasta's strtok loop behaves
-  the same way; stated here because it is easy to get wrong).
+- pasta learns the DUID-LLT time itself (dhcpv6_init); here the caller passes `duid_time`
+  (`duid_time_from_unix(time.time())` at start-up) so that everything stays pure.
 """
 
 from __future__ import annotations
@@ -244,6 +246,20 @@ class LinkCtx:
     dhcp_dns: bool = False
     dhcp_search: bool = False
     duid_time: int = 0                    # DUID-LLT time: seconds since 2000-01-01 at start-up
+
+    def __post_init__(self):
+        # Enforce the module invariants for directly built contexts too: a responder never has
+        # to check for a missing address.
+        for name in ("our_mac", "guest_mac"):
+            if len(getattr(self, name)) != 6:
+                raise ValueError(f"LinkCtx.{name} must be 6 bytes")
+        v4, v6 = self.v4, self.v6
+        if not v4.enabled or v4.addr is None or v4.gw is None:
+            object.__setattr__(self, "no_dhcp", True)
+        if not v6.enabled or v6.our_ll is None:
+            object.__setattr__(self, "no_ndp", True)
+        if not v6.enabled or v6.our_ll is None or v6.addr is None:
+            object.__setattr__(self, "no_dhcpv6", True)
 
     @classmethod
     def from_config(cls, cfg: C.Config, plan: NP.NetPlan, guest_mac: bytes, *,
