@@ -43,6 +43,7 @@ import pyprctl
 from pasta import log, netlink, netns, netplan, tapdev
 from pasta.engine import EPOLLIN, Engine, child_exit_status
 from pasta.errors import NotSupportedYet, SetupError
+from pasta.portspec import FwdMode
 from pasta.nswatch import NsWatch
 
 # Options that request behaviour of translator parts not built yet (canonical long names).
@@ -73,10 +74,19 @@ def check_supported(cfg) -> None:
             raise NotSupportedYet(f"--{name}", _NOT_YET[name])
     for attr, flag in _PORT_OPTS:
         spec = getattr(cfg, attr)
-        if spec is not None and getattr(spec, "mode", None) is not None \
-                and spec.mode.name != "NONE":
-            raise NotSupportedYet(f"{flag} {spec.mode.name.lower() if spec.mode.name == 'AUTO' else 'PORTS'}",
+        if spec is not None and spec.mode is not FwdMode.NONE:
+            what = "auto" if spec.mode is FwdMode.AUTO else "with ports"
+            raise NotSupportedYet(f"{flag} {what}",
                                   "port forwarding comes with later issues; use 'none'")
+
+
+def default_port_notes(cfg) -> list[str]:
+    """pasta's default for -t/-u/-T/-U is auto, which is not built yet: say so (info level)."""
+    missing = [flag for attr, flag in _PORT_OPTS if getattr(cfg, attr) is None]
+    if not missing:
+        return []
+    return [f"automatic port forwarding is not supported yet: nothing is forwarded for "
+            f"{'/'.join(missing)} (default 'auto')"]
 
 
 def _raise_nofile() -> None:
@@ -147,7 +157,7 @@ def run(cfg) -> int:
     _raise_nofile()
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     plan = netplan.plan(cfg, netlink.host_snapshot())
-    for note in plan.notes:
+    for note in plan.notes + tuple(default_port_notes(cfg)):
         log.info(note)
     if cfg.spawn:
         return _spawn(cfg, plan)

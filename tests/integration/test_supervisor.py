@@ -331,3 +331,15 @@ def test_spawn_runas_drops_to_that_user_first(topology):
     r = topology.pypasta_run(["--runas", env.TEST_USER, "--config-net", "cat", "/proc/self/uid_map"])
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0", str(uid), "1"]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["-t", "8080"], "not supported yet: -t with ports"),
+    (["-U", "auto"], "not supported yet: -U auto"),
+    (["--pcap", "/tmp/x.pcap"], "not supported yet: --pcap"),
+])
+def test_port_and_capture_options_refused_until_built(topology, args, needle):
+    r = topology.pypasta_run([*args, "true"])
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0]
