@@ -166,7 +166,7 @@ def _ip_frame(v6: bool, dst_mac, src_mac, src_ip, dst_ip, proto: int, l4_msg: by
     return bytes(buf)
 
 
-def _udp_msg(sport: int, dport: int, payload) -> bytes:
+def _udp_msg(sport: int, dport: int, payload) -> bytearray:
     msg = bytearray(UDP_HLEN + len(payload))
     pack_udp_into(msg, 0, sport, dport, len(msg))
     msg[UDP_HLEN:] = payload

@@ -37,7 +37,7 @@ Limits and not handled:
 Kernel assumptions:
 - The tap driver honours `VIRTIO_NET_HDR_F_NEEDS_CSUM` with csum_start/csum_offset and a folded,
   non-inverted pseudo-header sum in the checksum field (kernel-facts.md, measured by hand; the
-  kernel test for it, tests/kernel/test_tap_offload.py, is not written yet).
+  kernel test for it, tests/kernel/test_tap_vnet.py, is not written yet).
 
 Differences from passt (`checksum.c`):
 - passt sums with `sum_16b()`/`csum_unfolded()` (AVX2 in `csum_avx2()`) and folds with
@@ -79,7 +79,7 @@ def csum_finish(s: int) -> int:
 
 
 def csum(data, init: int = 0) -> int:
-    """Internet checksum of `data` (plus the partial sum `init`): the value to store, or 0 if valid."""
+    """Internet checksum of `data` plus the partial sum `init`: the value to store (0 if valid)."""
     return ~csum_partial(data, init) & 0xFFFF
 
 

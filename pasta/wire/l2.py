@@ -35,7 +35,7 @@ Kernel assumptions:
   legacy native-endian layout, which is the same there); big-endian hosts are not supported.
   `num_buffers` is ignored by tun on write and written as 0 on read.
 - gso_type values: NONE 0, TCPV4 1, UDP 3, TCPV6 4, UDP_L4 5, plus the ECN bit 0x80
-  (linux/virtio_net.h). Checked by tests/kernel/test_tap_offload.py once that test exists (it does
+  (linux/virtio_net.h). Checked by tests/kernel/test_tap_vnet.py once that test exists (it does
   not yet; kernel-facts.md has the hand measurements).
 
 Differences from passt (`tap.c tap_add_packet`, `tap_handler_pasta`; `arp.c arp()`):
