@@ -36,8 +36,8 @@ Limits and not handled:
 
 Kernel assumptions:
 - The tap driver honours `VIRTIO_NET_HDR_F_NEEDS_CSUM` with csum_start/csum_offset and a folded,
-  non-inverted pseudo-header sum in the checksum field (kernel-facts.md, measured by hand; the
-  kernel test for it, tests/kernel/test_tap_vnet.py, is not written yet).
+  non-inverted pseudo-header sum in the checksum field (checked by
+  tests/kernel/test_tap_vnet.py::test_tap_write_with_needs_csum_is_completed_by_kernel).
 
 Differences from passt (`checksum.c`):
 - passt sums with `sum_16b()`/`csum_unfolded()` (AVX2 in `csum_avx2()`) and folds with

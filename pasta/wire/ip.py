@@ -47,8 +47,8 @@ Limits and not handled:
 
 Kernel assumptions:
 - With TUN_F_TSO4/TSO6 the namespace's stack may send TCP super-packets of up to 64 KiB whose IP
-  length fields hold the full length (expected from the tun driver, not yet measured; the planned
-  tests/kernel/test_tap_vnet.py is to check it).
+  length fields hold the full length (expected from the tun driver, not yet measured: a kernel
+  test for it belongs with the TCP translator, which is what makes the namespace send them).
 
 Differences from passt:
 - `tap.c tap4_handler()` drops packets with tot_len larger than the frame but also ignores the

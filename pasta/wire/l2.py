@@ -35,8 +35,8 @@ Kernel assumptions:
   legacy native-endian layout, which is the same there); big-endian hosts are not supported.
   `num_buffers` is ignored by tun on write and written as 0 on read.
 - gso_type values: NONE 0, TCPV4 1, UDP 3, TCPV6 4, UDP_L4 5, plus the ECN bit 0x80
-  (linux/virtio_net.h). Checked by tests/kernel/test_tap_vnet.py once that test exists (it does
-  not yet; kernel-facts.md has the hand measurements).
+  (linux/virtio_net.h). The header layout and NEEDS_CSUM on read are checked by
+  tests/kernel/test_tap_vnet.py; GSO types are not measured yet (they need the TCP translator).
 
 Differences from passt (`tap.c tap_add_packet`, `tap_handler_pasta`; `arp.c arp()`):
 - pasta opens its tap without IFF_VNET_HDR, so it has no virtio-net header code at all.
