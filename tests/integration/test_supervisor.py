@@ -253,7 +253,8 @@ def test_attach_rootless_userns_holder(topology, form):
 
 
 def test_attach_netns_name_and_missing_target(topology):
-    r = topology.pypasta_run(["--config-net", "--netns", f"{topology.id}-nonexistent"])
+    none = ["-t", "none", "-u", "none", "-T", "none", "-U", "none"]    # no info line about 'auto'
+    r = topology.pypasta_run(["--config-net", *none, "--netns", f"{topology.id}-nonexistent"])
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [
         f"pypasta: Couldn't open network namespace /run/netns/{topology.id}-nonexistent: "
