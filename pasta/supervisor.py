@@ -157,7 +157,7 @@ def run(cfg) -> int:
     _raise_nofile()
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     plan = netplan.plan(cfg, netlink.host_snapshot())
-    for note in plan.notes + tuple(default_port_notes(cfg)):
+    for note in plan.notes:
         log.info(note)
     if cfg.spawn:
         return _spawn(cfg, plan)
@@ -179,10 +179,12 @@ def _setup_tap(cfg, plan, netns_fd: int):
 
 
 def _print_summary(cfg, plan, quiet: bool) -> None:
-    if quiet:
-        return
-    for line in plan.summary():
-        log.info(line)
+    """Configuration summary (unless quiet) once set-up succeeded, then the note on 'auto'."""
+    if not quiet:
+        for line in plan.summary():
+            log.info(line)
+    for note in default_port_notes(cfg):
+        log.info(note)
 
 
 def _serve(cfg, engine: Engine, tap: tapdev.Tap) -> int:
