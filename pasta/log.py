@@ -28,6 +28,7 @@ _PREFIX = {ERR: "ERROR:   ", WARN: "WARNING: ", INFO: "info:    ", DEBUG: "     
 _PAGE = 4096
 
 level = INFO
+stderr_level = DEBUG          # spawn mode lowers it to WARN: pasta is quiet on the terminal
 trace_on = False
 to_stderr = True
 _debug_stderr = False
@@ -122,7 +123,7 @@ def log(prio: int, msg: str) -> None:
         _to_file(prio, msg)
     elif _use_syslog:
         _to_syslog(prio, msg)
-    if to_stderr and (_file_fd < 0 or _debug_stderr or prio <= WARN):
+    if to_stderr and prio <= stderr_level and (_file_fd < 0 or _debug_stderr or prio <= WARN):
         line = f"{_elapsed()}: {msg}\n" if _debug_stderr else f"{msg}\n"
         try:
             sys.stderr.write(line)

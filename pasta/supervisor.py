@@ -224,6 +224,8 @@ def _serve(cfg, engine: Engine, tap: tapdev.Tap) -> int:
 # --------------------------------------------------------------------------- spawn mode
 
 def _spawn(cfg, plan) -> int:
+    if not (cfg.debug or cfg.trace):
+        log.stderr_level = log.WARN     # as pasta: info goes to syslog/the log file only
     uid, gid = _ids(cfg)
     pidfile = _open_pidfile(cfg)
     _switch_ids(uid, gid)
