@@ -17,9 +17,11 @@ Grammar (pasta-reference.md 12.1):
     RANGE    := PORT ["-" PORT]                           # decimal digits only, first <= last
 
 States and events (`FwdMode`; exactly one per `PortForward`):
-- `SPEC`: explicit rules (one `PortRule` per non-`~` item, in order; several arguments accumulate).
-- `NONE`: forward nothing.
-- `AUTO`: forward whatever is bound on the other side, found by scanning at run time; no rules.
+- `FwdMode.SPEC`: explicit rules (one `PortRule` per non-`~` item, in order; several arguments
+  accumulate).
+- `FwdMode.NONE`: forward nothing.
+- `FwdMode.AUTO`: forward whatever is bound on the other side, found by scanning at run time; no
+  rules.
 `NONE` or `AUTO` after any earlier argument for the same option is a conflict; a list after `NONE` or
 `AUTO` is a conflict too (pasta's `mode_conflict` and "Specific ports ..." errors).
 

