@@ -27,7 +27,6 @@ from pasta import netplan as P
 from pasta.errors import SetupError
 
 IFF_UP = 0x1
-IFF_NOARP = 0x80
 IN6_ADDR_GEN_MODE_NONE = 1
 IFA_F_NODAD = 0x02
 _IGNORED_ROUTE_ERRORS = (errno.EEXIST, errno.ENETUNREACH, errno.EHOSTUNREACH)
@@ -118,8 +117,7 @@ def _add_routes(ipr: IPRoute, routes: list[dict], fam: str) -> None:
         if not pending:
             return
     # Like pasta: unreachable leftovers (e.g. a gateway outside every prefix) are not fatal.
-    fatal = [kw for kw in pending]
-    if last is not None and last.code not in _IGNORED_ROUTE_ERRORS and fatal:
+    if last is not None and last.code not in _IGNORED_ROUTE_ERRORS:
         raise SetupError(f"Couldn't set {fam} route(s) in namespace: {_strerr(last)}")
 
 

@@ -141,57 +141,46 @@ def join_userns(path: str) -> None:
         os.close(fd)
 
 
-class _Result:
-    __slots__ = ("value", "exc")
+def _in_thread(name: str, fn, *args, **kwargs):
+    """Run fn in a fresh thread and return its result or re-raise its exception here.
 
-    def __init__(self):
-        self.value = None
-        self.exc: BaseException | None = None
+    The thread ends before this returns, so the process is single-threaded again afterwards
+    (relevant before fork() and before joining a user namespace).
+    """
+    res: dict = {}
+
+    def body():
+        try:
+            res["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+            res["exc"] = e
+
+    t = threading.Thread(target=body, name=name, daemon=True)
+    t.start()
+    t.join()
+    if "exc" in res:
+        raise res["exc"]
+    return res.get("value")
 
 
 def ns_call(netns_fd: int, fn, *args, **kwargs):
     """Run fn(*args, **kwargs) in a fresh thread inside the netns `netns_fd`; return its result.
 
-    Exceptions raised by fn propagate to the caller. The thread ends before this returns, so the
-    process is single-threaded again afterwards (relevant before fork()).
+    Exceptions raised by fn propagate to the caller; failing to enter the netns is a SetupError.
     """
-    res = _Result()
-
     def body():
         try:
             setns(netns_fd, CLONE_NEWNET)
         except OSError as e:
-            res.exc = SetupError(f"Couldn't switch to pasta namespaces: {e.strerror}")
-            return
-        try:
-            res.value = fn(*args, **kwargs)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
-            res.exc = e
+            raise SetupError(f"Couldn't switch to pasta namespaces: {e.strerror}") from None
+        return fn(*args, **kwargs)
 
-    t = threading.Thread(target=body, name="ns_call", daemon=True)
-    t.start()
-    t.join()
-    if res.exc is not None:
-        raise res.exc
-    return res.value
+    return _in_thread("ns_call", body)
 
 
 def setns_check(netns_fd: int) -> None:
     """Enter the netns from a throw-away thread, raising the OSError if that fails."""
-    def body():
-        setns(netns_fd, CLONE_NEWNET)
-    res = _Result()
-
-    def run():
-        try:
-            body()
-        except OSError as e:
-            res.exc = e
-    t = threading.Thread(target=run, name="setns_check", daemon=True)
-    t.start()
-    t.join()
-    if res.exc is not None:
-        raise res.exc
+    _in_thread("setns_check", setns, netns_fd, CLONE_NEWNET)
 
 
 def same_ns(fd: int, path: str) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import struct
 
 from pasta import netns
 
@@ -24,6 +25,7 @@ IN_DELETE_SELF = 0x400
 IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
 POLL_S = 0.2
+_EVENT = struct.Struct("iIII")
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
@@ -71,12 +73,10 @@ class NsWatch:
         except BlockingIOError:
             return
         off = 0
-        while off + 16 <= len(data):
-            wd, mask, cookie, ln = int.from_bytes(data[off:off + 4], "little"), \
-                int.from_bytes(data[off + 4:off + 8], "little"), 0, \
-                int.from_bytes(data[off + 12:off + 16], "little")
-            name = data[off + 16:off + 16 + ln].rstrip(b"\0")
-            off += 16 + ln
+        while off + _EVENT.size <= len(data):       # struct inotify_event, then the name
+            _wd, _mask, _cookie, ln = _EVENT.unpack_from(data, off)
+            name = data[off + _EVENT.size:off + _EVENT.size + ln].rstrip(b"\0")
+            off += _EVENT.size + ln
             if name == self.base:
                 self._gone("namespace file deleted")
                 return

@@ -28,6 +28,7 @@ import os
 import struct
 
 from pasta.errors import SetupError
+from pasta.wire.l2 import VNET_HDR_LEN
 
 TUNSETIFF = 0x400454CA
 TUNGETIFF = 0x800454D2
@@ -40,7 +41,6 @@ TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02
 TUN_F_TSO6 = 0x04
 
-VNET_HDR_LEN = 12          # struct virtio_net_hdr_v1 (with num_buffers)
 FRAME_MAX = 65535 + VNET_HDR_LEN
 _IFREQ = struct.Struct("16sH22x")
 
