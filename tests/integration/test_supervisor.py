@@ -161,68 +161,57 @@ def test_spawn_local_mode_without_routes(netns):
 
 # ----------------------------------------------------------------------------- attach modes
 
-def _make_target_netns(topology) -> str:
-    """A named netns, made from this (the initial) mount namespace so its bind mount is visible
-    everywhere; `ip netns exec`'s own mount namespace would keep it private."""
+@pytest.fixture
+def target_netns(topology):
+    """A named netns (its path), made from this (the initial) mount namespace so its bind mount is
+    visible everywhere (`ip netns exec`'s own mount namespace would keep it private); deleted after
+    the test unless the test deleted it."""
     name = f"{topology.id}-tgt"
     run(["ip", "netns", "add", name])
-    return f"/run/netns/{name}"
+    yield f"/run/netns/{name}"
+    run(["ip", "netns", "del", name], check=False)
 
 
-def test_attach_netns_daemonizes_when_ready_and_exits_on_delete(topology):
-    path = _make_target_netns(topology)
+def test_attach_netns_daemonizes_when_ready_and_exits_on_delete(topology, target_netns):
+    path = target_netns
     pidf = os.path.join(topology.workdir, "pasta.pid")
-    try:
-        r = topology.pypasta_run(["--config-net", "--netns", path, "--pid", pidf], timeout=20)
-        assert r.returncode == 0, r.stderr
-        # Ready when the foreground process returned: no waiting here.
-        pid = int(open(pidf).read())
-        assert alive(pid)
-        j = json.loads(topology.host(["ip", "-n", os.path.basename(path), "-j", "addr"]).stdout)
-        link, addrs = _addrs(j, "eth0")
-        assert (topology.host_ip4, 24) in addrs and link["mtu"] == 65520
-        # the daemon left the caller's pipes (pypasta_run returned at EOF) and its session
-        assert os.getsid(pid) == pid
-        t0 = time.monotonic()
-        run(["ip", "netns", "del", os.path.basename(path)])
-        wait_until(lambda: _gone(pid), 1.0, "daemon exit within 1 s of netns deletion")
-        assert time.monotonic() - t0 < 1.0
-    finally:
-        run(["ip", "netns", "del", os.path.basename(path)], check=False)
+    r = topology.pypasta_run(["--config-net", "--netns", path, "--pid", pidf], timeout=20)
+    assert r.returncode == 0, r.stderr
+    # Ready when the foreground process returned: no waiting here.
+    pid = int(open(pidf).read())
+    assert alive(pid)
+    j = json.loads(topology.host(["ip", "-n", os.path.basename(path), "-j", "addr"]).stdout)
+    link, addrs = _addrs(j, "eth0")
+    assert (topology.host_ip4, 24) in addrs and link["mtu"] == 65520
+    # the daemon left the caller's pipes (pypasta_run returned at EOF) and its session
+    assert os.getsid(pid) == pid
+    t0 = time.monotonic()
+    run(["ip", "netns", "del", os.path.basename(path)])
+    wait_until(lambda: _gone(pid), 1.0, "daemon exit within 1 s of netns deletion")
+    assert time.monotonic() - t0 < 1.0
 
 
-def test_attach_netns_foreground_sigterm_exits_0(topology):
-    path = _make_target_netns(topology)
+def test_attach_netns_foreground_sigterm_exits_0(topology, target_netns):
+    path = target_netns
     pidf = os.path.join(topology.workdir, "fg.pid")
-    try:
-        p = topology.pypasta(["-f", "--config-net", "--netns", path, "-P", pidf])
-        wait_until(lambda: os.path.exists(pidf) and os.path.getsize(pidf) > 0, 10, "pid file")
-        assert int(open(pidf).read()) == _inner_pid(p)
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(timeout=5) == 0
-    finally:
-        run(["ip", "netns", "del", os.path.basename(path)], check=False)
+    p = topology.pypasta(["-f", "--config-net", "--netns", path, "-P", pidf])
+    wait_until(lambda: os.path.exists(pidf) and os.path.getsize(pidf) > 0, 10, "pid file")
+    assert int(open(pidf).read()) == p.pid   # `ip netns exec` execs: the Popen pid is pypasta's own
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=5) == 0
 
 
-def _inner_pid(p) -> int:
-    """`ip netns exec` execs, so the Popen pid is pypasta's own (root runs)."""
-    return p.pid
-
-
-def test_attach_daemon_sigterm_exits(topology):
-    path = _make_target_netns(topology)
+def test_attach_daemon_sigterm_exits(topology, target_netns):
+    path = target_netns
     pidf = os.path.join(topology.workdir, "d.pid")
-    try:
-        r = topology.pypasta_run(["--config-net", "--netns", path, "--pid", pidf], timeout=20)
-        assert r.returncode == 0, r.stderr
-        pid = int(open(pidf).read())
-        os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: _gone(pid), 1.0, "daemon exit on SIGTERM")
-        # tap gone with it: the namespace has only lo left
-        j = json.loads(topology.host(["ip", "-n", os.path.basename(path), "-j", "link"]).stdout)
-        assert [l["ifname"] for l in j] == ["lo"]
-    finally:
-        run(["ip", "netns", "del", os.path.basename(path)], check=False)
+    r = topology.pypasta_run(["--config-net", "--netns", path, "--pid", pidf], timeout=20)
+    assert r.returncode == 0, r.stderr
+    pid = int(open(pidf).read())
+    os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: _gone(pid), 1.0, "daemon exit on SIGTERM")
+    # tap gone with it: the namespace has only lo left
+    j = json.loads(topology.host(["ip", "-n", os.path.basename(path), "-j", "link"]).stdout)
+    assert [l["ifname"] for l in j] == ["lo"]
 
 
 @pytest.mark.parametrize("form", ["pid", "paths"])
@@ -297,9 +286,9 @@ def test_option_of_later_issue_is_refused_clearly(topology):
         r.stderr.strip().splitlines()[0]] and "not supported yet: --dns-forward" in r.stderr
 
 
-def test_attach_with_preopened_tap_fd(topology):
+def test_attach_with_preopened_tap_fd(topology, target_netns):
     """-F: the caller opens the tap inside the target netns and hands pypasta the fd."""
-    path = _make_target_netns(topology)
+    path = target_netns
     name = os.path.basename(path)
     opener = (
         "import fcntl, os, struct, sys\n"
@@ -309,22 +298,19 @@ def test_attach_with_preopened_tap_fd(topology):
         "argv = ['ip', 'netns', 'exec', sys.argv[1], *sys.argv[2:], '-F', str(fd)]\n"
         "os.execvp(argv[0], argv)\n")
     pidf = os.path.join(topology.workdir, "F.pid")
-    try:
-        r = run(["ip", "netns", "exec", name, sys.executable, "-c", opener, topology.host_ns,
-                 *Topology.pypasta_argv(["--config-net", "--netns", path, "-P", pidf])],
-                env=env.root_env(), check=False, timeout=20)
-        assert r.returncode == 0, r.stderr
-        pid = int(open(pidf).read())
-        j = json.loads(run(["ip", "-n", name, "-j", "addr"]).stdout)
-        link, addrs = _addrs(j, "given0")
-        assert (topology.host_ip4, 24) in addrs and link["mtu"] == 65520
-        os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: _gone(pid), 1.0, "daemon exit on SIGTERM")
-        # the tap was never persistent: it went away with the last fd
-        j = json.loads(run(["ip", "-n", name, "-j", "link"]).stdout)
-        assert [l["ifname"] for l in j] == ["lo"]
-    finally:
-        run(["ip", "netns", "del", name], check=False)
+    r = run(["ip", "netns", "exec", name, sys.executable, "-c", opener, topology.host_ns,
+             *Topology.pypasta_argv(["--config-net", "--netns", path, "-P", pidf])],
+            env=env.root_env(), check=False, timeout=20)
+    assert r.returncode == 0, r.stderr
+    pid = int(open(pidf).read())
+    j = json.loads(run(["ip", "-n", name, "-j", "addr"]).stdout)
+    link, addrs = _addrs(j, "given0")
+    assert (topology.host_ip4, 24) in addrs and link["mtu"] == 65520
+    os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: _gone(pid), 1.0, "daemon exit on SIGTERM")
+    # the tap was never persistent: it went away with the last fd
+    j = json.loads(run(["ip", "-n", name, "-j", "link"]).stdout)
+    assert [l["ifname"] for l in j] == ["lo"]
 
 
 def test_spawn_runas_drops_to_that_user_first(topology):
