@@ -7,49 +7,66 @@ Theory of operation: the tap dispatcher checks the IPv4 and UDP headers (destina
 length matching) and passes the UDP payload to `reply(ctx, udp_payload)`. The result is
 `(payload, dst_ip)`: the dispatcher sends it from `ctx.v4.gw`:67 to `dst_ip`:68, Ethernet
 destination the guest MAC (the request's source). `dst_ip` is 255.255.255.255 when the client set
-the broadcast flag, else the assigned address. There is no lease table: every client gets
-`ctx.v4.addr`, whatever it asked for.
+the broadcast flag, else the assigned address; for the answer to an INFORM it is the client's
+ciaddr (RFC 2131 4.3.5). There is no lease table: every client gets `ctx.v4.addr`, whatever it
+asked for. This module does not log (`pasta.log` does I/O, see test_layering); the dispatcher logs
+pasta's info line for each answer: "DHCP: offer to discover", "DHCP: ack to discover (Rapid
+Commit)", "DHCP: ack to request" / "BOOTP: ack to request", "DHCP: ack to inform".
 
 States and events (one message type per request; `DhcpMsg`):
 - `DhcpMsg.DISCOVER` -> `DhcpMsg.OFFER`; with the client's `DhcpOpt.RAPID_COMMIT` option ->
   `DhcpMsg.ACK` carrying an empty `DhcpOpt.RAPID_COMMIT` (RFC 4039).
 - `DhcpMsg.REQUEST`, or no usable `DhcpOpt.MSG_TYPE` at all (plain BOOTP) -> `DhcpMsg.ACK`,
   always for the one assigned address (never `DhcpMsg.NAK`).
-- `DhcpMsg.DECLINE`, `DhcpMsg.RELEASE`, `DhcpMsg.INFORM`, a BOOTREPLY op, and every other
-  type -> None (ignored).
+- `DhcpMsg.INFORM` (RFC 2131 3.4, 4.3.5: the client already has an address and only wants the
+  other parameters) -> `DhcpMsg.ACK` with yiaddr 0.0.0.0 and without `DhcpOpt.LEASE_TIME`, sent
+  unicast to the request's ciaddr (whatever address that is); an INFORM with ciaddr 0.0.0.0 is
+  `Malformed`. A `DhcpOpt.RAPID_COMMIT` in it is ignored.
+- `DhcpMsg.DECLINE` and `DhcpMsg.RELEASE` -> None: with no lease table there is nothing to mark
+  unusable or to free, and the next request gets the same address anyway.
+- A BOOTREPLY op and every other type (`DhcpMsg.OFFER`, `DhcpMsg.ACK`, `DhcpMsg.NAK`, unknown)
+  -> None (ignored).
 
 Options sent (`DhcpOpt`): `DhcpOpt.SUBNET_MASK`, `DhcpOpt.ROUTER` (the gateway),
-`DhcpOpt.LEASE_TIME` 0xffffffff (infinite), `DhcpOpt.MSG_TYPE`, `DhcpOpt.SERVER_ID` (our address =
-the gateway), `DhcpOpt.MTU` unless `-m 0`, `DhcpOpt.DNS` only with `--dhcp-dns` and IPv4
-nameservers, `DhcpOpt.DOMAIN_SEARCH` (RFC 3397, RFC 1035 4.1.4 compressed) only with
-`--dhcp-search` and a search list, and `DhcpOpt.CLASSLESS_ROUTE` (RFC 3442: gateway/32 on-link
-plus default via the gateway) only when the gateway is outside the assigned subnet.
+`DhcpOpt.LEASE_TIME` 0xffffffff (infinite; left out of the answer to an INFORM),
+`DhcpOpt.MSG_TYPE`, `DhcpOpt.SERVER_ID` (our address = the gateway), `DhcpOpt.MTU` unless
+`-m 0`, `DhcpOpt.DNS` only with `--dhcp-dns` and IPv4 nameservers, `DhcpOpt.DOMAIN_SEARCH`
+(RFC 3397, RFC 1035 4.1.4 compressed) only with `--dhcp-search` and a search list, and
+`DhcpOpt.CLASSLESS_ROUTE` (RFC 3442: gateway/32 on-link plus default via the gateway) only when
+the gateway is outside the assigned subnet.
 Order: `DhcpOpt.MSG_TYPE` first unless the client's `DhcpOpt.PARAM_REQ_LIST` names it (some
 clients, e.g. wattcp, want it first); then the options in the order of that list; then the rest
 by number; then `DhcpOpt.END`. An option that would overflow the 308-byte options area (RFC 2131:
 576-byte messages) is left out; the area is zero-padded to at least 60 bytes (RFC 951).
 The header echoes htype, hlen, xid, flags, ciaddr, giaddr, chaddr and the magic cookie; op is
-BOOTREPLY, hops and secs are zero, yiaddr is the assigned address, siaddr/sname/file are zero.
+BOOTREPLY, hops and secs are zero, yiaddr is the assigned address (0.0.0.0 for an INFORM),
+siaddr/sname/file are zero.
 
 Request parsing: `DhcpOpt.PAD` is skipped, `DhcpOpt.END` stops a field; `DhcpOpt.OVERLOAD`
 (RFC 2131 4.1) continues the options in `file` and then `sname`; repeated options are
 concatenated (RFC 3396). Read are only the message type, the parameter request list and rapid
 commit; `DhcpOpt.REQUESTED_ADDR`, client id, hostname and maximum size are accepted and ignored.
 
-Invariants: the reply's yiaddr is always `ctx.v4.addr`; the options area is 60..308 bytes and ends
-with `DhcpOpt.END` followed only by zero padding.
+Invariants: the reply's yiaddr is `ctx.v4.addr`, except for an INFORM, whose ACK has yiaddr
+0.0.0.0, no `DhcpOpt.LEASE_TIME` and goes to the (non-zero) ciaddr; no address other than
+`ctx.v4.addr` is ever handed out; the options area is 60..308 bytes and ends with `DhcpOpt.END`
+followed only by zero padding.
 
-Limits and not handled: no relay agents (giaddr is echoed, nothing is sent to it), no INFORM, no
-client's maximum message size (the reply never exceeds 576 bytes anyway), no hostname/FQDN options
-(newer pasta `-H/--fqdn`).
+Limits and not handled: no relay agents (giaddr is echoed, nothing is sent to it, also for an
+INFORM), no lease table (so DECLINE and RELEASE change nothing), no client's maximum message
+size (the reply never exceeds 576 bytes anyway), no hostname/FQDN options (newer pasta
+`-H/--fqdn`).
 
 Errors (`Malformed`, counted by the dispatcher): fewer than 240 bytes (header and magic cookie), a
 magic cookie other than 99.130.83.99, an option running past the end of its field, an invalid
-overload value.
+overload value, an INFORM with ciaddr 0.0.0.0 (RFC 2131 4.4.1 table 5: the client must fill it
+in).
 
 Kernel assumptions: none.
 
 Differences from passt (dhcp.c dhcp()):
+- pasta ignores DHCPINFORM; here it gets the ACK of RFC 2131 4.3.5 (deliberate, issue 3), so
+  a client with an address configured by other means can still learn DNS, search list and MTU.
 - pasta reads options without treating PAD/END specially and with last-copy-wins; here PAD/END and
   RFC 3396 concatenation are honoured, and overloaded `file`/`sname` fields are read.
 - pasta puts option 53 first only when the client sent a parameter request list without 53; here
@@ -193,18 +210,19 @@ def _wire_label(wire: bytes, index: int) -> bytes:
     return wire[i + 1:i + 1 + wire[i]]
 
 
-def _server_options(ctx: LinkCtx, msg_type: int, rapid: bool) -> dict:
-    """Option code -> data pasta would send for this request."""
+def _server_options(ctx: LinkCtx, msg_type: int, rapid: bool, lease: bool = True) -> dict:
+    """Option code -> data pasta would send for this request (lease=False: no lease time)."""
     v4 = ctx.v4
     prefix = v4.prefix_len
     mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF if prefix else 0
     opts = {
         DhcpOpt.SUBNET_MASK: _U32.pack(mask),
         DhcpOpt.ROUTER: v4.gw,
-        DhcpOpt.LEASE_TIME: _U32.pack(LEASE_INFINITE),
         DhcpOpt.MSG_TYPE: bytes((msg_type,)),
         DhcpOpt.SERVER_ID: v4.gw,
     }
+    if lease:
+        opts[DhcpOpt.LEASE_TIME] = _U32.pack(LEASE_INFINITE)
     if rapid:
         opts[DhcpOpt.RAPID_COMMIT] = b""
     if ctx.mtu:
@@ -260,6 +278,7 @@ def reply(ctx: LinkCtx, udp_payload: bytes) -> Optional[tuple[bytes, bytes]]:
 
     mtype = opts.get(DhcpOpt.MSG_TYPE)
     rapid = False
+    inform = False
     if mtype and mtype[0] == DhcpMsg.DISCOVER:
         if DhcpOpt.RAPID_COMMIT in opts:
             out_type, rapid = DhcpMsg.ACK, True
@@ -267,11 +286,24 @@ def reply(ctx: LinkCtx, udp_payload: bytes) -> Optional[tuple[bytes, bytes]]:
             out_type = DhcpMsg.OFFER
     elif not mtype or mtype[0] == DhcpMsg.REQUEST:
         out_type = DhcpMsg.ACK            # DHCPREQUEST, or BOOTP without a message type
+    elif mtype[0] == DhcpMsg.INFORM:
+        # RFC 2131 4.4.1 table 5: an INFORM carries ciaddr; 4.3.5: the ACK goes there
+        if ciaddr == ZERO4:
+            raise Malformed("dhcp: inform without ciaddr")
+        out_type, inform = DhcpMsg.ACK, True
+    elif mtype[0] in (DhcpMsg.DECLINE, DhcpMsg.RELEASE):
+        return None                       # no lease table: nothing to mark or free
     else:
         return None
 
-    hdr = BOOTP_HDR.pack(BOOTREPLY, htype, hlen, 0, xid, 0, flags, ciaddr, ctx.v4.addr, ZERO4,
+    # RFC 2131 4.3.5: no yiaddr and no lease time in the answer to an INFORM
+    yiaddr = ZERO4 if inform else ctx.v4.addr
+    hdr = BOOTP_HDR.pack(BOOTREPLY, htype, hlen, 0, xid, 0, flags, ciaddr, yiaddr, ZERO4,
                          giaddr, chaddr, bytes(LEN_SNAME), bytes(LEN_FILE), MAGIC_COOKIE)
-    body = _fill(_server_options(ctx, out_type, rapid), opts.get(DhcpOpt.PARAM_REQ_LIST))
-    dst = BROADCAST4 if flags & FLAG_BROADCAST else ctx.v4.addr
+    body = _fill(_server_options(ctx, out_type, rapid, lease=not inform),
+                 opts.get(DhcpOpt.PARAM_REQ_LIST))
+    if inform:
+        dst = bytes(ciaddr)
+    else:
+        dst = BROADCAST4 if flags & FLAG_BROADCAST else ctx.v4.addr
     return hdr + body, dst

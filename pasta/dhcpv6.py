@@ -11,8 +11,10 @@ address, as pasta's `addr_ll_seen`. After a reply pasta also sets `addr_seen` to
 address; that bookkeeping belongs to the caller. There is no lease table.
 
 States and events (`Dhcp6Msg`, one per message; the server identifier is our DUID-LLT):
-- `Dhcp6Msg.SOLICIT` without a server id -> `Dhcp6Msg.ADVERTISE` (a `Dhcp6Opt.RAPID_COMMIT`
-  request is not honoured: pasta has no rapid commit).
+- `Dhcp6Msg.SOLICIT` without a server id -> `Dhcp6Msg.ADVERTISE`; with a `Dhcp6Opt.RAPID_COMMIT`
+  option (any length, its data is ignored) -> `Dhcp6Msg.REPLY` with the same options plus an
+  empty `Dhcp6Opt.RAPID_COMMIT` (RFC 8415 18.2.1, 18.3.1, 21.14): with no lease table the
+  assignment is already committed. `Dhcp6Opt.RAPID_COMMIT` in any other message is ignored.
 - `Dhcp6Msg.REQUEST` and `Dhcp6Msg.RENEW` with our server id, `Dhcp6Msg.CONFIRM` without any
   -> `Dhcp6Msg.REPLY`; if an address inside a `Dhcp6Opt.IA_NA` or `Dhcp6Opt.IA_TA` is not the
   assigned one, the `Dhcp6Msg.REPLY` instead carries that IA with only a `Dhcp6Opt.STATUS_CODE`
@@ -26,11 +28,14 @@ States and events (`Dhcp6Msg`, one per message; the server identifier is our DUI
 Reply options, in this order: `Dhcp6Opt.SERVERID` (DUID-LLT: hardware type Ethernet, time =
 `ctx.duid_time`, our MAC); `Dhcp6Opt.IA_NA` (IAID of the client's first IA_NA, else 1; T1 = T2 =
 0xffffffff) holding one `Dhcp6Opt.IAADDR` (assigned address, preferred = valid = 0xffffffff);
-`Dhcp6Opt.CLIENTID` echoed; `Dhcp6Opt.DNS_SERVERS` with `--dhcp-dns` and IPv6 nameservers;
+`Dhcp6Opt.CLIENTID` echoed; `Dhcp6Opt.RAPID_COMMIT` (empty) only in the rapid-commit
+`Dhcp6Msg.REPLY` to a SOLICIT; `Dhcp6Opt.DNS_SERVERS` with `--dhcp-dns` and IPv6 nameservers;
 `Dhcp6Opt.DOMAIN_LIST` (uncompressed names, root-only entries skipped) with `--dhcp-search`.
 
 Invariants: the destination is always the request's source; every reply starts with our server id
-and carries the client id unchanged; addresses offered are only `ctx.v6.addr`.
+and carries the client id unchanged; addresses offered are only `ctx.v6.addr`; a
+`Dhcp6Opt.RAPID_COMMIT` is sent only in a `Dhcp6Msg.REPLY` to a SOLICIT that carried one, and
+such a REPLY always holds the IA_NA with the assigned address.
 
 Limits and not handled: no relay messages, no IA_PD, no reconfigure, no authentication, no
 client FQDN option (newer pasta `--fqdn`), no size check against the 1280-byte minimum MTU.
@@ -41,7 +46,12 @@ than 4 bytes, an IA address option shorter than 24 bytes.
 
 Kernel assumptions: none.
 
+This module does not log (`pasta.log` does I/O, see test_layering); the dispatcher does.
+
 Differences from passt (dhcpv6.c dhcpv6()):
+- pasta has no Rapid Commit and answers every SOLICIT with an ADVERTISE; here a SOLICIT with
+  `Dhcp6Opt.RAPID_COMMIT` gets the committed REPLY at once (deliberate, issue 3), saving the
+  client a REQUEST/REPLY round trip.
 - pasta stops looking for options at a truncated one and carries on; here that is `Malformed`.
 - pasta's INFORMATION-REQUEST reply also contains the IA_NA left over from the previous reply (its
   reply buffer is static); here it has none (RFC 8415 18.3.6).
@@ -175,6 +185,7 @@ def reply(ctx: LinkCtx, udp_payload: bytes, src_ip: bytes,
     opts = parse_options(udp_payload, MSG_HDR.size, len(udp_payload))
 
     client_id = server_id = ia_na = None
+    rapid = False
     ias = []
     for code, s, e in opts:
         if code == Dhcp6Opt.CLIENTID and client_id is None:
@@ -187,6 +198,8 @@ def reply(ctx: LinkCtx, udp_payload: bytes, src_ip: bytes,
             ias.append((code, s, e, _ia_addresses(udp_payload, code, s, e)))
             if code == Dhcp6Opt.IA_NA and ia_na is None:
                 ia_na = (s, e)
+        elif code == Dhcp6Opt.RAPID_COMMIT:
+            rapid = True
     if client_id is None:
         return None
     ours = server_duid(ctx)
@@ -216,7 +229,8 @@ def reply(ctx: LinkCtx, udp_payload: bytes, src_ip: bytes,
     elif mtype == Dhcp6Msg.SOLICIT:
         if server_id is not None:
             return None
-        out_type = Dhcp6Msg.ADVERTISE
+        # RFC 8415 18.3.1: with Rapid Commit the server commits at once and sends a REPLY
+        out_type = Dhcp6Msg.REPLY if rapid else Dhcp6Msg.ADVERTISE
     else:
         return None
 
@@ -228,6 +242,8 @@ def reply(ctx: LinkCtx, udp_payload: bytes, src_ip: bytes,
         parts.append(_opt(Dhcp6Opt.IA_NA, IA_NA_BODY.pack(iaid, LIFETIME_INFINITE,
                                                           LIFETIME_INFINITE) + iaaddr))
     parts.append(client_id)
+    if mtype == Dhcp6Msg.SOLICIT and rapid:
+        parts.append(_opt(Dhcp6Opt.RAPID_COMMIT, b""))     # RFC 8415 21.14: empty
     parts.append(_dns_options(ctx))
     return b"".join(parts), bytes(src_ip)
 

@@ -176,9 +176,126 @@ def test_dhcp_request_for_other_address_still_acks_assigned_one():
     assert opts["message-type"] == (5,) and pkt.yiaddr == NS_ADDR
 
 
-@pytest.mark.parametrize("kind", ["inform", "release", "decline", "offer", "ack", "nak"])
+@pytest.mark.parametrize("kind", ["release", "decline", "offer", "ack", "nak"])
 def test_dhcp_other_message_types_ignored(kind):
     assert dhcp.reply(CTX, bootp([("message-type", kind), ("server_id", GW), "end"])) is None
+
+
+def dhclient_release(kind) -> bytes:
+    """RELEASE / DECLINE as dhclient sends them: ciaddr (RELEASE) or requested address
+    (DECLINE), server id, client id."""
+    opts = [("message-type", kind), ("server_id", GW), ("client_id", b"\x01" + NS_MAC)]
+    if kind == "decline":
+        return bootp(opts + [("requested_addr", NS_ADDR), "end"])
+    return bootp(opts + ["end"], ciaddr=NS_ADDR)
+
+
+@pytest.mark.parametrize("kind", ["release", "decline"])
+def test_dhcp_release_and_decline_ignored_without_lease_table(kind):
+    assert dhcp.reply(CTX, dhclient_release(kind)) is None
+    # and nothing changed: the next request still gets the one assigned address
+    pkt, opts, _, _ = answer(CTX, udhcpc("request"))
+    assert opts["message-type"] == (5,) and pkt.yiaddr == NS_ADDR
+
+
+# ---------------------------------------------------------------- INFORM (RFC 2131 4.3.5)
+
+
+def inform(ciaddr=NS_ADDR, prl=DHCLIENT_PRL, extra=(), **kw) -> bytes:
+    """DHCPINFORM as dhcpcd --inform sends it: ciaddr set, client id, PRL, no requested address."""
+    opts = [("message-type", "inform"), ("client_id", b"\x01" + NS_MAC), *extra]
+    if prl is not None:
+        opts.append(("param_req_list", prl))
+    return bootp(opts + ["end"], ciaddr=ciaddr, **kw)
+
+
+def assert_inform_ack(pkt, opts, dst, ciaddr=NS_ADDR):
+    assert pkt.op == 2 and pkt.htype == 1 and pkt.hlen == 6 and pkt.hops == 0
+    assert pkt.xid == XID and pkt.secs == 0
+    assert pkt.ciaddr == ciaddr and pkt.yiaddr == "0.0.0.0" and pkt.siaddr == "0.0.0.0"
+    assert pkt.chaddr[:6] == NS_MAC
+    assert pkt.sname == bytes(64) and pkt.file == bytes(128)
+    assert opts["message-type"] == (5,)
+    assert opts["subnet_mask"] == ("255.255.255.0",)
+    assert opts["router"] == (GW,)
+    assert opts["server_id"] == (GW,)
+    assert opts["interface-mtu"] == (65520,)
+    assert "lease_time" not in opts and "rapid_commit" not in opts
+    assert dst == IP4(ciaddr).packed
+
+
+def test_dhcp_inform_gets_ack_to_ciaddr_without_lease():
+    pkt, opts, dst, data = answer(CTX, inform())
+    assert_inform_ack(pkt, opts, dst)
+    # 53 is not requested, so first; then PRL order (1, 3, 26); then 54; never 51
+    assert [c for c, _ in raw_options(data)] == [53, 1, 3, 26, 54]
+
+
+def test_dhcp_inform_without_request_list_sorted_by_number():
+    pkt, opts, dst, data = answer(CTX, inform(prl=None))
+    assert_inform_ack(pkt, opts, dst)
+    assert [c for c, _ in raw_options(data)] == [53, 1, 3, 26, 54]
+
+
+def test_dhcp_inform_message_type_in_request_list_keeps_its_place():
+    data = dhcp.reply(CTX, inform(prl=[3, 53, 1]))[0]
+    assert [c for c, _ in raw_options(data)] == [3, 53, 1, 26, 54]
+
+
+def test_dhcp_inform_dns_and_search_as_for_ack():
+    ctx = make_ctx(dhcp_dns=True, dhcp_search=True)
+    pkt, opts, dst, data = answer(ctx, inform())
+    assert_inform_ack(pkt, opts, dst)
+    assert opts["name_server"] == ("198.51.100.53",)
+    raw = dict(raw_options(data))
+    assert decode_search(raw[119]) == ["example.com", "lab.example.com"]
+    assert [c for c, _ in raw_options(data)] == [53, 1, 3, 6, 119, 26, 54]
+    # the same options, in the same places, as the ACK to a REQUEST, minus the lease time
+    ack = dhcp.reply(ctx, dhclient("request"))[0]
+    assert [o for o in raw_options(ack) if o[0] != 51] == raw_options(data)
+    assert data[:12] == ack[:12] and data[16:20] == bytes(4) and ack[16:20] == IP4(NS_ADDR).packed
+
+
+def test_dhcp_inform_no_dns_or_search_without_the_switches():
+    _, opts, _, data = answer(make_ctx(), inform())
+    assert "name_server" not in opts and 119 not in dict(raw_options(data))
+
+
+def test_dhcp_inform_mtu_zero_leaves_mtu_out():
+    _, opts, _, _ = answer(make_ctx(mtu=0), inform())
+    assert "interface-mtu" not in opts and "lease_time" not in opts
+
+
+def test_dhcp_inform_from_other_address_answered_there_broadcast_flag_echoed():
+    # the client's address came from elsewhere: unicast to it, even with the broadcast flag
+    pkt, opts, dst, _ = answer(CTX, inform(ciaddr="192.0.2.77", flags=0x8000))
+    assert_inform_ack(pkt, opts, dst, ciaddr="192.0.2.77")
+    assert pkt.flags == 0x8000 and dst != b"\xff\xff\xff\xff"
+
+
+def test_dhcp_inform_ignores_requested_address_and_rapid_commit():
+    extra = [("requested_addr", "192.0.2.200"), ("rapid_commit", b"")]
+    pkt, opts, dst, data = answer(CTX, inform(extra=extra))
+    assert_inform_ack(pkt, opts, dst)
+    assert 80 not in dict(raw_options(data)) and 51 not in dict(raw_options(data))
+
+
+def test_dhcp_inform_gateway_outside_subnet_keeps_classless_routes():
+    ctx = make_ctx(plan_kw={"prefix": 32})
+    _, opts, _, _ = answer(ctx, inform())
+    assert opts["classless_static_routes"] == (["192.0.2.1/32:0.0.0.0", "0.0.0.0/0:192.0.2.1"],)
+    assert "lease_time" not in opts
+
+
+def test_dhcp_inform_without_ciaddr_is_malformed():
+    with pytest.raises(Malformed):
+        dhcp.reply(CTX, inform(ciaddr="0.0.0.0"))
+    with pytest.raises(Malformed):
+        dhcp.reply(CTX, bootp([("message-type", "inform"), ("server_id", GW), "end"]))
+
+
+def test_dhcp_inform_disabled_ignored():
+    assert dhcp.reply(make_ctx(no_dhcp=True), inform()) is None
 
 
 def test_dhcp_bootreply_op_ignored():
@@ -283,10 +400,15 @@ def test_dhcp_malformed_raises(payload):
 
 
 HEADER = bytes([1, 1, 6, 0]) + bytes(232) + b"\x63\x82\x53\x63"
+CIADDR = IP4("198.51.100.9").packed
+# with a ciaddr and a message type in front, so that INFORM (8) and the others are reached too
+HEADER_CI = bytes([1, 1, 6, 0]) + bytes(8) + CIADDR + bytes(220) + b"\x63\x82\x53\x63"
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.one_of(st.binary(max_size=300), st.binary(max_size=80).map(lambda b: HEADER + b)))
+@given(st.one_of(st.binary(max_size=300), st.binary(max_size=80).map(lambda b: HEADER + b),
+                 st.tuples(st.integers(0, 9), st.booleans(), st.binary(max_size=60))
+                 .map(lambda t: HEADER_CI + bytes([53, 1, t[0]]) + b"\xff" * t[1] + t[2])))
 def test_dhcp_any_bytes_reply_or_malformed(data):
     try:
         out = dhcp.reply(CTX, data)
@@ -294,9 +416,15 @@ def test_dhcp_any_bytes_reply_or_malformed(data):
         return
     if out is not None:
         payload, dst = out
-        assert dst in (b"\xff" * 4, IP4(NS_ADDR).packed)
         assert 300 <= len(payload) <= 240 + 308
-        assert BOOTP(payload).yiaddr == NS_ADDR
+        pkt = BOOTP(payload)
+        opts = {o[0]: o[1:] for o in pkt[DHCP].options if isinstance(o, tuple)}
+        if pkt.yiaddr == "0.0.0.0":                     # the ACK to an INFORM
+            assert opts["message-type"] == (5,) and "lease_time" not in opts
+            assert dst == data[12:16] != bytes(4)
+        else:
+            assert pkt.yiaddr == NS_ADDR and opts["lease_time"] == (0xFFFFFFFF,)
+            assert dst in (b"\xff" * 4, IP4(NS_ADDR).packed)
 
 
 

@@ -86,13 +86,20 @@ def answer(ctx, payload, cls):
     return pkt, data
 
 
-def assert_reply(pkt, msgtype, with_ia=True, iaid=IAID):
+def option_only(opt) -> bytes:
+    """The bytes of one dissected option, without the options after it."""
+    opt = opt.copy()
+    opt.remove_payload()
+    return bytes(opt)
+
+
+def assert_reply(pkt, msgtype, with_ia=True, iaid=IAID, rapid=False):
     assert pkt.msgtype == msgtype and pkt.trid == TRID
     sid = pkt[DHCP6OptServerId].duid
     assert isinstance(sid, DUID_LLT)
     assert sid.type == 1 and sid.hwtype == 1 and sid.lladdr == OUR_MAC
     assert sid.getfieldval("timeval") == DUID_TIME
-    assert bytes(pkt[DHCP6OptClientId]) == bytes(CLIENT)
+    assert option_only(pkt[DHCP6OptClientId]) == bytes(CLIENT)
     if with_ia:
         ia = pkt[DHCP6OptIA_NA]
         assert ia.iaid == iaid and ia.T1 == 0xFFFFFFFF and ia.T2 == 0xFFFFFFFF
@@ -103,7 +110,11 @@ def assert_reply(pkt, msgtype, with_ia=True, iaid=IAID):
         assert addr.validlft == 0xFFFFFFFF
     else:
         assert DHCP6OptIA_NA not in pkt
-    assert DHCP6OptRapidCommit not in pkt and DHCP6OptStatusCode not in pkt
+    assert DHCP6OptStatusCode not in pkt
+    if rapid:
+        assert pkt[DHCP6OptRapidCommit].optlen == 0
+    else:
+        assert DHCP6OptRapidCommit not in pkt
 
 
 def option_codes(data: bytes) -> list[int]:
@@ -120,9 +131,58 @@ def test_dhcpv6_solicit_gets_advertise():
     assert option_codes(data) == [2, 3, 1]
 
 
-def test_dhcpv6_solicit_with_rapid_commit_still_advertise_as_pasta():
-    pkt, _ = answer(CTX, solicit(rapid=True), DHCP6_Advertise)
-    assert_reply(pkt, 2)
+def test_dhcpv6_solicit_with_rapid_commit_gets_reply_with_rapid_commit():
+    # systemd-networkd and dhclient -6 --rapid-commit: RFC 8415 18.3.1, a REPLY at once
+    pkt, data = answer(CTX, solicit(rapid=True), DHCP6_Reply)
+    assert_reply(pkt, 7, rapid=True)
+    assert option_codes(data) == [2, 3, 1, 14]
+    assert data[-4:] == b"\x00\x0e\x00\x00"                 # empty (RFC 8415 21.14)
+
+
+def test_dhcpv6_rapid_commit_reply_carries_what_advertise_carries():
+    ctx = make_ctx(dhcp_dns=True, dhcp_search=True)
+    adv, adv_data = answer(ctx, solicit(), DHCP6_Advertise)
+    pkt, data = answer(ctx, solicit(rapid=True), DHCP6_Reply)
+    assert_reply(pkt, 7, rapid=True)
+    assert pkt[DHCP6OptDNSServers].dnsservers == ["2001:db8::53"]
+    assert pkt[DHCP6OptDNSDomains].dnsdomains == ["example.com.", "lab.example.com."]
+    assert option_codes(data) == [2, 3, 1, 14, 23, 24]
+    # the ADVERTISE's bytes, with message type 7 and the rapid commit after the client id
+    cut = adv_data.index(bytes(CLIENT)) + len(bytes(CLIENT))
+    assert data == b"\x07" + adv_data[1:cut] + b"\x00\x0e\x00\x00" + adv_data[cut:]
+
+
+def test_dhcpv6_rapid_commit_without_ia_na_gets_iaid_one():
+    pkt, _ = answer(CTX, solicit(rapid=True, ia=False), DHCP6_Reply)
+    assert_reply(pkt, 7, iaid=1, rapid=True)
+
+
+def test_dhcpv6_rapid_commit_option_data_ignored():
+    # a non-empty Rapid Commit is out of spec, but its presence is what counts
+    pkt, _ = answer(CTX, solicit() + b"\x00\x0e\x00\x02xy", DHCP6_Reply)
+    assert_reply(pkt, 7, rapid=True)
+
+
+def test_dhcpv6_rapid_commit_solicit_with_server_id_or_without_client_id_ignored():
+    msg = DHCP6_Solicit(trid=TRID) / CLIENT / SERVER / ia_na() / DHCP6OptRapidCommit()
+    assert dhcpv6.reply(CTX, bytes(msg), NS_LL, ALL_SERVERS) is None
+    assert dhcpv6.reply(CTX, solicit(rapid=True, client=None), NS_LL, ALL_SERVERS) is None
+    assert dhcpv6.reply(make_ctx(no_dhcpv6=True), solicit(rapid=True), NS_LL) is None
+    assert dhcpv6.reply(CTX, solicit(rapid=True), NS_LL, IP6("fe80::1").packed) is None
+
+
+@pytest.mark.parametrize("cls", [DHCP6_Request, DHCP6_Renew, DHCP6_Rebind])
+def test_dhcpv6_rapid_commit_outside_solicit_ignored(cls):
+    pkt, data = answer(CTX, with_server(cls) + bytes(DHCP6OptRapidCommit()), DHCP6_Reply)
+    assert_reply(pkt, 7)
+    assert 14 not in option_codes(data)
+
+
+def test_dhcpv6_rapid_commit_reply_server_id_accepted_in_renew():
+    committed, _ = answer(CTX, solicit(rapid=True), DHCP6_Reply)
+    payload = bytes(DHCP6_Renew(trid=TRID) / CLIENT / committed[DHCP6OptServerId] / ia_na(NS_ADDR))
+    pkt, _ = answer(CTX, payload, DHCP6_Reply)
+    assert_reply(pkt, 7)
 
 
 def test_dhcpv6_solicit_without_ia_na_gets_iaid_one():
@@ -280,5 +340,7 @@ def test_dhcpv6_any_bytes_reply_or_malformed(data, mtype):
             reply, dst = out
             assert dst == NS_LL and reply[0] in (2, 7)
             assert reply[4:8] == b"\x00\x02\x00\x0e"           # our server id first
+            if 14 in option_codes(reply):                       # rapid commit: REPLY to SOLICIT
+                assert reply[0] == 7 and payload[0] == 1
 
 
