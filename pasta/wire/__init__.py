@@ -69,7 +69,7 @@ from pasta.wire.l2 import (ARP_LEN, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, V
 from pasta.wire.l4 import ICMP_CSUM_OFF, UDP_HLEN, pack_udp_into
 
 __all__ = ["Frame", "parse_frame", "build_udp4_frame", "build_udp6_frame", "build_icmp4_frame",
-           "build_icmp6_frame", "build_arp_frame"]
+           "build_icmp6_frame", "build_arp_frame", "udp_hdrs_len", "pack_udp_hdrs_into"]
 
 _U16 = struct.Struct("!H")
 _UDP_CSUM_OFF = 6
@@ -212,6 +212,47 @@ def build_icmp6_frame(dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: byt
     return _ip_frame(True, dst_mac, src_mac, src_ip, dst_ip, IPPROTO_ICMPV6,
                      _icmp_msg(type, code, body), ICMP_CSUM_OFF, True, False, vnet, csum_offload,
                      flow)
+
+
+def udp_hdrs_len(v6: bool, vnet: bool) -> int:
+    """Bytes of virtio-net + Ethernet + IP + UDP headers in front of a UDP payload."""
+    return ((VNET_HDR_LEN if vnet else 0) + ETH_HLEN + (IPV6_HLEN if v6 else IPV4_HLEN)
+            + UDP_HLEN)
+
+
+def pack_udp_hdrs_into(buf, v6: bool, vnet: bool, csum_offload: bool, dst_mac: bytes,
+                       src_mac: bytes, src_ip: bytes, dst_ip: bytes, sport: int, dport: int,
+                       plen: int) -> int:
+    """Write every header of a UDP frame in front of a payload already at buf[H:H + plen].
+
+    H is `udp_hdrs_len(v6, vnet)`; the data path receives datagrams straight into a buffer at
+    that offset, so the payload is never copied. Returns the frame length H + plen. With `vnet`
+    and `csum_offload` the kernel completes the UDP checksum; otherwise it is computed here.
+    """
+    vh = VNET_HDR_LEN if vnet else 0
+    l3 = vh + ETH_HLEN
+    ulen = UDP_HLEN + plen
+    if v6:
+        pack_eth_into(buf, vh, dst_mac, src_mac, ETH_P_IPV6)
+        l4 = pack_ipv6_into(buf, l3, src_ip, dst_ip, IPPROTO_UDP, ulen)
+        psum = pseudo_sum_ipv6(src_ip, dst_ip, IPPROTO_UDP, ulen)
+    else:
+        if IPV4_HLEN + ulen > 0xFFFF:
+            raise ValueError("payload too large for one IPv4 packet")
+        pack_eth_into(buf, vh, dst_mac, src_mac, ETH_P_IP)
+        l4 = pack_ipv4_into(buf, l3, src_ip, dst_ip, IPPROTO_UDP, IPV4_HLEN + ulen)
+        psum = pseudo_sum_ipv4(src_ip, dst_ip, IPPROTO_UDP, ulen)
+    pack_udp_into(buf, l4, sport, dport, ulen)
+    end = l4 + ulen
+    if vnet and csum_offload:
+        pack_vnet_into(buf, 0, flags=VIRTIO_NET_HDR_F_NEEDS_CSUM, hdr_len=l4 + UDP_HLEN - vh,
+                       csum_start=l4 - vh, csum_offset=_UDP_CSUM_OFF)
+        fill_csum_partial(buf, l4 + _UDP_CSUM_OFF, psum)
+    else:
+        if vnet:
+            pack_vnet_into(buf, 0)
+        fill_csum(buf, l4, end, l4 + _UDP_CSUM_OFF, psum, udp=True)
+    return end
 
 
 def build_arp_frame(dst_mac: bytes, src_mac: bytes, op: int, sha: bytes, spa: bytes, tha: bytes,

@@ -434,3 +434,22 @@ def test_wire_malformed_reasons_are_documented():
         doc = " ".join(mod.__doc__.split())
         for reason in set(re.findall(r'Malformed\("([^"]+)"\)', body)):
             assert reason in doc, f"{mod.__name__}: {reason!r} not in the docstring"
+
+
+@FAST
+@given(st.booleans(), ports, ports, st.binary(max_size=300), modes)
+def test_pack_udp_hdrs_into_matches_builder(v6, sport, dport, payload, mode):
+    """The in-place header writer (data path) produces the builder's frame byte for byte."""
+    vnet, offload = mode
+    if v6:
+        src, dst, build = addr("2001:db8::1"), addr("2001:db8::2"), build_udp6_frame
+    else:
+        src, dst, build = addr("198.18.0.1"), addr("198.51.100.2"), build_udp4_frame
+    h = pasta.wire.udp_hdrs_len(v6, vnet)
+    buf = bytearray(h + len(payload) + 7)            # spare room after the payload
+    buf[h:h + len(payload)] = payload
+    n = pasta.wire.pack_udp_hdrs_into(buf, v6, vnet, offload, NS_MAC, OUR_MAC, src, dst, sport,
+                                      dport, len(payload))
+    assert n == h + len(payload)
+    assert bytes(buf[:n]) == build(NS_MAC, OUR_MAC, src, dst, sport, dport, payload, vnet=vnet,
+                                   csum_offload=offload)
