@@ -41,28 +41,15 @@ import socket
 import pyprctl
 
 from pasta import log, netlink, netns, netplan, tapdev
-from pasta.engine import EPOLLIN, Engine, child_exit_status
+from pasta.engine import Engine, child_exit_status
 from pasta.errors import NotSupportedYet, SetupError
 from pasta.portspec import FwdMode
 from pasta.nswatch import NsWatch
+from pasta.translator import Translator, read_resolv_conf
 
 # Options that request behaviour of translator parts not built yet (canonical long names).
 _NOT_YET = {
-    "mac-addr": "the translator (ARP/NDP replies) comes with issue 3",
-    "pcap": "frame capture comes with the translator",
-    "dns": "DNS options are sent by the DHCP/NDP responders",
-    "search": "DNS options are sent by the DHCP/NDP responders",
-    "dhcp-dns": "DHCP comes with the translator",
-    "dhcp-search": "DHCP comes with the translator",
-    "dns-forward": "DNS forwarding comes with the translator",
-    "dns-host": "DNS forwarding comes with the translator",
-    "outbound": "outbound sockets come with the translator",
-    "outbound-if4": "outbound sockets come with the translator",
-    "outbound-if6": "outbound sockets come with the translator",
-    "map-host-loopback": "address translation comes with the translator",
-    "map-guest-addr": "address translation comes with the translator",
-    "no-map-gw": "address translation comes with the translator",
-    "host-lo-to-ns-lo": "loopback splicing",
+    "host-lo-to-ns-lo": "loopback splicing comes with issue 5",
 }
 _PORT_OPTS = (("tcp_ports", "-t"), ("udp_ports", "-u"), ("tcp_ns", "-T"), ("udp_ns", "-U"))
 
@@ -74,10 +61,13 @@ def check_supported(cfg) -> None:
             raise NotSupportedYet(f"--{name}", _NOT_YET[name])
     for attr, flag in _PORT_OPTS:
         spec = getattr(cfg, attr)
-        if spec is not None and spec.mode is not FwdMode.NONE:
-            what = "auto" if spec.mode is FwdMode.AUTO else "with ports"
-            raise NotSupportedYet(f"{flag} {what}",
-                                  "port forwarding comes with later issues; use 'none'")
+        if spec is None or spec.mode is FwdMode.NONE:
+            continue
+        if spec.mode is FwdMode.SPEC and flag == "-u":
+            continue                     # UDP forwarding of listed ports is built
+        what = "auto" if spec.mode is FwdMode.AUTO else "with ports"
+        raise NotSupportedYet(f"{flag} {what}",
+                              "port forwarding comes with later issues; use 'none'")
 
 
 def default_port_notes(cfg) -> list[str]:
@@ -159,9 +149,10 @@ def run(cfg) -> int:
     plan = netplan.plan(cfg, netlink.host_snapshot())
     for note in plan.notes:
         log.info(note)
+    resolv_conf = read_resolv_conf()           # once, before any privilege change (as pasta)
     if cfg.spawn:
-        return _spawn(cfg, plan)
-    return _attach(cfg, plan)
+        return _spawn(cfg, plan, resolv_conf)
+    return _attach(cfg, plan, resolv_conf)
 
 
 # --------------------------------------------------------------------------- shared set-up
@@ -187,43 +178,21 @@ def _print_summary(cfg, plan, quiet: bool) -> None:
         log.info(note)
 
 
-def _serve(cfg, engine: Engine, tap: tapdev.Tap) -> int:
-    """Run the loop with the tap registered. Frames are counted and dropped until the translator
-    exists (issue 3)."""
-    stats = engine.stats
-    stats.setdefault("tap_frames_in", 0)
-    stats.setdefault("tap_frames_dropped", 0)
-
-    def handle_tap(events: int) -> None:
-        if events & (0x8 | 0x10) and not events & EPOLLIN:       # ERR/HUP without data
-            log.err("Tap device hang-up, exiting")
-            engine.stop(1)
-            return
-        try:
-            batch = tap.read_batch()
-        except EOFError:
-            log.err("Tap device closed, exiting")
-            engine.stop(1)
-            return
-        stats["tap_frames_in"] += len(batch)
-        stats["tap_frames_dropped"] += len(batch)
-
-    def dump_state(_sig: int) -> None:
-        log.info("state: " + ", ".join(f"{k}={v}" for k, v in sorted(stats.items())))
-
-    engine.add(tap.fd, EPOLLIN, handle_tap)
-    engine.on_signal(signal.SIGUSR2, dump_state)
+def _serve(engine: Engine, translator: Translator) -> int:
+    """Run the loop with the translator's tap reader armed; SIGUSR2 logs the counters."""
+    translator.start()
+    engine.on_signal(signal.SIGUSR2, translator.dump_state)
     try:
         return engine.run()
     finally:
-        engine.remove(tap.fd)
-        tap.close()
+        translator.close()
+        translator.tap.close()
         engine.close()
 
 
 # --------------------------------------------------------------------------- spawn mode
 
-def _spawn(cfg, plan) -> int:
+def _spawn(cfg, plan, resolv_conf: str) -> int:
     if not (cfg.debug or cfg.trace):
         log.stderr_level = log.WARN     # as pasta: info goes to syslog/the log file only
     uid, gid = _ids(cfg)
@@ -263,15 +232,15 @@ def _spawn(cfg, plan) -> int:
             text = errs[0] if errs else "namespace set-up process died"
             raise SetupError(f"Failed to set up namespaces: {text}")
         netns_fd = netns.open_ns(f"/proc/{pid}/ns/net")
-        tap, _info = _setup_tap(cfg, plan, netns_fd)
+        tap, info = _setup_tap(cfg, plan, netns_fd)
+        engine = Engine()
+        translator = Translator(cfg, plan, engine, tap, info["mac"], resolv_conf)
     except BaseException:
         if pid:
             _kill_and_reap(pid)
         raise
     _write_pidfile(pidfile, os.getpid())
     _print_summary(cfg, plan, quiet=not (cfg.debug or cfg.trace))
-
-    engine = Engine()
     state = {"done": False}
 
     def check_child(_sig: int = 0) -> None:
@@ -306,7 +275,7 @@ def _spawn(cfg, plan) -> int:
     os.write(go_w, b"G")
     os.close(go_w)
     try:
-        return _serve(cfg, engine, tap)
+        return _serve(engine, translator)
     finally:
         if not state["done"]:
             _kill_and_reap(pid)
@@ -466,7 +435,7 @@ def _same_userns(path: str) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def _attach(cfg, plan) -> int:
+def _attach(cfg, plan, resolv_conf: str) -> int:
     pid = cfg.pid_target
     if pid is not None:
         netns_path = f"/proc/{pid}/ns/net"
@@ -486,7 +455,9 @@ def _attach(cfg, plan) -> int:
     except OSError as e:
         why = "not a network namespace" if e.errno == 22 else e.strerror
         raise SetupError(f"Couldn't switch to network namespace {netns_path}: {why}") from None
-    tap, _info = _setup_tap(cfg, plan, netns_fd)
+    tap, info = _setup_tap(cfg, plan, netns_fd)
+    engine = Engine()
+    translator = Translator(cfg, plan, engine, tap, info["mac"], resolv_conf)
     _print_summary(cfg, plan, quiet=cfg.quiet)
 
     if not cfg.foreground:
@@ -506,7 +477,6 @@ def _attach(cfg, plan) -> int:
     else:
         _write_pidfile(pidfile, os.getpid())
 
-    engine = Engine()
     for s in (signal.SIGTERM, signal.SIGQUIT):
         engine.on_signal(s, lambda _s: engine.stop(0))
     if cfg.foreground:
@@ -520,7 +490,7 @@ def _attach(cfg, plan) -> int:
     if not cfg.no_netns_quit:
         watch = NsWatch(engine, netns_fd, None if pid is not None else netns_path, pid, gone)
     try:
-        return _serve(cfg, engine, tap)
+        return _serve(engine, translator)
     finally:
         if watch is not None:
             watch.close()

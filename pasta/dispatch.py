@@ -1,0 +1,307 @@
+"""The tap side of the translator: frame input dispatch, link state tracking and frame output.
+
+Purpose: pasta's tap.c (pasta-reference.md sections 7, 9.4 and 17). Every frame the namespace
+sends is read here, classified, and handed to the protocol that owns it; every frame pypasta
+sends to the namespace leaves through `TapLink.send()`.
+
+Theory of operation:
+- `on_readable()` (the tap fd's epoll handler) reads a batch of frames into the tap's
+  preallocated slots and calls `_frame()` on each. `_frame()` parses with
+  `pasta.wire.parse_frame()`; a `Malformed` frame is dropped and counted under
+  `drop:<reason>`, so a storm of garbage costs one exception per frame and nothing else.
+- Link state followed from well-formed frames, as pasta does: the guest MAC (the source MAC of
+  the namespace's frames, the destination of ours), `addr_seen4`/`addr_seen6` (the namespace's
+  last unicast source addresses, where inbound flows are delivered) and `addr_ll_seen6` (its
+  link-local address). A new guest MAC makes a new `LinkCtx` for the responders.
+- Dispatch: ARP -> `pasta.arp`; IPv4 UDP to port 67 -> `pasta.dhcp`; ICMPv6 NDP types ->
+  `pasta.ndp`; IPv6 UDP to port 547 on a multicast destination -> `pasta.dhcpv6`; ICMP/ICMPv6
+  echo requests -> the `icmp` handler; other UDP -> the `udp` handler; TCP -> dropped and
+  counted until the TCP translator exists (issue 4). Fragments, loopback addresses and other
+  protocols are dropped and counted (pasta drops them too).
+- Output: `send(pieces, length)` writes one frame with `os.writev`; the pcap capture, if any,
+  records it without its virtio-net header. Errors that mean "the interface is down or its queue
+  is full" (EAGAIN, ENOBUFS, ENOSPC, EIO, ...) drop the frame, counted, as pasta does.
+- Periodic unsolicited router advertisements are scheduled on the engine's timer heap.
+
+States and events: none beyond the tracked link state; the engine calls `on_readable(events)`.
+
+Invariants: a frame is either handed to exactly one protocol handler or counted in exactly one
+`drop:` counter; protocol handlers receive memoryviews that are valid only during the call.
+
+Limits and not handled: one guest MAC, no neighbour table (as pasta); no ICMP errors are
+generated towards the namespace; IPv4 fragments from the namespace are dropped (a warning every
+10 s, as pasta).
+
+Kernel assumptions: frames read carry the virtio-net header when the tap has IFF_VNET_HDR; the
+kernel validated (or will complete) the checksums of frames its own stack sent, so input
+checksums are not verified (pasta does not verify them either).
+
+Differences from passt: passt sorts frames into per-family pools and batches them by 5-tuple;
+here each frame is dispatched as it is read, and the UDP handler batches per flow itself.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+
+from pasta import arp, dhcp, dhcpv6, fwd, log, ndp
+from pasta.errors import Malformed
+from pasta.wire import (build_arp_frame, build_icmp6_frame, build_udp4_frame, build_udp6_frame,
+                        parse_frame)
+from pasta.wire.ip import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
+from pasta.wire.l2 import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, VNET_HDR_LEN
+from pasta.wire.l4 import (ICMP_ECHO, ICMPV6_ECHO_REQUEST, ND_REDIRECT, ND_ROUTER_SOLICIT,
+                           parse_icmp, parse_icmp6, parse_icmp6_echo, parse_udp)
+
+ARP_REPLY = 2
+DHCP_SERVER_PORT, DHCP_CLIENT_PORT = 67, 68
+DHCP6_SERVER_PORT, DHCP6_CLIENT_PORT = 547, 546
+FRAG_WARN_INTERVAL_S = 10.0
+RA_FIRST_DELAY_S = 0.5
+_WRITE_DROP_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.ENOBUFS, errno.ENOSPC, errno.EIO,
+                      errno.ENETDOWN, errno.ENXIO}
+
+
+class TapLink:
+    """One tap device, its link state and the dispatch table (module docstring)."""
+
+    def __init__(self, engine, tap, ctx, rules: fwd.Rules, pcap=None, csum_offload: bool = True):
+        self.engine = engine
+        self.tap = tap
+        self.ctx = ctx
+        self.rules = rules
+        self.pcap = pcap
+        self.vnet = tap.vnet_hdr
+        self.csum_offload = csum_offload and tap.vnet_hdr
+        self.hdr = VNET_HDR_LEN if tap.vnet_hdr else 0
+        self.stats = engine.stats
+        for k in ("tap_frames_in", "tap_frames_out", "tap_write_dropped"):
+            self.stats.setdefault(k, 0)
+        self.guest_mac = bytes(ctx.guest_mac)
+        self.our_mac = bytes(ctx.our_mac)
+        self.addr_seen4 = ctx.v4.addr
+        self.addr_seen6 = ctx.v6.addr
+        self.addr_ll_seen6 = None
+        self.udp = None                 # set by the translator: pasta.udp.UdpFlows
+        self.icmp = None                # pasta.icmp.EchoFlows
+        self._frag_dropped = 0
+        self._frag_warned = -FRAG_WARN_INTERVAL_S
+        self._rng = random.Random()
+        self._ra_timer = None
+
+    # ----------------------------------------------------------------- counters
+    def drop(self, reason: str) -> None:
+        key = "drop:" + reason
+        self.stats[key] = self.stats.get(key, 0) + 1
+
+    # ----------------------------------------------------------------- output
+    def send(self, pieces, length: int) -> bool:
+        """Write one frame (virtio-net header first when the tap has one); False if dropped."""
+        try:
+            os.writev(self.tap.fd, pieces)
+        except OSError as e:
+            if e.errno in _WRITE_DROP_ERRNOS:
+                self.stats["tap_write_dropped"] += 1
+                return False
+            raise
+        self.stats["tap_frames_out"] += 1
+        if self.pcap is not None:
+            self._capture(pieces, length)
+        return True
+
+    def send_bytes(self, frame: bytes) -> bool:
+        return self.send((frame,), len(frame))
+
+    def _capture(self, pieces, length: int) -> None:
+        hdr = self.hdr
+        if not hdr:
+            self.pcap.record(pieces, length)
+            return
+        out = []
+        for p in pieces:
+            mv = memoryview(p)
+            if hdr >= len(mv):
+                hdr -= len(mv)
+                continue
+            out.append(mv[hdr:])
+            hdr = 0
+        self.pcap.record(out, length - self.hdr)
+
+    def send_udp(self, v6: bool, src: bytes, dst: bytes, sport: int, dport: int, payload) -> bool:
+        """A UDP datagram to the namespace from a small payload (control plane)."""
+        build = build_udp6_frame if v6 else build_udp4_frame
+        return self.send_bytes(build(self.guest_mac, self.our_mac, src, dst, sport, dport,
+                                     payload, vnet=self.vnet, csum_offload=self.csum_offload))
+
+    # ----------------------------------------------------------------- router advertisements
+    def start(self) -> None:
+        """Arm the periodic unsolicited RA (if NDP and RA are on)."""
+        if ndp.unsolicited_ra(self.ctx) is not None:
+            self._ra_timer = self.engine.call_later(RA_FIRST_DELAY_S, self._unsolicited_ra)
+
+    def _unsolicited_ra(self) -> None:
+        out = ndp.unsolicited_ra(self.ctx)
+        if out is None:
+            return
+        self._send_icmp6(*out)
+        self._ra_timer = self.engine.call_at(ndp.next_deadline(self.engine.now, self._rng),
+                                             self._unsolicited_ra)
+
+    def _send_icmp6(self, msg: bytes, src: bytes, dst: bytes) -> None:
+        self.send_bytes(build_icmp6_frame(self.guest_mac, self.our_mac, src, dst, msg[0], msg[1],
+                                          msg[4:], vnet=self.vnet,
+                                          csum_offload=self.csum_offload))
+
+    # ----------------------------------------------------------------- input
+    def on_readable(self, events: int) -> None:
+        batch = self.tap.read_batch()
+        if not batch:
+            return
+        self.stats["tap_frames_in"] += len(batch)
+        views, frame = self.tap.views, self._frame
+        for slot, n in batch:
+            mv = views[slot][:n]
+            if self.pcap is not None:
+                self.pcap.record((mv[self.hdr:],), n - self.hdr)
+            try:
+                frame(mv, n)
+            except Malformed as e:
+                self.drop(str(e))
+
+    def _frame(self, buf, n: int) -> None:
+        f = parse_frame(buf, self.vnet, 0, n)
+        eth = f.eth_off
+        src_mac = bytes(buf[eth + 6:eth + 12])
+        if src_mac != self.guest_mac and not src_mac[0] & 1 and any(src_mac):
+            self._set_guest_mac(src_mac)
+        et = f.ethertype
+        if et == ETH_P_ARP:
+            self._arp(buf, f)
+        elif et == ETH_P_IP:
+            self._ipv4(buf, f)
+        elif et == ETH_P_IPV6:
+            self._ipv6(buf, f)
+
+    def _set_guest_mac(self, mac: bytes) -> None:
+        log.debug(f"guest MAC now {mac.hex(':')}")
+        self.guest_mac = mac
+        self.ctx = self.ctx.with_guest_mac(mac)
+
+    def _arp(self, buf, f) -> None:
+        out = arp.reply(self.ctx, bytes(buf[f.l3_off:f.end]))
+        if out is None:
+            self.drop("arp: not answered")
+            return
+        # ARP_HDR layout: ... op(2) sha(6) spa(4) tha(6) tpa(4): we answer to the sender.
+        tha, tpa = out[18:24], out[24:28]
+        self.send_bytes(build_arp_frame(tha, self.our_mac, ARP_REPLY, out[8:14], out[14:18],
+                                        tha, tpa, vnet=self.vnet))
+
+    def _ipv4(self, buf, f) -> None:
+        if f.frag:
+            self._fragment()
+            return
+        src, dst = f.src, f.dst
+        if src[0] == 127 or dst[0] == 127:
+            self.drop("loopback address")
+            return
+        if src != self.addr_seen4 and fwd.is_unicast(src):
+            self.addr_seen4 = src
+        proto = f.proto
+        if proto == IPPROTO_UDP:
+            u = parse_udp(buf, f.l4_off, f.end)
+            if u.dport == DHCP_SERVER_PORT:
+                self._dhcp(buf, u)
+            elif self.udp is not None:
+                self.udp.from_tap(False, src, dst, u.sport, u.dport, buf[u.payload_off:u.end])
+            else:
+                self.drop("udp disabled")
+        elif proto == IPPROTO_ICMP:
+            h = parse_icmp(buf, f.l4_off, f.end)
+            if h.type != ICMP_ECHO:
+                self.drop("icmp: not an echo request")
+            elif self.icmp is None:
+                self.drop("icmp disabled")
+            else:
+                self.icmp.from_tap(False, src, dst, h.ident, h.seq, buf[f.l4_off:f.end])
+        elif proto == IPPROTO_TCP:
+            self.drop("tcp: not supported yet")
+        else:
+            self.drop("ipv4: unsupported protocol")
+
+    def _dhcp(self, buf, u) -> None:
+        out = dhcp.reply(self.ctx, bytes(buf[u.payload_off:u.end]))
+        if out is None:
+            self.drop("dhcp: ignored")
+            return
+        payload, dst = out
+        self.send_udp(False, self.ctx.v4.gw, dst, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, payload)
+
+    def _ipv6(self, buf, f) -> None:
+        if f.frag:
+            self._fragment()
+            return
+        src, dst = f.src, f.dst
+        if src == fwd.LOOPBACK6 or dst == fwd.LOOPBACK6:
+            self.drop("loopback address")
+            return
+        if fwd.is_unicast(src):
+            if fwd.is_link_local6(src):
+                if src != self.addr_ll_seen6:
+                    self.addr_ll_seen6 = src
+            elif src != self.addr_seen6:
+                self.addr_seen6 = src
+        proto = f.proto
+        if proto == IPPROTO_UDP:
+            u = parse_udp(buf, f.l4_off, f.end)
+            if u.dport == DHCP6_SERVER_PORT and dst[0] == 0xFF:
+                self._dhcpv6(buf, u, src, dst)
+            elif self.udp is not None:
+                self.udp.from_tap(True, src, dst, u.sport, u.dport, buf[u.payload_off:u.end])
+            else:
+                self.drop("udp disabled")
+        elif proto == IPPROTO_ICMPV6:
+            h = parse_icmp6(buf, f.l4_off, f.end)
+            if ND_ROUTER_SOLICIT <= h.type <= ND_REDIRECT:
+                out = ndp.reply(self.ctx, bytes(buf[f.l4_off:f.end]), src, dst)
+                if out is None:
+                    self.drop("ndp: not answered")
+                else:
+                    self._send_icmp6(*out)
+            elif h.type == ICMPV6_ECHO_REQUEST:
+                if self.icmp is None:
+                    self.drop("icmp disabled")
+                    return
+                e = parse_icmp6_echo(buf, f.l4_off, f.end)
+                self.icmp.from_tap(True, src, dst, e.ident, e.seq, buf[f.l4_off:f.end])
+            else:
+                self.drop("icmpv6: unsupported type")
+        elif proto == IPPROTO_TCP:
+            self.drop("tcp: not supported yet")
+        else:
+            self.drop("ipv6: unsupported protocol")
+
+    def _dhcpv6(self, buf, u, src: bytes, dst: bytes) -> None:
+        out = dhcpv6.reply(self.ctx, bytes(buf[u.payload_off:u.end]), src, dst)
+        if out is None:
+            self.drop("dhcpv6: ignored")
+            return
+        payload, to = out
+        if self.ctx.v6.addr is not None:
+            self.addr_seen6 = self.ctx.v6.addr
+        self.send_udp(True, self.ctx.v6.our_ll, to, DHCP6_SERVER_PORT, DHCP6_CLIENT_PORT, payload)
+
+    def _fragment(self) -> None:
+        self.drop("fragment")
+        self._frag_dropped += 1
+        now = self.engine.now
+        if now - self._frag_warned >= FRAG_WARN_INTERVAL_S:
+            log.warn(f"Can't process IPv4 fragments ({self._frag_dropped} dropped)")
+            self._frag_warned = now
+            self._frag_dropped = 0
+
+    def close(self) -> None:
+        if self._ra_timer is not None:
+            self._ra_timer.cancel()

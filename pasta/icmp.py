@@ -1,0 +1,187 @@
+"""ICMP and ICMPv6 echo through unprivileged "ping" sockets (pasta-reference.md section 16).
+
+Purpose: `ping` and `ping -6` from the namespace reach real hosts without raw sockets.
+
+Theory of operation:
+- A flow per (family, namespace source, destination, echo identifier), in a `FlowTable` with a
+  60 s idle timeout. Its host socket is `socket(AF_INETx, SOCK_DGRAM, IPPROTO_ICMPx)`, bound to
+  port 0 (the kernel picks the identifier) and to `-o`/`--outbound-ifN` (`fwd.host_bind`).
+- A request from the tap is sent with `sendto()` to the translated destination (`fwd.from_tap`,
+  e.g. the gateway becomes 127.0.0.1); the kernel rewrites the identifier and the checksum.
+- Echo replies read from the socket get the namespace's original identifier back and are
+  written to the tap from the original destination address. A reply repeating the previous
+  reply's sequence number is discarded (as pasta). Anything else read is ignored.
+- If the kernel refuses the socket (`net.ipv4.ping_group_range` excludes our group), pasta's
+  three-line warning is logged once and requests are dropped, counted.
+
+States and events: flow created by a request, refreshed by requests, removed when idle (timer
+sweep every second while flows exist) or evicted when the table is full.
+
+Invariants: every flow in the table has exactly one open socket registered with the engine;
+a removed flow's socket is unregistered and closed at once.
+
+Limits: only echo request/reply; ICMP errors are not relayed (as pasta). Link-local IPv6
+destinations are not supported (the namespace's link-local peers are pypasta itself).
+
+Kernel assumptions: ping sockets (Linux >= 3.0/3.11 for IPv6) return the ICMP message without
+the IP header and fill in identifier and checksum on send.
+
+Differences from passt: when the table is full the least recently used flow is evicted instead
+of refusing the new one.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+from pasta import fwd, log
+from pasta.engine import EPOLLIN
+from pasta.flowtab import FlowTable
+from pasta.wire import build_icmp4_frame, build_icmp6_frame
+
+ECHO_TIMEOUT_S = 60.0
+MAX_FLOWS = 1024
+SWEEP_S = 1.0
+ICMP_ECHOREPLY, ICMP_ECHO = 0, 8
+ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY = 128, 129
+_ID_SEQ = struct.Struct("!HH")
+_RECV_MAX = 65536
+
+
+class EchoFlow:
+    __slots__ = ("key", "sock", "fd", "v6", "src", "dst", "ident", "target", "last_seq", "last")
+
+    def __init__(self, key, sock, v6, src, dst, ident, target):
+        self.key = key
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.v6 = v6
+        self.src, self.dst, self.ident, self.target = src, dst, ident, target
+        self.last_seq = None
+        self.last = 0.0
+
+
+class EchoFlows:
+    def __init__(self, engine, link, rules: fwd.Rules, timeout: float = ECHO_TIMEOUT_S,
+                 capacity: int = MAX_FLOWS):
+        self.engine = engine
+        self.link = link
+        self.rules = rules
+        self.table = FlowTable(timeout, capacity)
+        self.stats = engine.stats
+        for k in ("icmp_flows", "icmp_requests", "icmp_replies"):
+            self.stats.setdefault(k, 0)
+        self._warned = False
+        self._sweeper = None
+        self._buf = bytearray(_RECV_MAX)
+
+    # ----------------------------------------------------------------- namespace -> host
+    def from_tap(self, v6: bool, src: bytes, dst: bytes, ident: int, seq: int, msg) -> None:
+        key = (v6, src, dst, ident)
+        flow = self.table.get(key)
+        now = self.engine.now
+        if flow is None:
+            flow = self._open(key, v6, src, dst, ident)
+            if flow is None:
+                return
+            for old in self.table.add(key, flow, now):
+                self._close(old)
+            self.stats["icmp_flows"] = len(self.table)
+            self._arm_sweep()
+        else:
+            self.table.touch(key, flow, now)
+        try:
+            flow.sock.sendto(msg, (fwd.text(flow.target), 0))
+        except OSError as e:
+            log.debug(f"ICMP: sendto {fwd.text(flow.target)}: {e.strerror}")
+            self.link.drop("icmp: send failed")
+            return
+        self.stats["icmp_requests"] += 1
+
+    def _open(self, key, v6: bool, src: bytes, dst: bytes, ident: int):
+        target = fwd.from_tap(self.rules, v6, 1, dst, 0)
+        if not fwd.is_unicast(target) and not fwd.is_loopback(target):
+            self.link.drop("icmp: not unicast")
+            return None
+        family, proto = ((socket.AF_INET6, socket.IPPROTO_ICMPV6) if v6
+                         else (socket.AF_INET, socket.IPPROTO_ICMP))
+        try:
+            sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
+                                 | socket.SOCK_CLOEXEC, proto)
+        except OSError as e:
+            self._warn_ping(e)
+            self.link.drop("icmp: no ping socket")
+            return None
+        addr, ifname = fwd.host_bind(self.rules, v6, target)
+        try:
+            if ifname:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+            if addr is not None:
+                sock.bind((fwd.text(addr), 0))
+        except OSError as e:
+            log.debug(f"ICMP: bind to {addr and fwd.text(addr)}%{ifname}: {e.strerror}")
+        flow = EchoFlow(key, sock, v6, src, dst, ident, target)
+        self.engine.add(flow.fd, EPOLLIN, lambda ev, f=flow: self._readable(f))
+        log.debug(f"ICMP{'v6' if v6 else ''}: new echo flow {fwd.text(src)} -> "
+                  f"{fwd.text(dst)} id {ident} (host {fwd.text(target)})")
+        return flow
+
+    def _warn_ping(self, e: OSError) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        log.warn(f"Cannot open \"ping\" socket ({e.strerror}). You might need to:")
+        log.warn("  sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"")
+        log.warn("...echo requests/replies will fail.")
+
+    # ----------------------------------------------------------------- host -> namespace
+    def _readable(self, flow: EchoFlow) -> None:
+        buf = self._buf
+        for _ in range(32):
+            try:
+                n = flow.sock.recv_into(buf)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                log.debug(f"ICMP: recv: {e.strerror}")
+                return
+            if n < 8:
+                continue
+            want = ICMPV6_ECHO_REPLY if flow.v6 else ICMP_ECHOREPLY
+            if buf[0] != want:
+                continue
+            seq = _ID_SEQ.unpack_from(buf, 4)[1]
+            if seq == flow.last_seq:
+                continue                                # duplicate, as pasta
+            flow.last_seq = seq
+            _ID_SEQ.pack_into(buf, 4, flow.ident, seq)
+            link = self.link
+            build = build_icmp6_frame if flow.v6 else build_icmp4_frame
+            frame = build(link.guest_mac, link.our_mac, flow.dst, flow.src, want, buf[1],
+                          memoryview(buf)[4:n], vnet=link.vnet, csum_offload=link.csum_offload)
+            link.send_bytes(frame)
+            self.stats["icmp_replies"] += 1
+
+    # ----------------------------------------------------------------- expiry
+    def _arm_sweep(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = self.engine.call_later(SWEEP_S, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        for flow in self.table.expire(self.engine.now):
+            self._close(flow)
+        self.stats["icmp_flows"] = len(self.table)
+        if len(self.table):
+            self._arm_sweep()
+
+    def _close(self, flow: EchoFlow) -> None:
+        self.engine.remove(flow.fd)
+        flow.sock.close()
+
+    def close(self) -> None:
+        for flow in self.table.clear():
+            self._close(flow)
+        if self._sweeper is not None:
+            self._sweeper.cancel()

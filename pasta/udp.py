@@ -1,0 +1,344 @@
+"""UDP flows between the tap and host sockets, both ways (pasta-reference.md sections 9 and 15).
+
+Purpose: datagrams the namespace sends leave from ordinary host sockets and replies come back
+with the original addresses; datagrams arriving on `-u` forwarded ports reach the namespace from
+the real peer address, and the namespace's replies leave from the forwarded port.
+
+Theory of operation:
+- A flow is a pseudo-connection named, on the tap side, by the namespace's 5-tuple
+  `(v6, ns_addr, ns_port, peer_addr, peer_port)`: frames to the namespace are sent from
+  `peer_addr:peer_port` to `ns_addr:ns_port`, and frames from the namespace with that tuple belong
+  to it. Flows live in a `FlowTable` (180 s idle timeout, least recently used evicted when full).
+- Outbound (first datagram from the tap): the destination is translated (`fwd.from_tap`: DNS
+  forwarding, gateway to host loopback, guest-address mapping), and a host socket of the same
+  family is bound to the namespace's source port (SO_REUSEADDR, so several flows from one port
+  can coexist; `-o`/`--outbound-ifN` apply) and connected to the target. If that port cannot be
+  bound the datagram is dropped, counted (as pasta). The socket is registered with the engine;
+  replies are received with `recv_into()` straight into a buffer after the room for the
+  virtio-net, Ethernet, IP and UDP headers, which are then packed in front of the payload
+  (`wire.pack_udp_hdrs_into`) and the frame is written with one `writev`: payload bytes are never
+  copied in Python, and checksums are left to the kernel.
+- Inbound (`-u` listeners, bound at start-up in the host namespace): a datagram from a new
+  `(listener, peer address, peer port)` makes a flow whose namespace side is (`addr_seen`,
+  listening port + delta) and whose peer side is `fwd.to_tap_src(peer)`: the real peer address,
+  or the gateway/link-local address for loopback and own-address peers. The namespace's replies
+  match the flow's tap tuple and leave through the listening socket with `sendto(peer)`.
+- Zero-length datagrams are ordinary datagrams. ICMP errors surface as socket errors
+  (ECONNREFUSED...) and are logged at debug level only, as pasta does.
+
+States and events: flow created by the first datagram in either direction, refreshed by every
+datagram, removed when idle (a sweep each second while flows exist) or evicted.
+
+Invariants: an outbound flow owns exactly one socket registered with the engine; an inbound flow
+owns none (the listener stays); within one flow datagrams keep their order in both directions
+(one socket, one tap, no reordering queue).
+
+Limits and not handled: the loopback bypass for loopback peers (`-u` from 127.0.0.1 goes
+through the tap, as pasta with `--no-splice`) and `auto` forwarding come with issue 5; ICMP
+errors are not translated into ICMP messages on the tap (as pasta).
+
+Kernel assumptions: Linux prefers a connected UDP socket over unconnected ones bound to the same
+port (socket lookup scoring), so replies reach the flow's own socket.
+
+Differences from passt: passt binds the flow socket with the `-o` address and `--outbound-if`
+the same way; it reads up to 32 datagrams with recvmmsg() and refuses flows when its table is
+full, where we read up to `BATCH` datagrams one by one and evict the least recently used flow.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from pasta import fwd, log
+from pasta.engine import EPOLLIN
+from pasta.errors import SetupError
+from pasta.flowtab import FlowTable
+from pasta.wire import pack_udp_hdrs_into, udp_hdrs_len
+
+UDP_TIMEOUT_S = 180.0
+MAX_FLOWS = 8192
+SWEEP_S = 1.0
+BATCH = 32
+DGRAM_MAX = 65535
+IPPROTO_UDP = 17
+SOCK_BUF = 4 << 20
+
+
+class UdpFlow:
+    __slots__ = ("key", "v6", "ns_addr", "ns_port", "peer_addr", "peer_port", "sock", "fd",
+                 "listener", "host_peer", "in_key", "last")
+
+    def __init__(self, key, sock, listener=None, host_peer=None, in_key=None):
+        self.key = key
+        self.v6, self.ns_addr, self.ns_port, self.peer_addr, self.peer_port = key
+        self.sock = sock                  # outbound: own connected socket; inbound: None
+        self.fd = sock.fileno() if sock is not None else -1
+        self.listener = listener          # inbound: the -u listening socket
+        self.host_peer = host_peer        # inbound: sockaddr of the real peer
+        self.in_key = in_key              # inbound: (listener fd, peer address, peer port)
+        self.last = 0.0
+
+
+class Listener:
+    __slots__ = ("sock", "fd", "v6", "delta")
+
+    def __init__(self, sock, v6, delta):
+        self.sock, self.fd, self.v6, self.delta = sock, sock.fileno(), v6, delta
+
+
+class UdpFlows:
+    def __init__(self, engine, link, rules: fwd.Rules, freebind: bool = False,
+                 timeout: float = UDP_TIMEOUT_S, capacity: int = MAX_FLOWS):
+        self.engine = engine
+        self.link = link
+        self.rules = rules
+        self.freebind = freebind
+        self.table = FlowTable(timeout, capacity)
+        self.inbound: dict = {}
+        self.listeners: list[Listener] = []
+        self.stats = engine.stats
+        for k in ("udp_flows", "udp_to_host", "udp_to_ns"):
+            self.stats.setdefault(k, 0)
+        self._sweeper = None
+        self.hdr4 = udp_hdrs_len(False, link.vnet)
+        self.hdr6 = udp_hdrs_len(True, link.vnet)
+        self.buf = bytearray(self.hdr6 + DGRAM_MAX)
+        self.view = memoryview(self.buf)
+
+    # ----------------------------------------------------------------- namespace -> host
+    def from_tap(self, v6: bool, src: bytes, dst: bytes, sport: int, dport: int, payload) -> None:
+        key = (v6, src, sport, dst, dport)
+        table = self.table
+        flow = table.get(key)
+        if flow is None:
+            flow = self._open_outbound(key)
+            if flow is None:
+                return
+        else:
+            table.touch(key, flow, self.engine.now)
+        try:
+            if flow.sock is not None:
+                flow.sock.send(payload)
+            else:
+                flow.listener.sendto(payload, flow.host_peer)
+        except (BlockingIOError, InterruptedError):
+            self.link.drop("udp: host socket full")
+            return
+        except OSError as e:
+            log.debug(f"UDP: send to {fwd.text(dst)}:{dport}: {e.strerror}")
+            self.link.drop("udp: send failed")
+            return
+        self.stats["udp_to_host"] += 1
+
+    def _open_outbound(self, key):
+        v6, src, sport, dst, dport = key
+        if not sport or not dport or not fwd.is_unicast(dst) or not fwd.is_unicast(src):
+            self.link.drop("udp: not unicast or port 0")
+            return None
+        target = fwd.from_tap(self.rules, v6, IPPROTO_UDP, dst, dport)
+        bind_addr, ifname = fwd.host_bind(self.rules, v6, target)
+        family = socket.AF_INET6 if v6 else socket.AF_INET
+        try:
+            sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
+                                 | socket.SOCK_CLOEXEC)
+        except OSError as e:
+            log.debug(f"UDP: socket: {e.strerror}")
+            self.link.drop("udp: no socket")
+            return None
+        try:
+            _prepare(sock, v6, self.freebind, ifname)
+            sock.bind((fwd.text(bind_addr) if bind_addr else ("::" if v6 else "0.0.0.0"), sport))
+            sock.connect((fwd.text(target), dport))
+        except OSError as e:
+            sock.close()
+            log.debug(f"UDP: flow {fwd.text(src)}:{sport} -> {fwd.text(dst)}:{dport}: "
+                      f"{e.strerror}")
+            self.link.drop("udp: cannot bind or connect")
+            return None
+        flow = UdpFlow(key, sock)
+        self._insert(flow)
+        self.engine.add(flow.fd, EPOLLIN, lambda ev, f=flow: self._readable(f, ev))
+        log.debug(f"UDP: new flow {fwd.text(src)}:{sport} -> {fwd.text(dst)}:{dport}"
+                  f" (host {fwd.text(target)}:{dport})")
+        return flow
+
+    def _insert(self, flow: UdpFlow) -> None:
+        for old in self.table.add(flow.key, flow, self.engine.now):
+            self._close(old)
+            self.link.drop("udp: flow evicted")
+        self.stats["udp_flows"] = len(self.table)
+        if self._sweeper is None:
+            self._sweeper = self.engine.call_later(SWEEP_S, self._sweep)
+
+    # ----------------------------------------------------------------- host -> namespace
+    def _readable(self, flow: UdpFlow, events: int) -> None:
+        sock = flow.sock
+        off = self.hdr6 if flow.v6 else self.hdr4
+        rx = self.view[off:]
+        got = 0
+        for _ in range(BATCH):
+            try:
+                n = sock.recv_into(rx)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:                 # ICMP error reported on the socket
+                log.debug(f"UDP: flow to {fwd.text(flow.peer_addr)}:{flow.peer_port}: "
+                          f"{e.strerror}")
+                if e.errno not in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH,
+                                   errno.EMSGSIZE):
+                    break
+                continue
+            self._to_tap(flow, n)
+            got += 1
+        if got:
+            self.table.touch(flow.key, flow, self.engine.now)
+
+    def _to_tap(self, flow: UdpFlow, n: int) -> None:
+        link = self.link
+        length = pack_udp_hdrs_into(self.buf, flow.v6, link.vnet, link.csum_offload,
+                                    link.guest_mac, link.our_mac, flow.peer_addr, flow.ns_addr,
+                                    flow.peer_port, flow.ns_port, n)
+        if link.send((self.view[:length],), length):
+            self.stats["udp_to_ns"] += 1
+
+    # ----------------------------------------------------------------- -u listeners
+    def listen(self, spec, v4_on: bool, v6_on: bool, ephemeral) -> None:
+        """Bind every port of a `-u` spec (`pasta.portspec.PortForward`, SPEC mode)."""
+        for rule in spec.rules:
+            families = []
+            if rule.addr is not None:
+                families.append(rule.addr.version == 6)
+            else:
+                families += [False] if v4_on else []
+                families += [True] if v6_on else []
+            bound = 0
+            last_err = None
+            for port, target in rule.ports(ephemeral):
+                for v6 in families:
+                    try:
+                        self._bind_listener(v6, rule.addr, rule.ifname, port, target - port)
+                        bound += 1
+                    except OSError as e:
+                        if not rule.weak:
+                            raise SetupError(f"Failed to bind port {port} ({e.strerror}) for "
+                                             f"option '-u', exiting") from None
+                        last_err = e
+            if rule.weak and not bound:
+                why = f" ({last_err.strerror})" if last_err else ""
+                raise SetupError(f"Failed to bind any port for '-u'{why}, exiting")
+
+    def _bind_listener(self, v6: bool, addr, ifname, port: int, delta: int) -> None:
+        family = socket.AF_INET6 if v6 else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
+                             | socket.SOCK_CLOEXEC)
+        try:
+            _prepare(sock, v6, self.freebind, ifname)
+            host = str(addr) if addr is not None else ("::" if v6 else "0.0.0.0")
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        lst = Listener(sock, v6, delta)
+        self.listeners.append(lst)
+        self.engine.add(lst.fd, EPOLLIN, lambda ev, l=lst: self._listener_readable(l))
+
+    def _listener_readable(self, lst: Listener) -> None:
+        off = self.hdr6 if lst.v6 else self.hdr4
+        rx = self.view[off:]
+        for _ in range(BATCH):
+            try:
+                n, peer = lst.sock.recvfrom_into(rx)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                log.debug(f"UDP: listener: {e.strerror}")
+                continue
+            flow = self._inbound_flow(lst, peer)
+            if flow is None:
+                continue
+            self.table.touch(flow.key, flow, self.engine.now)
+            self._to_tap(flow, n)
+
+    def _inbound_flow(self, lst: Listener, peer):
+        family = socket.AF_INET6 if lst.v6 else socket.AF_INET
+        paddr = socket.inet_pton(family, peer[0].split("%", 1)[0])
+        pport = peer[1]
+        in_key = (lst.fd, paddr, pport)
+        flow = self.inbound.get(in_key)
+        if flow is not None:
+            return flow
+        link = self.link
+        v6 = lst.v6
+        seen_src = fwd.to_tap_src(self.rules, v6, paddr, link.addr_seen6 if v6 else
+                                  link.addr_seen4)
+        if seen_src is None:
+            link.drop("udp: inbound refused")
+            return None
+        if v6:
+            ns_addr = link.addr_ll_seen6 if fwd.is_link_local6(seen_src) else link.addr_seen6
+        else:
+            ns_addr = link.addr_seen4
+        if ns_addr is None:
+            link.drop("udp: no namespace address")
+            return None
+        port = lst.sock.getsockname()[1]
+        key = (v6, ns_addr, port + lst.delta, seen_src, pport)
+        old = self.table.remove(key)
+        if old is not None:
+            self._close(old)
+        flow = UdpFlow(key, None, listener=lst.sock, host_peer=peer, in_key=in_key)
+        self.inbound[in_key] = flow
+        self._insert(flow)
+        log.debug(f"UDP: inbound flow {peer[0]}:{pport} -> port {port}, namespace sees "
+                  f"{fwd.text(seen_src)}:{pport} -> {fwd.text(ns_addr)}:{port + lst.delta}")
+        return flow
+
+    # ----------------------------------------------------------------- expiry and teardown
+    def _sweep(self) -> None:
+        self._sweeper = None
+        for flow in self.table.expire(self.engine.now):
+            self._close(flow)
+        self.stats["udp_flows"] = len(self.table)
+        if len(self.table):
+            self._sweeper = self.engine.call_later(SWEEP_S, self._sweep)
+
+    def _close(self, flow: UdpFlow) -> None:
+        if flow.sock is not None:
+            self.engine.remove(flow.fd)
+            flow.sock.close()
+        if flow.in_key is not None:
+            self.inbound.pop(flow.in_key, None)
+
+    def close(self) -> None:
+        for flow in self.table.clear():
+            self._close(flow)
+        for lst in self.listeners:
+            self.engine.remove(lst.fd)
+            lst.sock.close()
+        self.listeners = []
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+
+
+def _prepare(sock, v6: bool, freebind: bool, ifname) -> None:
+    """Options of every UDP socket: address reuse, v6-only, large buffers, freebind, device."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if v6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    # Reassembled datagrams cost about twice their size in buffer accounting (one skb per
+    # fragment): the default 208 KiB overflows under a burst of a few large datagrams while we
+    # are busy with the tap. The kernel caps the value at net.core.[rw]mem_max.
+    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        sock.setsockopt(socket.SOL_SOCKET, opt, SOCK_BUF)
+    if freebind:
+        _set_freebind(sock, v6)
+    if ifname:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+
+
+def _set_freebind(sock, v6: bool) -> None:
+    if v6:
+        sock.setsockopt(socket.IPPROTO_IPV6, 78, 1)         # IPV6_FREEBIND
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, 15, 1)           # IP_FREEBIND

@@ -1,0 +1,296 @@
+"""The translator end to end (issue 3): DHCP, DHCPv6, SLAAC, ping, UDP both ways, DNS forwarding.
+
+Every test runs pypasta in the hermetic topology's host namespace (198.51.100.2/24,
+2001:db8::2/64, gateway 198.51.100.1 / 2001:db8::1 = the peer) and drives the namespace it
+serves with real clients: busybox udhcpc, ISC dhclient, the kernel's own SLAAC, iputils ping,
+socat, busybox nslookup, dnsmasq. `tests/helpers/udpecho.py` checks datagram integrity where
+socat cannot (socat 1.7 takes a zero-length datagram for end-of-file and its PIPE merges
+datagrams that arrive back to back, so against socat the checker keeps one datagram in flight).
+
+The gateway is also the peer here, and pypasta maps the gateway to the host's loopback (pasta's
+default), so traffic meant for the peer goes to its other addresses, 198.18.0.1 and
+2001:db8:ffff::1.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from helpers import env, wait_until
+from helpers.topology import Topology
+
+HELPERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helpers")
+PEER4, PEER6 = Topology.peer_inet4, Topology.peer_inet6
+
+
+def _copy_helper(t: Topology, name: str) -> str:
+    """Copy a helper script into the topology's world-readable workdir (rootless runs)."""
+    dst = os.path.join(t.workdir, name)
+    shutil.copy(os.path.join(HELPERS, name), dst)
+    os.chmod(dst, 0o644)
+    return dst
+
+
+def _script(t: Topology, name: str, body: str) -> str:
+    path = os.path.join(t.workdir, name)
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + body)
+    os.chmod(path, 0o755)
+    return path
+
+
+def _wait_bound(proto: str, port: int, attempts: int = 100) -> str:
+    """Shell snippet: wait (bounded, 10 s) until something listens on `port` in this netns."""
+    flag = "-Hlun" if proto == "udp" else "-Hltn"
+    return (f"i=0; until ss {flag} 'sport = :{port}' | grep -q .; do i=$((i+1)); "
+            f"[ $i -gt {attempts} ] && echo 'not bound: {port}' && exit 97; sleep 0.1; done")
+
+
+# --------------------------------------------------------------------------- configuration
+
+def test_udhcpc_gets_host_address_router_and_mtu(topology, user):
+    t = topology
+    out = os.path.join(t.workdir, f"udhcpc-{user}.env")
+    hook = _script(t, f"udhcpc-hook-{user}", f'[ "$1" = bound ] && env > {out}\nexit 0\n')
+    r = t.pypasta_run(["--", "sh", "-c",
+                       f"ip link set eth0 up && busybox udhcpc -q -n -f -i eth0 -t 5 -T 1 "
+                       f"-s {hook} -O mtu"], user=user)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = dict(line.split("=", 1) for line in open(out).read().splitlines() if "=" in line)
+    assert got["ip"] == t.host_ip4
+    assert got["router"] == t.gw4
+    assert got["subnet"] == "255.255.255.0"
+    assert got["mtu"] == "65520"
+    assert got["lease"] == "4294967295"
+    assert got["serverid"] == t.gw4
+
+
+def test_dhclient6_gets_host_address(topology, user):
+    t = topology
+    out = os.path.join(t.workdir, f"dhclient6-{user}.env")
+    hook = _script(t, f"dhclient-hook-{user}",
+                   f'case "$reason" in BOUND6|REBOOT6) env > {out};; esac\nexit 0\n')
+    lease = os.path.join(t.workdir, f"dhclient6-{user}.leases")
+    pidf = os.path.join(t.workdir, f"dhclient6-{user}.pid")
+    # The namespace is PID 1's: dhclient, which stays in the background, dies with it.
+    script = ("sysctl -qw net.ipv6.conf.eth0.accept_dad=0 && ip link set eth0 up && "
+              f"timeout 20 dhclient -6 -1 -v -sf {hook} -lf {lease} -pf {pidf} eth0")
+    r = t.pypasta_run(["--", "sh", "-c", script], user=user, timeout=40)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = dict(line.split("=", 1) for line in open(out).read().splitlines() if "=" in line)
+    assert got["new_ip6_address"] == t.host_ip6
+    assert got.get("new_ip6_prefixlen") in ("128", "64")
+
+
+def test_slaac_configures_prefix_and_default_route(topology, user):
+    t = topology
+    script = ("sysctl -qw net.ipv6.conf.eth0.accept_dad=0 && ip link set eth0 up && "
+              "i=0; until ip -6 route show default | grep -q via; do i=$((i+1)); "
+              "[ $i -gt 100 ] && break; sleep 0.1; done; "
+              "ip -j -6 addr show dev eth0; echo ----; ip -j -6 route show default")
+    r = t.pypasta_run(["--", "sh", "-c", script], user=user)
+    assert r.returncode == 0, r.stderr
+    addr_j, route_j = (json.loads(s) for s in r.stdout.split("----"))
+    globals_ = [a for a in addr_j[0]["addr_info"] if a.get("scope") == "global"]
+    assert any(a["local"].startswith("2001:db8::") and a["prefixlen"] == 64
+               and a.get("dynamic") for a in globals_), addr_j
+    assert route_j and route_j[0]["gateway"].startswith("fe80::"), route_j
+    assert route_j[0].get("protocol") == "ra"
+
+
+def test_no_dhcp_no_ndp_switch_the_responders_off(topology):
+    t = topology
+    script = ("ip link set eth0 up && busybox udhcpc -q -n -f -i eth0 -t 2 -T 1 -s /bin/true;"
+              " echo rc=$?; sysctl -qw net.ipv6.conf.eth0.accept_dad=0; "
+              "ping -6 -c 1 -W 1 fe80::1%eth0 >/dev/null 2>&1; echo ping6=$?")
+    r = t.pypasta_run(["--no-dhcp", "--no-ndp", "--", "sh", "-c", script], timeout=40)
+    assert "rc=1" in r.stdout and "ping6=" in r.stdout, r.stdout + r.stderr
+    # Without NDP nobody answers the neighbour solicitation for the router.
+    assert "ping6=0" not in r.stdout
+
+
+# --------------------------------------------------------------------------- ICMP echo
+
+def test_ping_and_ping6_to_the_peer(topology, user):
+    r = topology.pypasta_run(["--config-net", "--", "sh", "-c",
+                              f"ping -c 3 -i 0.2 -W 2 {PEER4} && ping -6 -c 3 -i 0.2 -W 2 {PEER6}"],
+                             user=user)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count(" 0% packet loss") == 2
+
+
+def test_ping_gateway_reaches_host_loopback(topology):
+    # The peer never sees these: the requests go to the host namespace's 127.0.0.1.
+    t = topology
+    cap = t.peer_popen(["timeout", "10", "tcpdump", "-nlc", "1", "-i", t.peer_ifname, "icmp"])
+    r = t.pypasta_run(["--config-net", "--", "ping", "-c", "2", "-i", "0.2", "-W", "2", t.gw4])
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = t.pypasta_run(["--config-net", "--no-map-gw", "--", "ping", "-c", "1", "-W", "2",
+                         t.gw4])
+    assert out.returncode == 0, out.stdout + out.stderr
+    cap.wait(timeout=15)
+    assert "ICMP echo request" in t.logs(cap)[0]      # only the --no-map-gw run reached it
+
+
+def test_ping_warns_when_ping_sockets_are_forbidden(topology, user):
+    t = topology
+    t.host("sysctl -qw net.ipv4.ping_group_range='1 0'")
+    logf = os.path.join(t.workdir, f"ping-{user}.log")
+    # Once the command runs, messages go to syslog or the -l file only (as pasta).
+    r = t.pypasta_run(["--config-net", "-l", logf, "--", "ping", "-c", "2", "-i", "0.2", "-W",
+                       "1", PEER4], user=user)
+    assert r.returncode != 0
+    text = open(logf).read()
+    assert 'Cannot open "ping" socket' in text
+    assert 'sysctl -w net.ipv4.ping_group_range="0 2147483647"' in text
+    assert text.count("Cannot open") == 1            # once, not per request
+
+
+# --------------------------------------------------------------------------- UDP
+
+def _socat_echo(t: Topology, port: int) -> None:
+    t.peer_popen(f"socat -b 65536 UDP4-LISTEN:{port},bind={PEER4} PIPE", name="socat4")
+    t.peer_popen(f"socat -b 65536 UDP6-LISTEN:{port},bind=[{PEER6}],ipv6only=1 PIPE",
+                 name="socat6")
+    t.peer(_wait_bound("udp", port))
+
+
+@pytest.mark.parametrize("count", [pytest.param(10000, id="10k")])
+def test_udp_10k_datagrams_through_socat_echo(topology, user, count):
+    t = topology
+    _socat_echo(t, 7777)
+    client = _copy_helper(t, "udpecho.py")
+    py = env.python_for(user)
+    script = (f"{py} {client} client {PEER4} 7777 --count {count} --min 1 --max 65000 "
+              f"--burst-bytes 0 --seed 4 && "
+              f"{py} {client} client {PEER6} 7777 --count {count} --min 1 --max 65000 "
+              f"--burst-bytes 0 --seed 6")
+    r = t.pypasta_run(["--config-net", "--", "sh", "-c", script], user=user, timeout=240)
+    results = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert r.returncode == 0 and len(results) == 2, r.stdout + r.stderr
+    for res in results:
+        assert res["ok"] == count and not res["errors"]
+        assert res["max"] > 64000
+
+
+def test_udp_zero_length_and_bursts_keep_order(topology, user):
+    """Back-to-back bursts and zero-length datagrams, echoed by a datagram-preserving server."""
+    t = topology
+    server = _copy_helper(t, "udpecho.py")
+    for addr, port in ((PEER4, 7001), (PEER6, 7002)):
+        t.peer_popen([env.python_for("root"), server, "server", addr, str(port)], name="echo")
+        t.peer(_wait_bound("udp", port))
+    py = env.python_for(user)
+    script = (f"{py} {server} client {PEER4} 7001 --count 3000 --min 0 --max 9000 --seed 1 && "
+              f"{py} {server} client {PEER6} 7002 --count 3000 --min 0 --max 9000 --seed 2 && "
+              f"{py} {server} client {PEER4} 7001 --count 200 --min 0 --max 0 --seed 3")
+    r = t.pypasta_run(["--config-net", "--", "sh", "-c", script], user=user, timeout=120)
+    results = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert r.returncode == 0 and len(results) == 3, r.stdout + r.stderr
+    assert [res["ok"] for res in results] == [3000, 3000, 200]
+    assert results[2]["zero"] == 200
+
+
+def test_udp_client_with_socat_in_namespace(topology, user):
+    t = topology
+    _socat_echo(t, 7003)
+    script = (f"echo hello4 | socat -t 2 - UDP4:{PEER4}:7003 && "
+              f"echo hello6 | socat -t 2 - UDP6:[{PEER6}]:7003")
+    r = t.pypasta_run(["--config-net", "--", "sh", "-c", script], user=user)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["hello4", "hello6"]
+
+
+def test_udp_inbound_forward_sees_real_peer_address(topology, user):
+    t = topology
+    # -u 6000 (same port) and -u 6001:7001 (mapped), both families.
+    # (':' separates socat address parameters, hence "port" in the reply.)
+    srv = ("socat UDP4-RECVFROM:{p},fork SYSTEM:'echo v4 from $SOCAT_PEERADDR port "
+           "$SOCAT_PEERPORT' & socat UDP6-RECVFROM:{p},ipv6only=1,fork "
+           "SYSTEM:'echo v6 from $SOCAT_PEERADDR port $SOCAT_PEERPORT' & ")
+    ready = os.path.join(t.workdir, f"inbound-ready-{user}")
+    script = (srv.format(p=6000) + srv.format(p=7001) + _wait_bound("udp", 6000) + "; "
+              + _wait_bound("udp", 7001) + f"; touch {ready}; wait")
+    p = t.pypasta(["--config-net", "-u", "6000", "-u", "6001:7001", "--", "sh", "-c", script],
+                  user=user)
+    wait_until(lambda: os.path.exists(ready) or p.poll() is not None, 15, "namespace servers")
+    assert p.poll() is None, t.logs(p)
+    for port in (6000, 6001):
+        sport = 40000 + port % 100
+        r4 = t.peer(f"echo x | socat -t 2 - UDP4:{t.host_ip4}:{port},sourceport={sport}")
+        assert r4.stdout.strip() == f"v4 from {t.peer_ip4} port {sport}", r4.stdout
+        r6 = t.peer(f"echo x | socat -t 2 - UDP6:[{t.host_ip6}]:{port},sourceport={sport}")
+        m = re.fullmatch(r"v6 from \[(.*)\] port (\d+)", r6.stdout.strip())
+        assert m and ipaddress.ip_address(m[1]) == ipaddress.ip_address(t.peer_ip6), r6.stdout
+        assert int(m[2]) == sport
+
+
+def test_udp_inbound_bind_failure_is_a_clear_error(topology, user):
+    t = topology
+    holder = t.host_popen([env.python_for("root"), "-c",
+                           "import socket,time; s=socket.socket(socket.AF_INET,"
+                           "socket.SOCK_DGRAM); s.bind(('0.0.0.0', 6100)); print('ok', flush=1);"
+                           " time.sleep(60)"], stdout=subprocess.PIPE)
+    assert holder.stdout.readline().strip() == b"ok"
+    r = t.pypasta_run(["--config-net", "-u", "6100", "true"], user=user)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == \
+        "pypasta: Failed to bind port 6100 (Address already in use) for option '-u', exiting"
+
+
+# --------------------------------------------------------------------------- DNS
+
+DNS_FWD4, DNS_FWD6 = "169.254.0.1", "fd00::53"
+
+
+def _dnsmasq(t: Topology) -> None:
+    t.host_popen(["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                  "--listen-address=127.0.0.1,::1", "--bind-interfaces", "--port=53",
+                  "--user=root", "--pid-file=", "--log-facility=-", "--log-queries",
+                  "--address=/example.test/198.18.0.7",
+                  "--address=/example.test/2001:db8:ffff::7"], name="dnsmasq")
+    t.host(_wait_bound("udp", 53))
+
+
+QUERY = r"""
+import socket, struct, sys
+fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(3)
+q = struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + b"\x07example\x04test\x00" + \
+    struct.pack("!HH", 1, 1)
+s.sendto(q, (sys.argv[1], 53))
+data, src = s.recvfrom(2048)
+print(src[0], src[1], data[:2].hex(), data[-4:].hex())
+"""
+
+
+def test_dns_forward_reaches_host_loopback_resolver(topology, user):
+    t = topology
+    _dnsmasq(t)
+    q = os.path.join(t.workdir, "q.py")
+    with open(q, "w") as f:
+        f.write(QUERY)
+    py = env.python_for(user)
+    script = (f"busybox nslookup example.test {DNS_FWD4}; echo ----; "
+              f"busybox nslookup -type=aaaa example.test {DNS_FWD6}; echo ----; "
+              f"{py} {q} {DNS_FWD4}; {py} {q} {DNS_FWD6}")
+    r = t.pypasta_run(["--config-net", "--dns-forward", DNS_FWD4, "--dns-forward", DNS_FWD6,
+                       "--dns-host", "127.0.0.1", "--dns-host", "::1", "--", "sh", "-c", script],
+                      user=user)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ns4, ns6, raw = r.stdout.split("----")
+    assert "198.18.0.7" in ns4, ns4
+    assert "2001:db8:ffff::7" in ns6, ns6
+    lines = raw.split("\n")
+    lines = [line for line in lines if line.strip()]
+    # The answers come from the --dns-forward addresses, port 53, with our query id and the
+    # A record 198.18.0.7 (c6120007) at the end.
+    assert lines[0].split() == [DNS_FWD4, "53", "1234", "c6120007"], lines
+    assert lines[1].split() == [DNS_FWD6, "53", "1234", "c6120007"], lines
