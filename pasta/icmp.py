@@ -87,6 +87,7 @@ class EchoFlows:
                 return
             for old in self.table.add(key, flow, now):
                 self._close(old)
+                self.stats["icmp_flows_evicted"] = self.stats.get("icmp_flows_evicted", 0) + 1
             self.stats["icmp_flows"] = len(self.table)
             self._arm_sweep()
         else:
@@ -94,7 +95,7 @@ class EchoFlows:
         try:
             flow.sock.sendto(msg, (fwd.text(flow.target), 0))
         except OSError as e:
-            log.debug(f"ICMP: sendto {fwd.text(flow.target)}: {e.strerror}")
+            log.trace(f"ICMP: sendto {fwd.text(flow.target)}: {e.strerror}")
             self.link.drop("icmp: send failed")
             return
         self.stats["icmp_requests"] += 1
@@ -123,7 +124,7 @@ class EchoFlows:
             log.debug(f"ICMP: bind to {addr and fwd.text(addr)}%{ifname}: {e.strerror}")
         flow = EchoFlow(key, sock, v6, src, dst, ident, target)
         self.engine.add(flow.fd, EPOLLIN, lambda ev, f=flow: self._readable(f))
-        log.debug(f"ICMP{'v6' if v6 else ''}: new echo flow {fwd.text(src)} -> "
+        log.trace(f"ICMP{'v6' if v6 else ''}: new echo flow {fwd.text(src)} -> "
                   f"{fwd.text(dst)} id {ident} (host {fwd.text(target)})")
         return flow
 

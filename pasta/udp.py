@@ -126,7 +126,7 @@ class UdpFlows:
             self.link.drop("udp: host socket full")
             return
         except OSError as e:
-            log.debug(f"UDP: send to {fwd.text(dst)}:{dport}: {e.strerror}")
+            log.trace(f"UDP: send to {fwd.text(dst)}:{dport}: {e.strerror}")
             self.link.drop("udp: send failed")
             return
         self.stats["udp_to_host"] += 1
@@ -152,21 +152,21 @@ class UdpFlows:
             sock.connect((fwd.text(target), dport))
         except OSError as e:
             sock.close()
-            log.debug(f"UDP: flow {fwd.text(src)}:{sport} -> {fwd.text(dst)}:{dport}: "
+            log.trace(f"UDP: flow {fwd.text(src)}:{sport} -> {fwd.text(dst)}:{dport}: "
                       f"{e.strerror}")
             self.link.drop("udp: cannot bind or connect")
             return None
         flow = UdpFlow(key, sock)
         self._insert(flow)
         self.engine.add(flow.fd, EPOLLIN, lambda ev, f=flow: self._readable(f, ev))
-        log.debug(f"UDP: new flow {fwd.text(src)}:{sport} -> {fwd.text(dst)}:{dport}"
+        log.trace(f"UDP: new flow {fwd.text(src)}:{sport} -> {fwd.text(dst)}:{dport}"
                   f" (host {fwd.text(target)}:{dport})")
         return flow
 
     def _insert(self, flow: UdpFlow) -> None:
         for old in self.table.add(flow.key, flow, self.engine.now):
             self._close(old)
-            self.link.drop("udp: flow evicted")
+            self.stats["udp_flows_evicted"] = self.stats.get("udp_flows_evicted", 0) + 1
         self.stats["udp_flows"] = len(self.table)
         if self._sweeper is None:
             self._sweeper = self.engine.call_later(SWEEP_S, self._sweep)
@@ -183,7 +183,7 @@ class UdpFlows:
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as e:                 # ICMP error reported on the socket
-                log.debug(f"UDP: flow to {fwd.text(flow.peer_addr)}:{flow.peer_port}: "
+                log.trace(f"UDP: flow to {fwd.text(flow.peer_addr)}:{flow.peer_port}: "
                           f"{e.strerror}")
                 if e.errno not in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH,
                                    errno.EMSGSIZE):
@@ -290,7 +290,7 @@ class UdpFlows:
         flow = UdpFlow(key, None, listener=lst.sock, host_peer=peer, in_key=in_key)
         self.inbound[in_key] = flow
         self._insert(flow)
-        log.debug(f"UDP: inbound flow {peer[0]}:{pport} -> port {port}, namespace sees "
+        log.trace(f"UDP: inbound flow {peer[0]}:{pport} -> port {port}, namespace sees "
                   f"{fwd.text(seen_src)}:{pport} -> {fwd.text(ns_addr)}:{port + lst.delta}")
         return flow
 
