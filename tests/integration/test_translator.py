@@ -294,3 +294,92 @@ def test_dns_forward_reaches_host_loopback_resolver(topology, user):
     # A record 198.18.0.7 (c6120007) at the end.
     assert lines[0].split() == [DNS_FWD4, "53", "1234", "c6120007"], lines
     assert lines[1].split() == [DNS_FWD6, "53", "1234", "c6120007"], lines
+
+
+# --------------------------------------------------------------------------- options
+
+def _peer_whoami(t: Topology, port: int) -> None:
+    """A UDP server on the peer that answers with the source address it sees."""
+    t.peer_popen(f"socat UDP4-RECVFROM:{port},bind={PEER4},fork "
+                 f"SYSTEM:'echo $SOCAT_PEERADDR'", name="whoami")
+    t.peer(_wait_bound("udp", port))
+
+
+def test_mac_addr_option_is_our_mac_in_arp_and_ndp(topology, user):
+    mac = "02:aa:bb:cc:dd:ee"
+    script = (f"ping -c 1 -W 2 {PEER4} >/dev/null && ping -6 -c 1 -W 2 {PEER6} >/dev/null && "
+              "ip -j neigh show dev eth0")
+    r = topology.pypasta_run(["--config-net", "-M", mac, "--", "sh", "-c", script], user=user)
+    assert r.returncode == 0, r.stdout + r.stderr
+    neigh = {n["dst"]: n.get("lladdr") for n in json.loads(r.stdout)}
+    assert neigh[topology.gw4] == mac
+    assert neigh[topology.gw6] == mac
+
+
+def test_pcap_records_frames_both_ways(topology, user):
+    from scapy.layers.inet import ICMP, IP
+    from scapy.utils import rdpcap
+    pcap = os.path.join(topology.workdir, f"cap-{user}.pcap")
+    r = topology.pypasta_run(["--config-net", "--pcap", pcap, "--", "ping", "-c", "1", "-W", "2",
+                              PEER4], user=user)
+    assert r.returncode == 0, r.stdout + r.stderr
+    pkts = [p for p in rdpcap(pcap) if ICMP in p]
+    kinds = {(p[IP].src, p[IP].dst, p[ICMP].type) for p in pkts}
+    assert (topology.host_ip4, PEER4, 8) in kinds           # read from the tap
+    assert (PEER4, topology.host_ip4, 0) in kinds           # written to it
+
+
+def test_dhcp_dns_and_search_offered_to_clients(topology, user):
+    t = topology
+    out4 = os.path.join(t.workdir, f"dns-udhcpc-{user}.env")
+    out6 = os.path.join(t.workdir, f"dns-dhclient-{user}.env")
+    hook4 = _script(t, f"dns-hook4-{user}", f'[ "$1" = bound ] && env > {out4}\nexit 0\n')
+    hook6 = _script(t, f"dns-hook6-{user}",
+                    f'case "$reason" in BOUND6) env > {out6};; esac\nexit 0\n')
+    script = ("sysctl -qw net.ipv6.conf.eth0.accept_dad=0 && ip link set eth0 up && "
+              f"busybox udhcpc -q -n -f -i eth0 -t 5 -T 1 -s {hook4} -O dns -O search && "
+              f"timeout 20 dhclient -6 -1 -sf {hook6} -lf {t.workdir}/dns-{user}.leases "
+              f"-pf {t.workdir}/dns-{user}.pid eth0")
+    r = t.pypasta_run(["--dhcp-dns", "--dhcp-search", "-D", "198.18.0.53", "-D",
+                       "2001:db8:ffff::53", "-S", "example.test", "-S", "corp.test", "--",
+                       "sh", "-c", script], user=user, timeout=40)
+    assert r.returncode == 0, r.stdout + r.stderr
+    env4 = dict(l.split("=", 1) for l in open(out4).read().splitlines() if "=" in l)
+    env6 = dict(l.split("=", 1) for l in open(out6).read().splitlines() if "=" in l)
+    assert env4["dns"].split() == ["198.18.0.53"]
+    assert env4["search"].split() == ["example.test", "corp.test"]
+    assert env6["new_dhcp6_name_servers"].split() == ["2001:db8:ffff::53"]
+    assert env6["new_dhcp6_domain_search"].split() == ["example.test.", "corp.test."]
+
+
+def test_outbound_address_and_interface(topology, user):
+    t = topology
+    t.host(f"ip addr add 198.51.100.3/24 dev eth0 nodad")
+    _peer_whoami(t, 7010)
+    ask = f"echo x | socat -t 2 - UDP4:{PEER4}:7010"
+    r = t.pypasta_run(["--config-net", "-o", "198.51.100.3", "--", "sh", "-c", ask], user=user)
+    assert r.stdout.strip() == "198.51.100.3", r.stdout + r.stderr
+    r = t.pypasta_run(["--config-net", "--outbound-if4", "eth0", "--", "sh", "-c", ask],
+                      user=user)
+    assert r.stdout.strip() == t.host_ip4, r.stdout + r.stderr
+    # Bound to lo, the flow cannot reach the peer: the option is really applied.
+    r = t.pypasta_run(["--config-net", "--outbound-if4", "lo", "--", "sh", "-c", ask], user=user)
+    assert r.stdout.strip() == "", r.stdout
+
+
+def test_map_guest_addr_and_map_host_loopback(topology, user):
+    t = topology
+    # Two servers in the host namespace: one on its own address, one on its loopback.
+    t.host_popen(f"socat UDP4-RECVFROM:7020,bind={t.host_ip4},fork SYSTEM:'echo guest-addr'",
+                 name="own")
+    t.host_popen("socat UDP4-RECVFROM:7021,bind=127.0.0.1,fork SYSTEM:'echo host-lo'",
+                 name="lo")
+    t.host(_wait_bound("udp", 7020) + "; " + _wait_bound("udp", 7021))
+    script = ("echo x | socat -t 2 - UDP4:198.51.100.200:7020; "
+              "echo x | socat -t 2 - UDP4:198.51.100.250:7021; "
+              f"echo x | socat -t 2 - UDP4:{t.gw4}:7021; echo end")
+    r = t.pypasta_run(["--config-net", "--map-guest-addr", "198.51.100.200",
+                       "--map-host-loopback", "198.51.100.250", "--", "sh", "-c", script],
+                      user=user)
+    # The gateway is no longer the loopback mapping once another address is: no answer.
+    assert r.stdout.split() == ["guest-addr", "host-lo", "end"], r.stdout + r.stderr
