@@ -232,12 +232,15 @@ class TapLink:
             self.drop("ipv4: unsupported protocol")
 
     def _dhcp(self, buf, u) -> None:
-        out = dhcp.reply(self.ctx, bytes(buf[u.payload_off:u.end]))
+        req = bytes(buf[u.payload_off:u.end])
+        out = dhcp.reply(self.ctx, req)
         if out is None:
             self.drop("dhcp: ignored")
             return
         payload, dst = out
         self.send_udp(False, self.ctx.v4.gw, dst, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, payload)
+        log.info(_dhcp_line(req, payload))
+        log.info(f"    from {req[28:34].hex(':')}")
 
     def _ipv6(self, buf, f) -> None:
         if f.frag:
@@ -270,6 +273,10 @@ class TapLink:
                     self.drop("ndp: not answered")
                 else:
                     self._send_icmp6(*out)
+                    if h.type == ND_ROUTER_SOLICIT:
+                        log.info("NDP: received RS, sending RA")
+                    else:
+                        log.debug("NDP: received NS, sending NA")
             elif h.type == ICMPV6_ECHO_REQUEST:
                 if self.icmp is None:
                     self.drop("icmp disabled")
@@ -292,6 +299,8 @@ class TapLink:
         if self.ctx.v6.addr is not None:
             self.addr_seen6 = self.ctx.v6.addr
         self.send_udp(True, self.ctx.v6.our_ll, to, DHCP6_SERVER_PORT, DHCP6_CLIENT_PORT, payload)
+        log.info(f"DHCPv6: received {_name(dhcpv6.Dhcp6Msg, buf[u.payload_off])}, sending "
+                 f"{_name(dhcpv6.Dhcp6Msg, payload[0])}")
 
     def _fragment(self) -> None:
         self.drop("fragment")
@@ -305,3 +314,27 @@ class TapLink:
     def close(self) -> None:
         if self._ra_timer is not None:
             self._ra_timer.cancel()
+
+
+def _name(enum_cls, value: int) -> str:
+    try:
+        return enum_cls(value).name
+    except ValueError:
+        return str(value)
+
+
+def _dhcp_line(req: bytes, reply: bytes) -> str:
+    """pasta's info line for a DHCP answer (dhcp.c)."""
+    rq = dhcp.parse_options(req).get(dhcp.DhcpOpt.MSG_TYPE)
+    rp = dhcp.parse_options(reply).get(dhcp.DhcpOpt.MSG_TYPE)
+    rq = rq[0] if rq else None
+    rp = rp[0] if rp else None
+    if rp == dhcp.DhcpMsg.OFFER:
+        return "DHCP: offer to discover"
+    if rq == dhcp.DhcpMsg.DISCOVER:
+        return "DHCP: ack to discover (Rapid Commit)"
+    if rq == dhcp.DhcpMsg.INFORM:
+        return "DHCP: ack to inform"
+    if rq is None:
+        return "BOOTP: ack to request"
+    return "DHCP: ack to request"

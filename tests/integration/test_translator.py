@@ -59,7 +59,8 @@ def test_udhcpc_gets_host_address_router_and_mtu(topology, user):
     t = topology
     out = os.path.join(t.workdir, f"udhcpc-{user}.env")
     hook = _script(t, f"udhcpc-hook-{user}", f'[ "$1" = bound ] && env > {out}\nexit 0\n')
-    r = t.pypasta_run(["--", "sh", "-c",
+    logf = os.path.join(t.workdir, f"udhcpc-{user}.log")
+    r = t.pypasta_run(["-l", logf, "--", "sh", "-c",
                        f"ip link set eth0 up && busybox udhcpc -q -n -f -i eth0 -t 5 -T 1 "
                        f"-s {hook} -O mtu"], user=user)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -70,6 +71,8 @@ def test_udhcpc_gets_host_address_router_and_mtu(topology, user):
     assert got["mtu"] == "65520"
     assert got["lease"] == "4294967295"
     assert got["serverid"] == t.gw4
+    text = open(logf).read()
+    assert "DHCP: offer to discover" in text and "DHCP: ack to request" in text
 
 
 def test_dhclient6_gets_host_address(topology, user):
