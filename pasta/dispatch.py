@@ -87,6 +87,7 @@ class TapLink:
         self.udp = None                 # set by the translator: pasta.udp.UdpFlows
         self.icmp = None                # pasta.icmp.EchoFlows
         self._frag_dropped = 0
+        self._tcp_warned = False
         self._frag_warned = -FRAG_WARN_INTERVAL_S
         self._rng = random.Random()
         self._ra_timer = None
@@ -227,7 +228,7 @@ class TapLink:
             else:
                 self.icmp.from_tap(False, src, dst, h.ident, h.seq, buf[f.l4_off:f.end])
         elif proto == IPPROTO_TCP:
-            self.drop("tcp: not supported yet")
+            self._tcp_not_yet()
         else:
             self.drop("ipv4: unsupported protocol")
 
@@ -286,7 +287,7 @@ class TapLink:
             else:
                 self.drop("icmpv6: unsupported type")
         elif proto == IPPROTO_TCP:
-            self.drop("tcp: not supported yet")
+            self._tcp_not_yet()
         else:
             self.drop("ipv6: unsupported protocol")
 
@@ -301,6 +302,13 @@ class TapLink:
         self.send_udp(True, self.ctx.v6.our_ll, to, DHCP6_SERVER_PORT, DHCP6_CLIENT_PORT, payload)
         log.info(f"DHCPv6: received {_name(dhcpv6.Dhcp6Msg, buf[u.payload_off])}, sending "
                  f"{_name(dhcpv6.Dhcp6Msg, payload[0])}")
+
+    def _tcp_not_yet(self) -> None:
+        self.drop("tcp: not supported yet")
+        if not self._tcp_warned:
+            self._tcp_warned = True
+            log.warn("TCP from the namespace is not supported yet (the TCP translator comes "
+                     "with issue 4): TCP segments are dropped")
 
     def _fragment(self) -> None:
         self.drop("fragment")
