@@ -181,9 +181,15 @@ class TapLink:
         if et == ETH_P_ARP:
             self._arp(buf, f)
         elif et == ETH_P_IP:
-            self._ipv4(buf, f)
+            if self.ctx.v4.enabled:
+                self._ipv4(buf, f)
+            else:
+                self.drop("ipv4 disabled")
         elif et == ETH_P_IPV6:
-            self._ipv6(buf, f)
+            if self.ctx.v6.enabled:
+                self._ipv6(buf, f)
+            else:
+                self.drop("ipv6 disabled")
 
     def _set_guest_mac(self, mac: bytes) -> None:
         log.debug(f"guest MAC now {mac.hex(':')}")

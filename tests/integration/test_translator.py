@@ -386,3 +386,45 @@ def test_map_guest_addr_and_map_host_loopback(topology, user):
                       user=user)
     # The gateway is no longer the loopback mapping once another address is: no answer.
     assert r.stdout.split() == ["guest-addr", "host-lo", "end"], r.stdout + r.stderr
+
+
+# --------------------------------------------------------------------------- link tracking
+
+def test_unsolicited_router_advertisement(topology):
+    """The kernel sends no solicitation here: SLAAC can only come from pypasta's own RA."""
+    script = ("sysctl -qw net.ipv6.conf.eth0.router_solicitations=0 "
+              "net.ipv6.conf.eth0.accept_dad=0 && ip link set eth0 up && "
+              "i=0; until ip -6 route show default | grep -q via; do i=$((i+1)); "
+              "[ $i -gt 50 ] && break; sleep 0.1; done; ip -6 route show default")
+    r = topology.pypasta_run(["--", "sh", "-c", script])
+    assert "proto ra" in r.stdout, r.stdout + r.stderr
+
+
+def test_follows_guest_mac_and_address_changes(topology, user):
+    """Replies go to the MAC the namespace uses now; inbound flows to the address it uses."""
+    t = topology
+    ready = os.path.join(t.workdir, f"moved-{user}")
+    script = ("ip link set eth0 address 02:12:34:56:78:9a && ip link set eth0 up && "
+              "ip addr add 198.51.100.9/24 dev eth0 && ip route add default via 198.51.100.1 && "
+              f"ping -c 1 -W 2 {PEER4} > /dev/null && "
+              "socat UDP4-RECVFROM:6200,bind=198.51.100.9,fork SYSTEM:'echo seen' & "
+              + _wait_bound("udp", 6200) + f"; touch {ready}; wait")
+    p = t.pypasta(["-u", "6200", "--", "sh", "-c", script], user=user)
+    wait_until(lambda: os.path.exists(ready) or p.poll() is not None, 15, "namespace ready")
+    assert p.poll() is None, t.logs(p)
+    r = t.peer(f"echo x | socat -t 2 - UDP4:{t.host_ip4}:6200")
+    # The server listens on 198.51.100.9 only: an answer proves the delivery address.
+    assert r.stdout.strip() == "seen", r.stdout
+
+
+def test_ipv4_only_drops_ipv6(topology):
+    logf = os.path.join(topology.workdir, "v4only.log")
+    script = (f"ping -c 1 -W 2 {PEER4} > /dev/null && echo v4-ok; "
+              f"ip -6 route add default dev eth0 2>/dev/null; "
+              f"ping -6 -c 1 -W 1 {PEER6} > /dev/null 2>&1 || echo v6-blocked; sleep 0.2")
+    p = topology.pypasta(["--config-net", "-4", "-d", "-l", logf, "--", "sh", "-c", script],
+                         stdout=subprocess.PIPE)
+    out = p.stdout.read().decode()
+    assert p.wait(timeout=20) == 0
+    assert out.split() == ["v4-ok", "v6-blocked"], out
+    assert re.search(r"drop:ipv6 disabled=[1-9]", open(logf).read())     # counted at exit

@@ -1,0 +1,154 @@
+"""UDP flows over real sockets on loopback, in-process: reply mapping, source port kept,
+inbound listeners, idle expiry and eviction (pasta/udp.py with the real engine).
+
+The tap side is a recorder standing in for `dispatch.TapLink`: frames the flows write to the
+namespace are parsed back with `pasta.wire`. The "host" side is this machine's loopback only,
+reached through pypasta's gateway-to-host-loopback mapping (198.51.100.1 -> 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+
+from pasta import fwd, portspec
+from pasta.engine import Engine
+from pasta.udp import UdpFlows
+from pasta.wire import parse_frame
+from pasta.wire.l4 import parse_udp
+
+GW = ipaddress.ip_address("198.51.100.1").packed
+NS = ipaddress.ip_address("198.51.100.2").packed
+RULES = fwd.Rules(map_host_lo4=GW, guest4=NS, our_tap4=GW)
+
+
+class Recorder:
+    """What UdpFlows needs of a TapLink; keeps the frames it is asked to send."""
+
+    vnet = True
+    csum_offload = True
+    guest_mac = bytes.fromhex("020000000002")
+    our_mac = bytes.fromhex("9a559a559a55")
+    addr_seen4 = NS
+    addr_seen6 = None
+    addr_ll_seen6 = None
+
+    def __init__(self):
+        self.frames: list[bytes] = []
+        self.drops: list[str] = []
+
+    def drop(self, reason: str) -> None:
+        self.drops.append(reason)
+
+    def send(self, pieces, length: int) -> bool:
+        self.frames.append(b"".join(bytes(p) for p in pieces))
+        return True
+
+    def udp(self, i: int = -1):
+        """(src, sport, dst, dport, payload) of a recorded frame."""
+        buf = self.frames[i]
+        f = parse_frame(buf, True)
+        u = parse_udp(buf, f.l4_off, f.end)
+        return f.src, u.sport, f.dst, u.dport, buf[u.payload_off:u.end]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spin(engine: Engine, until, timeout: float = 3.0) -> None:
+    """Run the engine until `until()` is true (checked after every batch) or fail."""
+    def check():
+        if until():
+            engine.stop(0)
+        else:
+            engine.call_later(0.01, check)
+    engine.call_later(0, check)
+    engine.call_later(timeout, lambda: engine.stop(1))
+    engine.exit_code = None
+    assert engine.run() == 0, "timed out"
+
+
+@pytest.fixture
+def server():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(2)
+    yield s
+    s.close()
+
+
+def make(timeout=180.0, capacity=64):
+    engine = Engine()
+    link = Recorder()
+    return engine, link, UdpFlows(engine, link, RULES, timeout=timeout, capacity=capacity)
+
+
+def test_outbound_keeps_source_port_and_maps_replies_back(server):
+    engine, link, flows = make()
+    sport, port = free_port(), server.getsockname()[1]
+    flows.from_tap(False, NS, GW, sport, port, memoryview(b"ping"))
+    data, peer = server.recvfrom(100)
+    assert data == b"ping" and peer == ("127.0.0.1", sport)
+    for payload in (b"pong", b"", b"x" * 60000):
+        server.sendto(payload, peer)
+    spin(engine, lambda: len(link.frames) == 3)
+    got = [link.udp(i) for i in range(3)]
+    assert [g[4] for g in got] == [b"pong", b"", b"x" * 60000]       # in order, intact
+    assert {g[:4] for g in got} == {(GW, port, NS, sport)}            # as if from the gateway
+    flows.close()
+    engine.close()
+
+
+def test_idle_flow_expires_and_its_socket_is_closed(server):
+    engine, link, flows = make(timeout=0.2)
+    flows.from_tap(False, NS, GW, free_port(), server.getsockname()[1], b"a")
+    (flow,) = flows.table.flows.values()
+    spin(engine, lambda: len(flows.table) == 0)
+    assert flow.sock.fileno() == -1
+    assert flow.fd not in engine.handlers
+    engine.close()
+
+
+def test_full_table_evicts_least_recently_used(server):
+    engine, link, flows = make(capacity=2)
+    port = server.getsockname()[1]
+    ports = [free_port() for _ in range(3)]
+    for p in ports:
+        flows.from_tap(False, NS, GW, p, port, b"x")
+    assert len(flows.table) == 2 and engine.stats["udp_flows_evicted"] == 1
+    assert sorted(k[2] for k in flows.table.flows) == sorted(ports[1:])  # (v6, src, sport, ...)
+    flows.close()
+    engine.close()
+
+
+def test_inbound_listener_delivers_and_replies_leave_from_the_forwarded_port():
+    engine, link, flows = make()
+    port = free_port()
+    flows.listen(portspec.parse(f"127.0.0.1/{port}:{port + 1 if port < 65535 else port}"),
+                 True, False, portspec.EPHEMERAL_DEFAULT)
+    target = port + 1 if port < 65535 else port
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.settimeout(2)
+    client.sendto(b"hello", ("127.0.0.1", port))
+    cport = client.getsockname()[1]
+    spin(engine, lambda: link.frames)
+    # A loopback peer is shown to the namespace as the gateway (host-loopback mapping).
+    assert link.udp() == (GW, cport, NS, target, b"hello")
+    flows.from_tap(False, NS, GW, target, cport, b"world")
+    assert client.recvfrom(100) == (b"world", ("127.0.0.1", port))
+    client.close()
+    flows.close()
+    engine.close()
+
+
+def test_non_unicast_and_port_zero_are_dropped():
+    engine, link, flows = make()
+    flows.from_tap(False, NS, bytes((224, 0, 0, 251)), 1234, 5353, b"m")
+    flows.from_tap(False, NS, GW, 0, 53, b"z")
+    assert link.drops == ["udp: not unicast or port 0"] * 2 and not len(flows.table)
+    engine.close()
