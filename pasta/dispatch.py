@@ -20,7 +20,8 @@ Theory of operation:
   protocols are dropped and counted (pasta drops them too).
 - Output: `send(pieces, length)` writes one frame with `os.writev`; the pcap capture, if any,
   records it without its virtio-net header. Errors that mean "the interface is down or its queue
-  is full" (EAGAIN, ENOBUFS, ENOSPC, EIO, ...) drop the frame, counted, as pasta does.
+  is full" (EAGAIN, ENOBUFS, ENOSPC, EIO, ...) drop the frame, counted, as pasta does; any other
+  write error stops pypasta ("Error on tap device, exiting").
 - Periodic unsolicited router advertisements are scheduled on the engine's timer heap.
 
 States and events: none beyond the tracked link state; the engine calls `on_readable(events)`.
@@ -30,7 +31,7 @@ Invariants: a frame is either handed to exactly one protocol handler or counted 
 
 Limits and not handled: one guest MAC, no neighbour table (as pasta); no ICMP errors are
 generated towards the namespace; IPv4 fragments from the namespace are dropped (a warning every
-10 s, as pasta).
+10 s, as pasta), IPv6 fragments too (counted, no warning).
 
 Kernel assumptions: frames read carry the virtio-net header when the tap has IFF_VNET_HDR; the
 kernel validated (or will complete) the checksums of frames its own stack sent, so input
@@ -106,7 +107,9 @@ class TapLink:
             if e.errno in _WRITE_DROP_ERRNOS:
                 self.stats["tap_write_dropped"] += 1
                 return False
-            raise
+            log.err(f"Error on tap device, exiting ({e.strerror})")
+            self.engine.stop(1)
+            return False
         self.stats["tap_frames_out"] += 1
         if self.pcap is not None:
             self._capture(pieces, length)
@@ -251,7 +254,7 @@ class TapLink:
 
     def _ipv6(self, buf, f) -> None:
         if f.frag:
-            self._fragment()
+            self.drop("ipv6 fragment")
             return
         src, dst = f.src, f.dst
         if src == fwd.LOOPBACK6 or dst == fwd.LOOPBACK6:
@@ -261,6 +264,8 @@ class TapLink:
             if fwd.is_link_local6(src):
                 if src != self.addr_ll_seen6:
                     self.addr_ll_seen6 = src
+                if self.addr_seen6 is None:
+                    self.addr_seen6 = src          # as pasta, until a global one is seen
             elif src != self.addr_seen6:
                 self.addr_seen6 = src
         proto = f.proto
@@ -317,7 +322,7 @@ class TapLink:
                      "with issue 4): TCP segments are dropped")
 
     def _fragment(self) -> None:
-        self.drop("fragment")
+        self.drop("ipv4 fragment")
         self._frag_dropped += 1
         now = self.engine.now
         if now - self._frag_warned >= FRAG_WARN_INTERVAL_S:

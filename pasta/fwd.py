@@ -16,7 +16,9 @@ Theory of operation:
   sees for a flow that arrives on a host listener from `peer`; None when the flow must be refused.
 - `host_bind(rules, v6, target)`: the (address, interface) a host socket for `target` is bound
   to: `-o` and `--outbound-ifN`, except that loopback targets are never bound to an interface.
-- `tap_side_ok(v6, addr)`: pasta's drop rule for tap packets with loopback addresses.
+- `sockaddr(rules, v6, addr, port)`: the socket address of a host-side target; an IPv6
+  link-local target gets the template interface as its scope (pasta's pif_sockaddr()).
+- `tap_side_ok(v6, src, dst)`: pasta's drop rule for tap packets with loopback addresses.
 
 States and events: none (a frozen value and pure functions).
 
@@ -99,6 +101,7 @@ class Rules:
     outbound6: Optional[bytes] = None
     outbound_if4: Optional[str] = None
     outbound_if6: Optional[str] = None
+    ifindex6: int = 0                       # template interface: scope of link-local targets
 
     @classmethod
     def from_config(cls, cfg: C.Config, plan: NP.NetPlan, resolv_conf: str = "") -> "Rules":
@@ -120,7 +123,8 @@ class Rules:
             our_tap4=_packed(v4.gw) if v4.enabled else None,
             our_tap_ll6=_packed(v6.our_ll) if v6.enabled else None,
             outbound4=_packed(cfg.outbound4), outbound6=_packed(cfg.outbound6),
-            outbound_if4=cfg.outbound_if4, outbound_if6=cfg.outbound_if6)
+            outbound_if4=cfg.outbound_if4, outbound_if6=cfg.outbound_if6,
+            ifindex6=(v6.template_index or 0) if v6.enabled else 0)
 
 
 def from_tap(r: Rules, v6: bool, proto: int, dst: bytes, dport: int) -> bytes:
@@ -167,11 +171,16 @@ def to_tap_src(r: Rules, v6: bool, peer: bytes, addr_seen: Optional[bytes]) -> O
 
 def host_bind(r: Rules, v6: bool, target: bytes) -> tuple[Optional[bytes], Optional[str]]:
     """(bind address or None, interface or None) for a host socket talking to `target`."""
-    if is_loopback(target):
-        return None, None
     if v6:
-        return r.outbound6, r.outbound_if6
-    return r.outbound4, r.outbound_if4
+        return r.outbound6, None if target == LOOPBACK6 else r.outbound_if6
+    return r.outbound4, None if target[0] == 127 else r.outbound_if4
+
+
+def sockaddr(r: Rules, v6: bool, addr: bytes, port: int) -> tuple:
+    """Socket address for a host-side target (link-local IPv6 scoped to the template)."""
+    if v6:
+        return (text(addr), port, 0, r.ifindex6 if is_link_local6(addr) else 0)
+    return (text(addr), port)
 
 
 def text(addr: bytes) -> str:

@@ -21,7 +21,7 @@ Invariants: every flow in the table has exactly one open socket registered with 
 a removed flow's socket is unregistered and closed at once.
 
 Limits: only echo request/reply; ICMP errors are not relayed (as pasta). Link-local IPv6
-destinations are not supported (the namespace's link-local peers are pypasta itself).
+destinations are scoped to the template interface (`fwd.sockaddr`).
 
 Kernel assumptions: ping sockets (Linux >= 3.0/3.11 for IPv6) return the ICMP message without
 the IP header and fill in identifier and checksum on send.
@@ -32,6 +32,7 @@ of refusing the new one.
 
 from __future__ import annotations
 
+import errno
 import socket
 import struct
 
@@ -93,7 +94,7 @@ class EchoFlows:
         else:
             self.table.touch(key, flow, now)
         try:
-            flow.sock.sendto(msg, (fwd.text(flow.target), 0))
+            flow.sock.sendto(msg, fwd.sockaddr(self.rules, flow.v6, flow.target, 0))
         except OSError as e:
             log.trace(f"ICMP: sendto {fwd.text(flow.target)}: {e.strerror}")
             self.link.drop("icmp: send failed")
@@ -111,7 +112,10 @@ class EchoFlows:
             sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
                                  | socket.SOCK_CLOEXEC, proto)
         except OSError as e:
-            self._warn_ping(e)
+            if e.errno in (errno.EACCES, errno.EPERM):
+                self._warn_ping()
+            else:
+                log.debug(f"ICMP: socket: {e.strerror}")
             self.link.drop("icmp: no ping socket")
             return None
         addr, ifname = fwd.host_bind(self.rules, v6, target)
@@ -128,11 +132,11 @@ class EchoFlows:
                   f"{fwd.text(dst)} id {ident} (host {fwd.text(target)})")
         return flow
 
-    def _warn_ping(self, e: OSError) -> None:
+    def _warn_ping(self) -> None:
         if self._warned:
             return
         self._warned = True
-        log.warn(f"Cannot open \"ping\" socket ({e.strerror}). You might need to:")
+        log.warn("Cannot open \"ping\" socket. You might need to:")
         log.warn("  sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"")
         log.warn("...echo requests/replies will fail.")
 

@@ -3,10 +3,11 @@
 Purpose: pasta's pcap.c (pasta-reference.md section 19.4) for debugging with tcpdump/Wireshark.
 
 Theory of operation: `Pcap.open(path)` creates or truncates the file with mode 0600 at start-up
-(before any privilege change) and writes the global header: magic 0xa1b2c3d4, version 2.4,
+(as the user pypasta runs as, i.e. after `--runas`; pasta opens it before dropping privileges)
+and writes the global header: magic 0xa1b2c3d4, version 2.4,
 snaplen 65535, linktype 1 (Ethernet). `record(pieces)` appends one record whose timestamp is
 CLOCK_REALTIME (seconds + microseconds) and whose caplen = len = the frame's length, with one
-`os.writev` of the record header and the frame's pieces (no copy of the payload). The caller
+`os.writev` of the record header and the frame's pieces (`record(pieces, length)`) (no copy of the payload). The caller
 passes the Ethernet frame only, never the virtio-net header.
 
 States: open -> closed (`close()`); a write error logs once and closes the capture, the

@@ -234,7 +234,8 @@ def _spawn(cfg, plan, resolv_conf: str) -> int:
         netns_fd = netns.open_ns(f"/proc/{pid}/ns/net")
         tap, info = _setup_tap(cfg, plan, netns_fd)
         engine = Engine()
-        translator = Translator(cfg, plan, engine, tap, info["mac"], resolv_conf)
+        translator = Translator(cfg, plan, engine, tap, info["mac"], resolv_conf,
+                                guest_ll6=info.get("ll"))
     except BaseException:
         if pid:
             _kill_and_reap(pid)
@@ -457,7 +458,8 @@ def _attach(cfg, plan, resolv_conf: str) -> int:
         raise SetupError(f"Couldn't switch to network namespace {netns_path}: {why}") from None
     tap, info = _setup_tap(cfg, plan, netns_fd)
     engine = Engine()
-    translator = Translator(cfg, plan, engine, tap, info["mac"], resolv_conf)
+    translator = Translator(cfg, plan, engine, tap, info["mac"], resolv_conf,
+                            guest_ll6=info.get("ll"))
     _print_summary(cfg, plan, quiet=cfg.quiet)
 
     if not cfg.foreground:

@@ -11,8 +11,10 @@ advertisements; `close()` releases every socket. SIGUSR2 logs the counters (`dum
 
 States: built -> started -> closed.
 
-Invariants: the tap is read only by `TapLink.on_readable()`; a tap hang-up or EOF stops the
-engine with exit status 1 ("EOF on tap device, exiting", as pasta).
+Invariants: the tap is read only by `TapLink.on_readable()`; a tap hang-up, EOF or read/write
+error stops the engine with exit status 1 ("EOF on tap device, exiting", "Error on tap device,
+exiting", "Disconnect event on /dev/net/tun device, exiting", as pasta). The namespace's
+link-local address set by `--config-net` is known from the start (as pasta's `addr_ll_seen`).
 
 Limits: TCP (issue 4), the loopback bypass and `auto` forwarding (issue 5) are not here yet;
 their options are refused by the supervisor.
@@ -22,6 +24,7 @@ Kernel assumptions: see the modules it assembles. Differences from passt: none b
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 from pasta import fwd, linkctx, log
@@ -70,7 +73,8 @@ def dns_warnings(cfg, plan, resolv_conf: str) -> list[str]:
 
 
 class Translator:
-    def __init__(self, cfg, plan, engine, tap, guest_mac, resolv_conf: str = ""):
+    def __init__(self, cfg, plan, engine, tap, guest_mac, resolv_conf: str = "",
+                 guest_ll6=None):
         self.engine = engine
         self.tap = tap
         for w in dns_warnings(cfg, plan, resolv_conf):
@@ -81,6 +85,8 @@ class Translator:
         self.rules = fwd.Rules.from_config(cfg, plan, resolv_conf)
         self.pcap = Pcap.open(cfg.pcap) if cfg.pcap else None
         self.link = TapLink(engine, tap, ctx, self.rules, self.pcap)
+        if guest_ll6 is not None and plan.v6.enabled:
+            self.link.addr_ll_seen6 = _packed6(guest_ll6)
         self.udp = self.icmp = None
         try:
             if not cfg.no_udp:
@@ -109,6 +115,9 @@ class Translator:
         except EOFError:
             log.err("EOF on tap device, exiting")
             self.engine.stop(1)
+        except OSError as e:
+            log.err(f"Error on tap device, exiting ({e.strerror})")
+            self.engine.stop(1)
 
     def dump_state(self, _sig: int = 0, prio: int = log.INFO) -> None:
         stats = self.engine.stats
@@ -120,6 +129,10 @@ class Translator:
         for part in (self.udp, self.icmp, self.link, self.pcap):
             if part is not None:
                 part.close()
+
+
+def _packed6(addr) -> bytes:
+    return ipaddress.IPv6Address(str(addr).split("/")[0]).packed
 
 
 def _mac(mac) -> bytes:

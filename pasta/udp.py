@@ -17,14 +17,16 @@ Theory of operation:
   replies are received with `recv_into()` straight into a buffer after the room for the
   virtio-net, Ethernet, IP and UDP headers, which are then packed in front of the payload
   (`wire.pack_udp_hdrs_into`) and the frame is written with one `writev`: payload bytes are never
-  copied in Python, and checksums are left to the kernel.
+  copied in Python, and with the virtio-net header the checksum is left to the kernel.
 - Inbound (`-u` listeners, bound at start-up in the host namespace): a datagram from a new
   `(listener, peer address, peer port)` makes a flow whose namespace side is (`addr_seen`,
   listening port + delta) and whose peer side is `fwd.to_tap_src(peer)`: the real peer address,
   or the gateway/link-local address for loopback and own-address peers. The namespace's replies
   match the flow's tap tuple and leave through the listening socket with `sendto(peer)`.
 - Zero-length datagrams are ordinary datagrams. ICMP errors surface as socket errors
-  (ECONNREFUSED...) and are logged at debug level only, as pasta does.
+  (ECONNREFUSED...) and are logged (trace level) only, as pasta does; the flow stays (pasta
+  closes a flow on EPOLLERR without a queued error; here such a flow simply idles out).
+- IPv6 link-local targets are scoped to the template interface (`fwd.sockaddr`).
 
 States and events: flow created by the first datagram in either direction, refreshed by every
 datagram, removed when idle (a sweep each second while flows exist) or evicted.
@@ -40,9 +42,10 @@ errors are not translated into ICMP messages on the tap (as pasta).
 Kernel assumptions: Linux prefers a connected UDP socket over unconnected ones bound to the same
 port (socket lookup scoring), so replies reach the flow's own socket.
 
-Differences from passt: passt binds the flow socket with the `-o` address and `--outbound-if`
-the same way; it reads up to 32 datagrams with recvmmsg() and refuses flows when its table is
-full, where we read up to `BATCH` datagrams one by one and evict the least recently used flow.
+Differences from passt: passt refuses new flows when its table is full, where we evict the least
+recently used flow, inbound and outbound alike (so a peer spraying a `-u` port from thousands of
+source ports can push out the namespace's idle outbound flows); we read up to `BATCH` datagrams
+per wake-up, one `recv_into` each. Flow sockets get 4 MiB buffers (see `_prepare`).
 """
 
 from __future__ import annotations
@@ -149,7 +152,7 @@ class UdpFlows:
         try:
             _prepare(sock, v6, self.freebind, ifname)
             sock.bind((fwd.text(bind_addr) if bind_addr else ("::" if v6 else "0.0.0.0"), sport))
-            sock.connect((fwd.text(target), dport))
+            sock.connect(fwd.sockaddr(self.rules, v6, target, dport))
         except OSError as e:
             sock.close()
             log.trace(f"UDP: flow {fwd.text(src)}:{sport} -> {fwd.text(dst)}:{dport}: "
@@ -264,7 +267,7 @@ class UdpFlows:
         family = socket.AF_INET6 if lst.v6 else socket.AF_INET
         paddr = socket.inet_pton(family, peer[0].split("%", 1)[0])
         pport = peer[1]
-        in_key = (lst.fd, paddr, pport)
+        in_key = (lst.fd, paddr, pport, peer[3] if lst.v6 else 0)
         flow = self.inbound.get(in_key)
         if flow is not None:
             return flow

@@ -88,8 +88,15 @@ def test_to_tap_src_rules():
 def test_host_bind_outbound_not_for_loopback():
     r = rules("-o", "198.51.100.2", "--outbound-if4", "eth0")
     assert fwd.host_bind(r, False, P("198.18.0.1")) == (P("198.51.100.2"), "eth0")
-    assert fwd.host_bind(r, False, fwd.LOOPBACK4) == (None, None)
+    assert fwd.host_bind(r, False, fwd.LOOPBACK4) == (P("198.51.100.2"), None)
     assert fwd.host_bind(r, True, P("2001:db8::1")) == (None, None)
+
+
+def test_sockaddr_scopes_link_local_to_the_template():
+    r = rules()
+    assert fwd.sockaddr(r, True, P("fe80::1"), 53) == ("fe80::1", 53, 0, 2)
+    assert fwd.sockaddr(r, True, P("2001:db8::1"), 53) == ("2001:db8::1", 53, 0, 0)
+    assert fwd.sockaddr(r, False, P("198.18.0.1"), 7) == ("198.18.0.1", 7)
 
 
 @pytest.mark.parametrize("addr,ok", [("198.18.0.1", True), ("0.0.0.0", False),
