@@ -15,8 +15,8 @@ Theory of operation:
   link-local address). A new guest MAC makes a new `LinkCtx` for the responders.
 - Dispatch: ARP -> `pasta.arp`; IPv4 UDP to port 67 -> `pasta.dhcp`; ICMPv6 NDP types ->
   `pasta.ndp`; IPv6 UDP to port 547 on a multicast destination -> `pasta.dhcpv6`; ICMP/ICMPv6
-  echo requests -> the `icmp` handler; other UDP -> the `udp` handler; TCP -> dropped and
-  counted until the TCP translator exists (issue 4). Fragments, loopback addresses and other
+  echo requests -> the `icmp` handler; other UDP -> the `udp` handler; TCP -> the `tcp`
+  handler (`pasta.tcpio`). Fragments, loopback addresses and other
   protocols are dropped and counted (pasta drops them too).
 - Output: `send(pieces, length)` writes one frame with `os.writev`; the pcap capture, if any,
   records it without its virtio-net header. Errors that mean "the interface is down or its queue
@@ -54,7 +54,8 @@ from pasta.wire import (build_arp_frame, build_icmp6_frame, build_udp4_frame, bu
 from pasta.wire.ip import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
 from pasta.wire.l2 import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, VNET_HDR_LEN
 from pasta.wire.l4 import (ICMP_ECHO, ICMPV6_ECHO_REQUEST, ND_REDIRECT, ND_ROUTER_SOLICIT,
-                           parse_icmp, parse_icmp6, parse_icmp6_echo, parse_udp)
+                           parse_icmp, parse_icmp6, parse_icmp6_echo, parse_tcp,
+                           parse_udp)
 
 ARP_REPLY = 2
 DHCP_SERVER_PORT, DHCP_CLIENT_PORT = 67, 68
@@ -87,8 +88,8 @@ class TapLink:
         self.addr_ll_seen6 = None
         self.udp = None                 # set by the translator: pasta.udp.UdpFlows
         self.icmp = None                # pasta.icmp.EchoFlows
+        self.tcp = None                 # pasta.tcpio.TcpFlows
         self._frag_dropped = 0
-        self._tcp_warned = False
         self._frag_warned = -FRAG_WARN_INTERVAL_S
         self._rng = random.Random()
         self._ra_timer = None
@@ -237,7 +238,10 @@ class TapLink:
             else:
                 self.icmp.from_tap(False, src, dst, h.ident, h.seq, buf[f.l4_off:f.end])
         elif proto == IPPROTO_TCP:
-            self._tcp_not_yet()
+            if self.tcp is None:
+                self.drop("tcp disabled")
+            else:
+                self.tcp.from_tap(False, src, dst, parse_tcp(buf, f.l4_off, f.end), buf)
         else:
             self.drop("ipv4: unsupported protocol")
 
@@ -298,7 +302,10 @@ class TapLink:
             else:
                 self.drop("icmpv6: unsupported type")
         elif proto == IPPROTO_TCP:
-            self._tcp_not_yet()
+            if self.tcp is None:
+                self.drop("tcp disabled")
+            else:
+                self.tcp.from_tap(True, src, dst, parse_tcp(buf, f.l4_off, f.end), buf)
         else:
             self.drop("ipv6: unsupported protocol")
 
@@ -313,13 +320,6 @@ class TapLink:
         self.send_udp(True, self.ctx.v6.our_ll, to, DHCP6_SERVER_PORT, DHCP6_CLIENT_PORT, payload)
         log.info(f"DHCPv6: received {_name(dhcpv6.Dhcp6Msg, buf[u.payload_off])}, sending "
                  f"{_name(dhcpv6.Dhcp6Msg, payload[0])}")
-
-    def _tcp_not_yet(self) -> None:
-        self.drop("tcp: not supported yet")
-        if not self._tcp_warned:
-            self._tcp_warned = True
-            log.warn("TCP from the namespace is not supported yet (the TCP translator comes "
-                     "with issue 4): TCP segments are dropped")
 
     def _fragment(self) -> None:
         self.drop("ipv4 fragment")

@@ -16,8 +16,8 @@ error stops the engine with exit status 1 ("EOF on tap device, exiting", "Error 
 exiting", "Disconnect event on /dev/net/tun device, exiting", as pasta). The namespace's
 link-local address set by `--config-net` is known from the start (as pasta's `addr_ll_seen`).
 
-Limits: TCP (issue 4), the loopback bypass and `auto` forwarding (issue 5) are not here yet;
-their options are refused by the supervisor.
+Limits: the loopback bypass and `auto` forwarding (issue 5) are not here yet; their options are
+refused by the supervisor.
 
 Kernel assumptions: see the modules it assembles. Differences from passt: none beyond theirs.
 """
@@ -33,6 +33,7 @@ from pasta.engine import EPOLLERR, EPOLLHUP, EPOLLIN
 from pasta.icmp import EchoFlows
 from pasta.pcap import Pcap
 from pasta.portspec import EPHEMERAL_DEFAULT, FwdMode
+from pasta.tcpio import TcpFlows
 from pasta.udp import UdpFlows
 
 RESOLV_CONF = "/etc/resolv.conf"
@@ -87,7 +88,7 @@ class Translator:
         self.link = TapLink(engine, tap, ctx, self.rules, self.pcap)
         if guest_ll6 is not None and plan.v6.enabled:
             self.link.addr_ll_seen6 = _packed6(guest_ll6)
-        self.udp = self.icmp = None
+        self.udp = self.icmp = self.tcp = None
         try:
             if not cfg.no_udp:
                 self.udp = UdpFlows(engine, self.link, self.rules, freebind=cfg.freebind)
@@ -96,10 +97,16 @@ class Translator:
                     self.udp.listen(spec, plan.v4.enabled, plan.v6.enabled, ephemeral_range())
             if not cfg.no_icmp:
                 self.icmp = EchoFlows(engine, self.link, self.rules)
+            if not cfg.no_tcp:
+                self.tcp = TcpFlows(engine, self.link, self.rules, plan.mtu)
+                spec = cfg.tcp_ports
+                if spec is not None and spec.mode is FwdMode.SPEC:
+                    self.tcp.listen(spec, plan.v4.enabled, plan.v6.enabled, ephemeral_range(),
+                                    cfg.freebind)
         except BaseException:
             self.close()
             raise
-        self.link.udp, self.link.icmp = self.udp, self.icmp
+        self.link.udp, self.link.icmp, self.link.tcp = self.udp, self.icmp, self.tcp
 
     def start(self) -> None:
         self.engine.add(self.tap.fd, EPOLLIN, self._tap_event)
@@ -126,7 +133,7 @@ class Translator:
     def close(self) -> None:
         self.dump_state(prio=log.DEBUG)
         self.engine.remove(self.tap.fd)
-        for part in (self.udp, self.icmp, self.link, self.pcap):
+        for part in (self.tcp, self.udp, self.icmp, self.link, self.pcap):
             if part is not None:
                 part.close()
 

@@ -66,10 +66,12 @@ from pasta.wire.l2 import (ARP_LEN, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, V
                            VNET_HDR_LEN, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_ECN,
                            VnetHdr, pack_arp_into, pack_eth_into, pack_vnet_into, parse_arp,
                            parse_vnet)
-from pasta.wire.l4 import ICMP_CSUM_OFF, UDP_HLEN, pack_udp_into
+from pasta.wire.ip import IPPROTO_TCP
+from pasta.wire.l4 import ICMP_CSUM_OFF, TCP_HLEN, UDP_HLEN, pack_tcp_into, pack_udp_into
 
 __all__ = ["Frame", "parse_frame", "build_udp4_frame", "build_udp6_frame", "build_icmp4_frame",
-           "build_icmp6_frame", "build_arp_frame", "udp_hdrs_len", "pack_udp_hdrs_into"]
+           "build_icmp6_frame", "build_arp_frame", "udp_hdrs_len", "pack_udp_hdrs_into", "tcp_hdrs_len",
+           "pack_tcp_hdrs_into"]
 
 _U16 = struct.Struct("!H")
 _UDP_CSUM_OFF = 6
@@ -252,6 +254,52 @@ def pack_udp_hdrs_into(buf, v6: bool, vnet: bool, csum_offload: bool, dst_mac: b
         if vnet:
             pack_vnet_into(buf, 0)
         fill_csum(buf, l4, end, l4 + _UDP_CSUM_OFF, psum, udp=True)
+    return end
+
+
+_TCP_CSUM_OFF = 16
+
+
+def tcp_hdrs_len(v6: bool, vnet: bool, opts: bool = False) -> int:
+    """Bytes of virtio-net + Ethernet + IP + TCP headers (with MSS and window scale if `opts`)."""
+    return ((VNET_HDR_LEN if vnet else 0) + ETH_HLEN + (IPV6_HLEN if v6 else IPV4_HLEN)
+            + TCP_HLEN + (8 if opts else 0))
+
+
+def pack_tcp_hdrs_into(buf, v6: bool, vnet: bool, csum_offload: bool, dst_mac: bytes,
+                       src_mac: bytes, src_ip: bytes, dst_ip: bytes, sport: int, dport: int,
+                       seq: int, ack: int, flags: int, window: int, plen: int,
+                       mss: int | None = None, wscale: int | None = None, flow: int = 0) -> int:
+    """Write every header of a TCP segment in front of a payload at buf[H:H + plen].
+
+    H is `tcp_hdrs_len(v6, vnet)` plus 4 for the MSS option and 4 for NOP + window scale (the
+    only options pypasta sends, on SYN and SYN,ACK; window scale only with MSS). Returns the frame length. With `vnet` and
+    `csum_offload` the kernel completes the TCP checksum; otherwise it is computed here.
+    """
+    vh = VNET_HDR_LEN if vnet else 0
+    l3 = vh + ETH_HLEN
+    if mss is None:
+        wscale = None
+    thlen = TCP_HLEN + (4 if mss is not None else 0) + (4 if wscale is not None else 0)
+    tlen = thlen + plen
+    if v6:
+        pack_eth_into(buf, vh, dst_mac, src_mac, ETH_P_IPV6)
+        l4 = pack_ipv6_into(buf, l3, src_ip, dst_ip, IPPROTO_TCP, tlen, flow=flow)
+        psum = pseudo_sum_ipv6(src_ip, dst_ip, IPPROTO_TCP, tlen)
+    else:
+        pack_eth_into(buf, vh, dst_mac, src_mac, ETH_P_IP)
+        l4 = pack_ipv4_into(buf, l3, src_ip, dst_ip, IPPROTO_TCP, IPV4_HLEN + tlen)
+        psum = pseudo_sum_ipv4(src_ip, dst_ip, IPPROTO_TCP, tlen)
+    pack_tcp_into(buf, l4, sport, dport, seq, ack, flags, window, mss=mss, wscale=wscale)
+    end = l4 + tlen
+    if vnet and csum_offload:
+        pack_vnet_into(buf, 0, flags=VIRTIO_NET_HDR_F_NEEDS_CSUM, hdr_len=l4 + thlen - vh,
+                       csum_start=l4 - vh, csum_offset=_TCP_CSUM_OFF)
+        fill_csum_partial(buf, l4 + _TCP_CSUM_OFF, psum)
+    else:
+        if vnet:
+            pack_vnet_into(buf, 0)
+        fill_csum(buf, l4, end, l4 + _TCP_CSUM_OFF, psum)
     return end
 
 

@@ -1,0 +1,544 @@
+"""TCP through the tap: the I/O shell around `pasta.tcp` (pasta-reference.md section 14).
+
+Purpose: every TCP connection between the namespace and the outside world, in either direction,
+carried between tap segments and ordinary host sockets, with no data buffered in Python.
+
+Theory of operation:
+- Outbound: a SYN from the namespace (no flow yet) starts a non-blocking `connect()` to the
+  translated target (`fwd.from_tap`, so the gateway reaches the host's loopback and
+  `--dns-forward` works over TCP), bound to `-o`/`--outbound-ifN`. The SYN,ACK goes to the
+  namespace only when the connect succeeded; a refused or failed connect becomes an RST at once.
+- Inbound (`-t` listeners bound at start-up): an accepted connection sends a SYN to the
+  namespace from the client's real address and port (`fwd.to_tap_src`); the namespace's SYN,ACK
+  establishes the flow, an RST closes the host socket.
+- Host -> namespace: data is *peeked* (`MSG_PEEK` with `SO_PEEK_OFF`, so each peek continues
+  where the last one stopped) straight into a frame buffer behind the headers, up to the
+  namespace's window and MSS, and written to the tap; it is discarded from the socket
+  (`MSG_TRUNC`, no copy) only when the namespace acknowledges it. Retransmission rewinds the peek
+  offset to zero (the first unacknowledged byte). EPOLLIN is only requested while the window is
+  open, so a stalled flow costs nothing.
+- Namespace -> host: the in-order part of each segment is written with `send()`; only what the
+  socket accepted is acknowledged (ACKs are sent once per tap batch, deferred). The window
+  advertised to the namespace is the free space of the socket's send buffer (SO_SNDBUF minus
+  SIOCOUTQ), so the namespace rarely sends what cannot be written; when it does, the unwritten
+  part is not acknowledged, and once the socket drains a window update plus duplicate ACKs make
+  the namespace retransmit at once.
+- FIN from the namespace -> `shutdown(SHUT_WR)`; EOF on the socket -> FIN to the namespace after
+  the data. RST from the namespace -> the host socket is closed with SO_LINGER 0 (an RST for the
+  peer); an error or reset on the host socket -> RST to the namespace.
+- Timers: one sweep every `SWEEP_S` while flows exist applies `TcpConn.on_timer()`
+  (retransmission, handshake and FIN timeouts).
+
+States and events: those of `pasta.tcp.TcpConn`; a flow is in `flows` (by tap tuple) and `by_fd`
+until `_close()`, which unregisters and closes its socket in the same step.
+
+Invariants: no per-connection data buffers (one shared frame buffer, one discard buffer); every
+socket registered with the engine belongs to exactly one flow or listener.
+
+Limits and not handled: the loopback bypass (issue 5) - loopback `-t` clients go through the tap
+as with `--no-splice`; no SACK or timestamps; ACKs reflect what the host socket accepted, not
+what the remote peer acknowledged (pasta's TCP_INFO reflection is a later optimisation).
+
+Kernel assumptions: SO_PEEK_OFF works on TCP sockets (kernel-facts.md); `recv(MSG_TRUNC)` on TCP
+discards without copying.
+
+Differences from passt: random initial sequence numbers (pasta hashes the tuple and the clock);
+window from SIOCOUTQ rather than TCP_INFO.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import random
+import socket
+import struct
+import termios
+
+from pasta import fwd, log
+from pasta.engine import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP
+from pasta.errors import SetupError
+from pasta.tcp import Fin, State, TcpConn, Timeout, mss_for_mtu, seq_add
+from pasta.wire import pack_tcp_hdrs_into, tcp_hdrs_len
+from pasta.wire.l4 import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN
+
+SO_PEEK_OFF = 42
+SWEEP_S = 0.25
+MAX_FLOWS = 16384
+SOCK_BUF = 4 << 20
+SEGMENTS_PER_WAKEUP = 16
+IPPROTO_TCP = 6
+_LINGER0 = struct.pack("ii", 1, 0)
+
+
+class TcpFlow:
+    __slots__ = ("key", "v6", "ns_addr", "ns_port", "peer_addr", "peer_port", "sock", "fd",
+                 "conn", "events", "partial", "closed", "registered", "wnd_low")
+
+    def __init__(self, key, sock, conn):
+        self.key = key
+        self.v6, self.ns_addr, self.ns_port, self.peer_addr, self.peer_port = key
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.conn = conn
+        self.events = 0
+        self.partial = False            # a write to the socket was short: update when drained
+        self.closed = False
+        self.registered = True
+        self.wnd_low = False            # we advertised a small window: update when drained
+
+
+class TcpFlows:
+    def __init__(self, engine, link, rules: fwd.Rules, mtu: int):
+        self.engine = engine
+        self.link = link
+        self.rules = rules
+        self.mss4 = mss_for_mtu(mtu or 65520, False)
+        self.mss6 = mss_for_mtu(mtu or 65520, True)
+        self.flows: dict = {}
+        self.by_fd: dict = {}
+        self.listeners: list = []
+        self.ack_pending: dict = {}
+        self._ack_deferred = False
+        self._sweeper = None
+        self.rng = random.SystemRandom()
+        self.stats = engine.stats
+        for k in ("tcp_flows", "tcp_opened", "tcp_closed", "tcp_resets_to_ns",
+                  "tcp_retransmits"):
+            self.stats.setdefault(k, 0)
+        self.hdr4 = tcp_hdrs_len(False, link.vnet)
+        self.hdr6 = tcp_hdrs_len(True, link.vnet)
+        self.buf = bytearray(tcp_hdrs_len(True, link.vnet, True) + 65535)
+        self.view = memoryview(self.buf)
+        self.scratch = bytearray(1 << 20)
+
+    # ----------------------------------------------------------------- frames to the namespace
+    def _segment(self, f: TcpFlow, flags: int, seq: int, plen: int = 0, syn_opts=False) -> None:
+        link, c = self.link, f.conn
+        if syn_opts:
+            mss, ws = (self.mss6 if f.v6 else self.mss4), (c.ws_to_tap or None)
+            window = 65535
+        else:
+            mss = ws = None
+            window = c.window_to_tap(self._space(f)) if flags & TCP_ACK else 0
+        if flags & TCP_ACK:
+            c.seq_ack_to_tap = c.seq_from_tap
+            if not syn_opts and window << c.ws_to_tap < c.mss_to_tap and not f.wnd_low \
+                    and not c.fin & Fin.SOCK_FIN_SENT:
+                f.wnd_low = True
+                self._want(f, f.events | EPOLLOUT)
+        n = pack_tcp_hdrs_into(self.buf, f.v6, link.vnet, link.csum_offload, link.guest_mac,
+                               link.our_mac, f.peer_addr, f.ns_addr, f.peer_port, f.ns_port,
+                               seq, c.seq_from_tap if flags & TCP_ACK else 0, flags, window,
+                               plen, mss=mss, wscale=ws)
+        link.send((self.view[:n],), n)
+
+    def _rst_to_ns(self, key, seq: int, ack: int | None) -> None:
+        """An RST for a segment that has no flow (or a flow we give up)."""
+        v6, ns_addr, ns_port, peer_addr, peer_port = key
+        link = self.link
+        flags = TCP_RST | (TCP_ACK if ack is not None else 0)
+        n = pack_tcp_hdrs_into(self.buf, v6, link.vnet, link.csum_offload, link.guest_mac,
+                               link.our_mac, peer_addr, ns_addr, peer_port, ns_port, seq,
+                               ack or 0, flags, 0, 0)
+        link.send((self.view[:n],), n)
+        self.stats["tcp_resets_to_ns"] += 1
+
+    def _space(self, f: TcpFlow) -> int:
+        """Free space in the host socket's send buffer (what we can accept from the namespace)."""
+        try:
+            size = f.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
+            outq = struct.unpack("i", fcntl.ioctl(f.fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        except OSError:
+            return 0
+        return max(0, size - outq)
+
+    # ----------------------------------------------------------------- segments from the tap
+    def from_tap(self, v6: bool, src: bytes, dst: bytes, h, buf) -> None:
+        """One TCP segment from the namespace (`h`: pasta.wire.l4.TcpHdr; payload in buf)."""
+        key = (v6, src, h.sport, dst, h.dport)
+        f = self.flows.get(key)
+        flags = h.flags
+        if f is None:
+            if flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN:
+                self._connect(key, h)
+            else:
+                self.link.drop("tcp: no flow")
+            return
+        c = f.conn
+        now = self.engine.now
+        if flags & TCP_RST:
+            self._close(f, reset_host=True)
+            return
+        if c.state == State.SYN_SENT:
+            if flags & (TCP_SYN | TCP_ACK) == (TCP_SYN | TCP_ACK) and \
+                    c.tap_syn_ack(h.seq, h.ack, h.window, h.mss, h.wscale, now):
+                self._segment(f, TCP_ACK, c.seq_to_tap)
+                self._want(f, EPOLLIN | EPOLLRDHUP)
+                self._push(f)
+            return
+        if flags & TCP_SYN:
+            if c.state == State.SYN_ACK_SENT:           # our SYN,ACK was lost
+                self._segment(f, TCP_SYN | TCP_ACK, c.seq_init_to_tap, syn_opts=True)
+            return
+        if c.state == State.SYN_RCVD:
+            return                                      # still connecting on the host side
+        if flags & TCP_ACK:
+            was = c.state
+            acked = c.tap_ack(h.ack, h.window, h.end > h.payload_off, now)
+            if was == State.SYN_ACK_SENT and c.state == State.ESTABLISHED:
+                self._want(f, EPOLLIN | EPOLLRDHUP)
+            if acked:
+                self._discard(f, acked)
+            if c.fast_retransmit_due():
+                self.stats["tcp_fast_retransmits"] = self.stats.get("tcp_fast_retransmits", 0) + 1
+                self._retransmit(f)
+        plen = h.end - h.payload_off
+        if plen:
+            skip, take = c.tap_data(h.seq, plen)
+            if skip < 0:
+                self._segment(f, TCP_ACK, c.seq_to_tap)      # gap: duplicate ACK
+            elif take:
+                self._write(f, buf[h.payload_off + skip:h.payload_off + skip + take])
+            else:
+                self._ack_later(f)                           # duplicate or keep-alive
+        elif not flags & (TCP_FIN | TCP_SYN) and h.seq != c.seq_from_tap:
+            self._ack_later(f)                  # window probe or keep-alive: answer it
+        if flags & TCP_FIN:
+            if c.tap_fin(seq_add(h.seq, plen)):
+                try:
+                    f.sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                c.fin |= Fin.SOCK_FIN_SENT
+            self._ack_later(f)
+        if c.done():
+            self._close(f)
+        elif c.send_budget() and c.state == State.ESTABLISHED:
+            self._push(f)
+
+    def _write(self, f: TcpFlow, data) -> None:
+        try:
+            n = f.sock.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as e:
+            log.trace(f"TCP: send: {e.strerror}")
+            self._reset(f)
+            return
+        f.conn.written(n)
+        if n < len(data):
+            f.partial = True
+            self._want(f, f.events | EPOLLOUT)
+        self._ack_later(f)
+
+    def _ack_later(self, f: TcpFlow) -> None:
+        self.ack_pending[f.key] = f
+        if not self._ack_deferred:
+            self._ack_deferred = True
+            self.engine.defer(self._flush_acks)
+
+    def _flush_acks(self) -> None:
+        self._ack_deferred = False
+        pending, self.ack_pending = self.ack_pending, {}
+        for f in pending.values():
+            if not f.closed:
+                self._segment(f, TCP_ACK, f.conn.seq_to_tap)
+
+    def _discard(self, f: TcpFlow, n: int) -> None:
+        mv = memoryview(self.scratch)
+        while n > 0:
+            try:
+                got = f.sock.recv_into(mv, min(n, len(mv)), socket.MSG_TRUNC | socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            if got <= 0:
+                break
+            n -= got
+
+    # ----------------------------------------------------------------- outbound set-up
+    def _connect(self, key, h) -> None:
+        v6, src, sport, dst, dport = key
+        if not sport or not dport or not fwd.is_unicast(src) or not fwd.is_unicast(dst):
+            self.link.drop("tcp: not unicast or port 0")
+            return
+        if len(self.flows) >= MAX_FLOWS:
+            self._rst_to_ns(key, 0, seq_add(h.seq, 1))
+            return
+        target = fwd.from_tap(self.rules, v6, IPPROTO_TCP, dst, dport)
+        bind_addr, ifname = fwd.host_bind(self.rules, v6, target)
+        try:
+            sock = self._socket(v6, ifname)
+            if bind_addr is not None:
+                sock.bind((fwd.text(bind_addr), 0))
+        except OSError as e:
+            log.debug(f"TCP: socket: {e.strerror}")
+            self._rst_to_ns(key, 0, seq_add(h.seq, 1))
+            return
+        conn = TcpConn.from_tap_syn(self.rng.getrandbits(32), self.engine.now, h.seq, h.window,
+                                    h.mss, h.wscale)
+        f = TcpFlow(key, sock, conn)
+        self._add(f)
+        err = sock.connect_ex(fwd.sockaddr(self.rules, v6, target, dport))
+        if err not in (0, errno.EINPROGRESS):
+            log.trace(f"TCP: connect to {fwd.text(target)}:{dport}: {errno.errorcode.get(err)}")
+            self._reset(f)
+            return
+        self._want(f, EPOLLOUT)
+        log.trace(f"TCP: connecting {fwd.text(src)}:{sport} -> {fwd.text(dst)}:{dport}"
+                  f" (host {fwd.text(target)}:{dport})")
+
+    def _socket(self, v6: bool, ifname) -> socket.socket:
+        sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,
+                             socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        try:
+            self._tune(sock)
+            if ifname:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    @staticmethod
+    def _tune(sock) -> None:
+        for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            sock.setsockopt(socket.SOL_SOCKET, opt, SOCK_BUF)
+        sock.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _add(self, f: TcpFlow) -> None:
+        self.flows[f.key] = f
+        self.by_fd[f.fd] = f
+        self.engine.add(f.fd, 0, lambda ev, fl=f: self._sock_event(fl, ev))
+        self.stats["tcp_opened"] += 1
+        self.stats["tcp_flows"] = len(self.flows)
+        if self._sweeper is None:
+            self._sweeper = self.engine.call_later(SWEEP_S, self._sweep)
+
+    def _want(self, f: TcpFlow, events: int) -> None:
+        if f.closed or (events == f.events and f.registered):
+            return
+        f.events = events
+        if not f.registered:
+            f.registered = True
+            self.engine.add(f.fd, events, lambda ev, fl=f: self._sock_event(fl, ev))
+        else:
+            self.engine.modify(f.fd, events)
+
+    # ----------------------------------------------------------------- socket events
+    def _sock_event(self, f: TcpFlow, ev: int) -> None:
+        if f.closed:
+            return
+        c = f.conn
+        if c.state == State.SYN_RCVD:
+            err = f.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err or ev & (EPOLLERR | EPOLLHUP):
+                log.trace(f"TCP: connect failed: {errno.errorcode.get(err, err)}")
+                self._reset(f)
+                return
+            self._segment(f, TCP_SYN | TCP_ACK, c.seq_init_to_tap, syn_opts=True)
+            c.syn_ack_sent(self.engine.now)
+            self._want(f, 0)
+            return
+        if ev & EPOLLERR or (ev & EPOLLHUP and c.state != State.ESTABLISHED):
+            self._reset(f)
+            return
+        if ev & EPOLLOUT and (f.partial or f.wnd_low):
+            dups = 3 if f.partial else 0
+            f.partial = f.wnd_low = False
+            self._want(f, f.events & ~EPOLLOUT)
+            # A window update; after a short write also duplicates of it, so the namespace
+            # retransmits what the socket refused at once instead of after its timeout.
+            for _ in range(1 + dups):
+                self._segment(f, TCP_ACK, c.seq_to_tap)
+        if ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP):
+            self._push(f)
+        if ev & EPOLLHUP and not f.closed and not f.events & (EPOLLIN | EPOLLOUT):
+            # Both directions shut: EPOLLHUP would fire on every loop while we wait for the
+            # namespace; park the socket until we want something from it again.
+            self.engine.remove(f.fd)
+            f.registered = False
+
+    def _push(self, f: TcpFlow) -> None:
+        """Peek and send what the namespace's window allows; FIN after the data at EOF."""
+        c = f.conn
+        if f.closed or c.state != State.ESTABLISHED:
+            return
+        hdr = self.hdr6 if f.v6 else self.hdr4
+        sock, view = f.sock, self.view
+        now = self.engine.now
+        for _ in range(SEGMENTS_PER_WAKEUP):
+            budget = c.send_budget()
+            if budget <= 0:
+                break
+            n = min(budget, c.mss_to_tap, 65535 - hdr)
+            try:
+                got = sock.recv_into(view[hdr:hdr + n], n, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self._reset(f)
+                return
+            if got == 0:
+                if not c.fin & Fin.SOCK_FIN_RCVD:
+                    c.fin |= Fin.SOCK_FIN_RCVD
+                if not c.fin & Fin.TAP_FIN_SENT:
+                    seq = c.fin_to_tap(now)
+                    self._segment(f, TCP_FIN | TCP_ACK, seq)
+                break
+            self._segment(f, TCP_ACK | TCP_PSH, c.seq_to_tap, got)
+            c.sent(got, now)
+        want = f.events & EPOLLOUT
+        if c.send_budget() > 0 and not c.fin & Fin.SOCK_FIN_RCVD:
+            want |= EPOLLIN | EPOLLRDHUP
+        self._want(f, want)
+        if c.done():
+            self._close(f)
+
+    def _retransmit(self, f: TcpFlow) -> None:
+        c = f.conn
+        c.rewind()
+        try:
+            f.sock.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)
+        except OSError:
+            pass
+        self.stats["tcp_retransmits"] += 1
+        c.fin &= ~Fin.SOCK_FIN_RCVD           # re-peek finds the EOF again after the data
+        self._push(f)
+
+    # ----------------------------------------------------------------- teardown and timers
+    def _reset(self, f: TcpFlow) -> None:
+        c = f.conn
+        self._rst_to_ns(f.key, c.seq_to_tap, c.seq_from_tap)
+        self._close(f, reset_host=True)
+
+    def _close(self, f: TcpFlow, reset_host: bool = False) -> None:
+        if f.closed:
+            return
+        f.closed = True
+        f.conn.state = State.CLOSED
+        if f.registered:
+            self.engine.remove(f.fd)
+        if reset_host:
+            try:
+                f.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER0)
+            except OSError:
+                pass
+        f.sock.close()
+        self.flows.pop(f.key, None)
+        self.by_fd.pop(f.fd, None)
+        self.ack_pending.pop(f.key, None)
+        self.stats["tcp_closed"] += 1
+        self.stats["tcp_flows"] = len(self.flows)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        now = self.engine.now
+        for f in list(self.flows.values()):
+            if f.closed or now < f.conn.timer_at:
+                continue
+            what = f.conn.on_timer(now)
+            if what == Timeout.RESET:
+                self._reset(f)
+            elif what == Timeout.RETRANSMIT:
+                self._retransmit(f)
+        if self.flows:
+            self._sweeper = self.engine.call_later(SWEEP_S, self._sweep)
+
+    # ----------------------------------------------------------------- -t listeners
+    def listen(self, spec, v4_on: bool, v6_on: bool, ephemeral, freebind: bool = False) -> None:
+        for rule in spec.rules:
+            families = ([rule.addr.version == 6] if rule.addr is not None
+                        else [False] * v4_on + [True] * v6_on)
+            bound, last_err = 0, None
+            for port, target in rule.ports(ephemeral):
+                for v6 in families:
+                    try:
+                        self._bind_listener(v6, rule.addr, rule.ifname, port, target - port,
+                                            freebind)
+                        bound += 1
+                    except OSError as e:
+                        if not rule.weak:
+                            raise SetupError(f"Failed to bind port {port} ({e.strerror}) for "
+                                             f"option '-t', exiting") from None
+                        last_err = e
+            if rule.weak and not bound:
+                why = f" ({last_err.strerror})" if last_err else ""
+                raise SetupError(f"Failed to bind any port for '-t'{why}, exiting")
+
+    def _bind_listener(self, v6, addr, ifname, port, delta, freebind) -> None:
+        sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,
+                             socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if v6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if freebind:
+                sock.setsockopt(socket.IPPROTO_IPV6 if v6 else socket.IPPROTO_IP,
+                                78 if v6 else 15, 1)
+            if ifname:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+            sock.bind((str(addr) if addr is not None else ("::" if v6 else "0.0.0.0"), port))
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            raise
+        entry = (sock, v6, port, delta)
+        self.listeners.append(entry)
+        self.engine.add(sock.fileno(), EPOLLIN, lambda ev, e=entry: self._accept(e))
+
+    def _accept(self, entry) -> None:
+        lsock, v6, port, delta = entry
+        for _ in range(32):
+            try:
+                sock, peer = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                log.debug(f"TCP: accept: {e.strerror}")
+                return
+            self._inbound(sock, v6, peer, port + delta)
+
+    def _inbound(self, sock, v6: bool, peer, target_port: int) -> None:
+        link = self.link
+        paddr = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET,
+                                 peer[0].split("%", 1)[0])
+        seen = fwd.to_tap_src(self.rules, v6, paddr, link.addr_seen6 if v6 else
+                              link.addr_seen4)
+        if v6:
+            ns_addr = link.addr_ll_seen6 if seen and fwd.is_link_local6(seen) else \
+                link.addr_seen6
+        else:
+            ns_addr = link.addr_seen4
+        if seen is None or ns_addr is None or len(self.flows) >= MAX_FLOWS:
+            sock.close()
+            self.link.drop("tcp: inbound refused")
+            return
+        key = (v6, ns_addr, target_port, seen, peer[1])
+        old = self.flows.get(key)
+        if old is not None:
+            self._close(old, reset_host=True)
+        sock.setblocking(False)
+        try:
+            self._tune(sock)
+        except OSError:
+            pass
+        conn = TcpConn.to_tap_syn(self.rng.getrandbits(32), self.engine.now)
+        f = TcpFlow(key, sock, conn)
+        self._add(f)
+        self._segment(f, TCP_SYN, conn.seq_init_to_tap, syn_opts=True)
+        conn.syn_sent(self.engine.now)
+        log.trace(f"TCP: inbound {peer[0]}:{peer[1]} -> namespace port {target_port}")
+
+    def close(self) -> None:
+        for f in list(self.flows.values()):
+            self._close(f)
+        for sock, *_ in self.listeners:
+            self.engine.remove(sock.fileno())
+            sock.close()
+        self.listeners = []
+        if self._sweeper is not None:
+            self._sweeper.cancel()
