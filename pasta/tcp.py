@@ -17,8 +17,9 @@ Theory of operation (pasta's design: no data buffers in pypasta):
   rewinds `seq_to_tap` to the last acknowledged byte (`rewind()`): the shell re-peeks from there.
 - Window to the namespace: given by the shell (free space in the socket's send buffer), scaled by
   `ws_to_tap`.
-- Timers are deadlines compared with `now` (`deadline()`, `on_timer(now)`): SYN (10 s), ACK
-  timeout (2 s, 7 retransmissions then reset), FIN (60 s) and idle (7200 s).
+- Timers are one deadline, `timer_at`, compared with `now` by `on_timer(now)`: SYN (10 s), ACK
+  timeout (2 s doubling, 7 retransmissions then reset), FIN (60 s once our FIN is acknowledged
+  and the host socket is shut, as pasta) and idle (7200 s).
 
 States: `State.SYN_RCVD` (the namespace's SYN seen, host connect in progress),
 `State.SYN_ACK_SENT` (connected, our SYN,ACK sent, waiting for the namespace's ACK),
@@ -114,7 +115,7 @@ class TcpConn:
     __slots__ = ("state", "fin", "seq_to_tap", "seq_ack_from_tap", "seq_from_tap",
                  "seq_ack_to_tap", "seq_init_to_tap", "wnd_from_tap", "ws_from_tap", "ws_to_tap",
                  "mss_to_tap", "retrans", "dup_acks", "last_ack_seen", "timer_at", "last_activity",
-                 "fin_seq_to_tap", "_wnd_raw", "recover")
+                 "fin_seq_to_tap", "_wnd_raw", "recover", "seq_max")
 
     def __init__(self, isn: int, now: float):
         self.state = State.SYN_RCVD
@@ -136,6 +137,7 @@ class TcpConn:
         self.last_activity = now
         self.fin_seq_to_tap = None
         self.recover = None             # after a rewind: duplicate ACKs ignored until acked
+        self.seq_max = self.seq_init_to_tap           # highest sequence number ever sent + 1
 
     # ----------------------------------------------------------------- set-up
     @classmethod
@@ -167,14 +169,14 @@ class TcpConn:
 
     def syn_ack_sent(self, now: float) -> None:
         """Outbound: host connected, we sent SYN,ACK (it uses seq_to_tap, then +1)."""
-        self.seq_to_tap = seq_add(self.seq_init_to_tap, 1)
+        self.seq_to_tap = self.seq_max = seq_add(self.seq_init_to_tap, 1)
         self.seq_ack_from_tap = self.seq_init_to_tap
         self.state = State.SYN_ACK_SENT
         self.timer_at = now + SYN_TIMEOUT_S
 
     def syn_sent(self, now: float) -> None:
         """Inbound: our SYN went to the namespace."""
-        self.seq_to_tap = seq_add(self.seq_init_to_tap, 1)
+        self.seq_to_tap = self.seq_max = seq_add(self.seq_init_to_tap, 1)
         self.timer_at = now + SYN_TIMEOUT_S
 
     def tap_syn_ack(self, seq: int, ack: int, window: int, mss, wscale, now: float) -> bool:
@@ -185,6 +187,7 @@ class TcpConn:
         self.seq_from_tap = seq_add(seq, 1)
         self.seq_ack_to_tap = self.seq_from_tap
         self.seq_ack_from_tap = ack
+        self.last_ack_seen = ack
         self.state = State.ESTABLISHED
         self._progress(now)
         return True
@@ -202,15 +205,16 @@ class TcpConn:
                 return 0
             self.state = State.ESTABLISHED
             self.seq_ack_from_tap = ack
+            self.last_ack_seen = ack
             self._set_window(window)
             self._progress(now)
             return 0
-        if seq_lt(self.seq_to_tap, ack) and not self._fin_covers(ack):
+        if seq_lt(self.seq_max, ack):
             return 0                                  # acknowledges data never sent: ignore
         same_window = window == self._wnd_raw
-        self._set_window(window)
         acked = seq_diff(ack, self.seq_ack_from_tap)
         if acked <= 0:
+            self._set_window(window)
             # RFC 5681 duplicate ACK: nothing new acknowledged, no data, same window, and data
             # outstanding.
             if (acked == 0 and not has_data and same_window and self.in_flight()
@@ -221,19 +225,17 @@ class TcpConn:
         self.last_ack_seen = ack
         self.dup_acks = 0
         self.seq_ack_from_tap = ack
+        self._set_window(window)
         if self.recover is not None and seq_le(self.recover, ack):
             self.recover = None
         if seq_lt(self.seq_to_tap, ack):
-            self.seq_to_tap = ack
+            self.seq_to_tap = ack                     # acknowledged beyond a rewind
         data = acked
         if self.fin_seq_to_tap is not None and seq_lt(self.fin_seq_to_tap, ack):
             self.fin |= Fin.TAP_FIN_ACKED
             data -= 1                                 # the FIN's sequence number
         self._progress(now)
         return max(data, 0)
-
-    def _fin_covers(self, ack: int) -> bool:
-        return self.fin_seq_to_tap is not None and ack == seq_add(self.fin_seq_to_tap, 1)
 
     def _set_window(self, window: int) -> None:
         self._wnd_raw = window
@@ -250,7 +252,12 @@ class TcpConn:
 
     def _progress(self, now: float) -> None:
         self.retrans = 0
-        self.timer_at = now + (ACK_TIMEOUT_S if self.in_flight() else IDLE_TIMEOUT_S)
+        if self.in_flight():
+            self.timer_at = now + ACK_TIMEOUT_S
+        elif self.fin & Fin.SOCK_FIN_SENT and self.fin & Fin.TAP_FIN_ACKED:
+            self.timer_at = now + FIN_TIMEOUT_S
+        else:
+            self.timer_at = now + IDLE_TIMEOUT_S
 
     # ----------------------------------------------------------------- host -> namespace
     def in_flight(self) -> int:
@@ -263,9 +270,11 @@ class TcpConn:
         return max(0, self.wnd_from_tap - self.in_flight())
 
     def sent(self, n: int, now: float) -> None:
-        if n and not self.in_flight():
-            self.timer_at = now + ACK_TIMEOUT_S
+        if n and not self.in_flight() and not self.retrans:
+            self.timer_at = now + ACK_TIMEOUT_S       # (a retransmission keeps its backoff)
         self.seq_to_tap = seq_add(self.seq_to_tap, n)
+        if seq_lt(self.seq_max, self.seq_to_tap):
+            self.seq_max = self.seq_to_tap
 
     def fin_to_tap(self, now: float) -> int:
         """We send FIN to the namespace (host EOF and all data sent); returns its sequence."""
@@ -273,7 +282,10 @@ class TcpConn:
         self.fin_seq_to_tap = self.seq_to_tap
         seq = self.seq_to_tap
         self.seq_to_tap = seq_add(seq, 1)
-        self.timer_at = now + ACK_TIMEOUT_S
+        if seq_lt(self.seq_max, self.seq_to_tap):
+            self.seq_max = self.seq_to_tap
+        if not self.retrans:
+            self.timer_at = now + ACK_TIMEOUT_S
         return seq
 
     def rewind(self) -> int:
@@ -284,7 +296,8 @@ class TcpConn:
         if self.fin & Fin.TAP_FIN_SENT and not self.fin & Fin.TAP_FIN_ACKED:
             self.fin &= ~Fin.TAP_FIN_SENT            # the FIN goes again after the data
             self.fin_seq_to_tap = None
-        return unacked
+            unacked -= 1                             # (its sequence number is not data)
+        return max(unacked, 0)
 
     # ----------------------------------------------------------------- namespace -> host
     def tap_data(self, seq: int, length: int) -> tuple[int, int]:
@@ -332,14 +345,12 @@ class TcpConn:
                 return Timeout.RESET
             self.timer_at = now + ACK_TIMEOUT_S * (1 << min(self.retrans, 4))
             return Timeout.RETRANSMIT
-        if self.fin & (Fin.SOCK_FIN_SENT | Fin.TAP_FIN_SENT):
-            if now - self.last_activity >= FIN_TIMEOUT_S:
-                return Timeout.RESET
-            self.timer_at = self.last_activity + FIN_TIMEOUT_S
-            return Timeout.NONE
-        if now - self.last_activity >= IDLE_TIMEOUT_S:
+        limit = (FIN_TIMEOUT_S if self.fin & (Fin.SOCK_FIN_SENT | Fin.TAP_FIN_SENT)
+                 else IDLE_TIMEOUT_S)
+        deadline = self.last_activity + limit
+        if now >= deadline:
             return Timeout.RESET
-        self.timer_at = self.last_activity + IDLE_TIMEOUT_S
+        self.timer_at = deadline
         return Timeout.NONE
 
     def done(self) -> bool:

@@ -7,8 +7,9 @@ namespace direction (`send_budget`/`sent`/`tap_ack`/`rewind`, with a model of se
 rewinds), duplicate ACKs and fast retransmit, FINs, `done()`, and every timer as a function of
 `now`. Sequence numbers are drawn near 2**32 as well, so every property also runs across the wrap.
 
-Tests marked `xfail(strict=True)` pin bugs found in pasta/tcp.py (each reason says what is wrong);
-they start failing (XPASS) as soon as the bug is fixed, and the marker should then be removed.
+The tests at the end were first written as strict xfails pinning bugs found in pasta/tcp.py
+(ACKs beyond a rewind, zero windows, lost backoff, FIN counted as data, the handshake ACK as a
+duplicate, float deadlines); the bugs are fixed and the tests now guard against regressions.
 """
 
 from __future__ import annotations
@@ -771,10 +772,6 @@ def test_done_needs_all_four_fin_flags(bits):
 
 
 # ----------------------------------------------------------------------------- known bugs
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG pasta/tcp.py tap_ack: after rewind() an ACK for data sent before the rewind (beyond the "
-    "rewound seq_to_tap) is dropped as 'data never sent' (return 0, window ignored); passt "
-    "accepts it. The `if seq_lt(self.seq_to_tap, ack): self.seq_to_tap = ack` branch is dead."))
 def test_ack_for_data_sent_before_rewind_is_accepted():
     c = established_out()
     base = data_base(c)
@@ -784,10 +781,6 @@ def test_ack_for_data_sent_before_rewind_is_accepted():
     assert c.seq_to_tap == c.seq_ack_from_tap == seq_add(base, 3000)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG pasta/tcp.py tap_ack: _set_window() runs before seq_ack_from_tap is advanced, so a zero "
-    "window on an ACK that acknowledges everything in flight is ignored as 'shrinking to zero "
-    "with data in flight'; send_budget() stays open (passt updates the ACK first)."))
 def test_zero_window_on_an_ack_of_everything_closes_the_window():
     c = established_out(window=10000)
     c.sent(1000, 1.0)
@@ -795,9 +788,6 @@ def test_zero_window_on_an_ack_of_everything_closes_the_window():
     assert c.send_budget() == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG pasta/tcp.py: the retransmission backoff set by on_timer() is lost: after RETRANSMIT the "
-    "shell calls rewind() (in_flight 0) and sent(), and sent() re-arms timer_at = now + 2 s."))
 def test_backoff_survives_the_retransmission_itself():
     c = established_out()
     c.sent(1000, 0.0)
@@ -809,9 +799,6 @@ def test_backoff_survives_the_retransmission_itself():
     assert c.timer_at == backoff
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor) pasta/tcp.py rewind(): with our FIN sent and unacknowledged it returns "
-    "in_flight(), which counts the FIN's sequence number: 'bytes to re-send' is one too many."))
 def test_rewind_counts_data_bytes_only():
     c = established_out()
     c.sent(100, 1.0)
@@ -819,9 +806,6 @@ def test_rewind_counts_data_bytes_only():
     assert c.rewind() == 100
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor) pasta/tcp.py tap_ack: the handshake ACK does not set last_ack_seen, so right "
-    "after the handshake four ACKs equal to it are needed for fast retransmit, not three."))
 def test_three_duplicates_of_the_handshake_ack_fast_retransmit():
     c = established_out()
     c.sent(3000, 1.0)
@@ -830,11 +814,6 @@ def test_three_duplicates_of_the_handshake_ack_fast_retransmit():
     assert c.fast_retransmit_due()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor) pasta/tcp.py on_timer(): the idle and FIN deadlines are armed as "
-    "`last_activity + T` but checked as `now - last_activity >= T`; in floating point "
-    "(992.3 + 7200) - 992.3 < 7200, so at now == timer_at it returns NONE and re-arms the same "
-    "deadline instead of RESET (the reset comes one sweep late)."))
 @pytest.mark.parametrize("kind", ["idle", "fin"])
 def test_timeout_fires_exactly_at_the_deadline(kind):
     if kind == "idle":
