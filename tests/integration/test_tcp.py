@@ -1,0 +1,239 @@
+"""TCP through the tap end to end (issue 4): bulk transfers both ways and both families with real
+tools (socat, curl, iperf3), the peer's real address through `-t`, many concurrent streams,
+half-close, resets, refused connects and flow clean-up.
+
+The peer's services listen on 198.18.0.1 / 2001:db8:ffff::1 (the gateway address itself is
+mapped to the host's loopback by default). `tests/helpers/tcptool.py` plays the peers that need
+exact control (concurrency, half-close, resets, timing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+from helpers import env, wait_until
+from helpers.topology import Topology
+
+HELPERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helpers")
+PEER = {4: Topology.peer_inet4, 6: Topology.peer_inet6}
+HOST = {4: Topology.host_ip4, 6: Topology.host_ip6}
+BIG = 256 << 20
+
+
+def _tool(t: Topology) -> str:
+    dst = os.path.join(t.workdir, "tcptool.py")
+    if not os.path.exists(dst):
+        shutil.copy(os.path.join(HELPERS, "tcptool.py"), dst)
+        os.chmod(dst, 0o644)
+    return dst
+
+
+def _sha(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _wait_listen(t: Topology, which: str, port: int) -> None:
+    ns = t.ns(which)
+    wait_until(lambda: ns.run(f"ss -Hltn 'sport = :{port}'", check=False).stdout.strip(), 10,
+               f"listener on {port} in {which}")
+
+
+def _sock(fam: int, addr: str, port: int) -> str:
+    return f"TCP{fam}:{'[' + addr + ']' if fam == 6 else addr}:{port}"
+
+
+def _listen(fam: int, port: int, addr: str) -> str:
+    a = f"[{addr}]" if fam == 6 else addr
+    return f"TCP{fam}-LISTEN:{port},bind={a},reuseaddr"
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory):
+    d = tmp_path_factory.mktemp("big")
+    os.chmod(d, 0o755)
+    path = str(d / "src.bin")
+    subprocess.run(["head", "-c", str(BIG), "/dev/urandom"], stdout=open(path, "wb"), check=True)
+    os.chmod(path, 0o644)
+    return path, _sha(path)
+
+
+@pytest.mark.parametrize("fam", [4, 6])
+def test_256mib_both_directions_with_socat(topology, big_file, fam):
+    """Namespace client <-> peer server, and peer client <-> namespace server through -t."""
+    t = topology
+    src, digest = big_file
+    w = t.workdir
+    peer, host = PEER[fam], HOST[fam]
+    # peer servers: one sends the file, one stores what it receives
+    t.peer_popen(f"socat -u OPEN:{src} {_listen(fam, 8001, peer)}", name="send")
+    t.peer_popen(f"socat -u {_listen(fam, 8002, peer)} CREATE:{w}/up.bin", name="recv")
+    _wait_listen(t, "peer", 8001)
+    _wait_listen(t, "peer", 8002)
+    ready = os.path.join(w, "ns-ready")
+    any_addr = "::" if fam == 6 else "0.0.0.0"
+    script = (f"socat -u OPEN:{src} {_listen(fam, 9001, any_addr)} & "
+              f"socat -u {_listen(fam, 9002, any_addr)} CREATE:{w}/in-up.bin & "
+              f"i=0; until [ $(ss -Hltn | grep -c ':900[12] ') -ge 2 ]; do i=$((i+1)); "
+              f"[ $i -gt 100 ] && exit 97; sleep 0.1; done; "
+              f"socat -u {_sock(fam, peer, 8001)} CREATE:{w}/down.bin && "
+              f"socat -u OPEN:{src} {_sock(fam, peer, 8002)} && touch {ready} && wait")
+    p = t.pypasta(["--config-net", "-t", "9001:9001,9002", "--", "sh", "-c", script])
+    wait_until(lambda: os.path.exists(ready) or p.poll() is not None, 120, "outbound transfers")
+    assert os.path.exists(ready), t.logs(p)
+    t.peer(f"socat -u {_sock(fam, host, 9001)} CREATE:{w}/in-down.bin", timeout=120)
+    t.peer(f"socat -u OPEN:{src} {_sock(fam, host, 9002)}", timeout=120)
+    assert p.wait(timeout=60) == 0, t.logs(p)
+    wait_until(lambda: os.path.getsize(f"{w}/up.bin") == BIG, 30, "peer stored the upload")
+    for name in ("down.bin", "up.bin", "in-down.bin", "in-up.bin"):
+        assert _sha(os.path.join(w, name)) == digest, name
+
+
+def test_curl_and_iperf3(topology, user):
+    t = topology
+    w = t.workdir
+    os.makedirs(f"{w}/www", exist_ok=True)
+    with open(f"{w}/www/file", "wb") as f:
+        f.write(os.urandom(8 << 20))
+    digest = _sha(f"{w}/www/file")
+    t.peer_popen(["busybox", "httpd", "-f", "-p", f"{PEER[4]}:8080", "-h", f"{w}/www"],
+                 name="httpd")
+    t.peer_popen(["iperf3", "-s", "-B", PEER[4], "-p", "5201"], name="iperf3")
+    _wait_listen(t, "peer", 8080)
+    _wait_listen(t, "peer", 5201)
+    script = (f"curl -sS -o {w}/curl.out http://{PEER[4]}:8080/file && "
+              f"iperf3 -c {PEER[4]} -p 5201 -t 1 -J > {w}/iperf-{user}.up.json && "
+              f"iperf3 -c {PEER[4]} -p 5201 -t 1 -R -J > {w}/iperf-{user}.down.json")
+    r = t.pypasta_run(["--config-net", "--", "sh", "-c", script], user=user, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _sha(f"{w}/curl.out") == digest
+    import json
+    for d in ("up", "down"):
+        res = json.load(open(f"{w}/iperf-{user}.{d}.json"))
+        assert "error" not in res, res.get("error")
+        assert res["end"]["sum_received"]["bytes"] > 0
+
+
+@pytest.mark.parametrize("fam", [4, 6])
+def test_inbound_server_sees_peer_address(topology, user, fam):
+    t = topology
+    ready = os.path.join(t.workdir, f"ready-{user}-{fam}")
+    any_addr = "::" if fam == 6 else "0.0.0.0"
+    script = (f"socat {_listen(fam, 8080, any_addr)},fork "
+              f"SYSTEM:'echo $SOCAT_PEERADDR port $SOCAT_PEERPORT' & "
+              f"i=0; until ss -Hltn 'sport = :8080' | grep -q .; do i=$((i+1)); "
+              f"[ $i -gt 100 ] && exit 97; sleep 0.1; done; touch {ready}; wait")
+    p = t.pypasta(["--config-net", "-t", "8080", "--", "sh", "-c", script], user=user)
+    wait_until(lambda: os.path.exists(ready) or p.poll() is not None, 15, "namespace server")
+    assert p.poll() is None, t.logs(p)
+    r = t.peer(f"socat -t 2 - {_sock(fam, HOST[fam], 8080)},sourceport=41234 </dev/null")
+    m = re.fullmatch(r"\[?([0-9a-f.:]+)\]? port (\d+)", r.stdout.strip())
+    import ipaddress
+    assert m and ipaddress.ip_address(m[1]) == ipaddress.ip_address(
+        t.peer_ip4 if fam == 4 else t.peer_ip6), r.stdout
+    assert m[2] == "41234"
+
+
+def test_thousand_concurrent_connections_one_mib_each_way(topology):
+    t = topology
+    tool = _tool(t)
+    py = env.python_for("root")
+    t.peer_popen([py, tool, "echo-server", PEER[4], "7000"], name="echo")
+    _wait_listen(t, "peer", 7000)
+    logf = os.path.join(t.workdir, "many.log")
+    r = t.pypasta_run(["--config-net", "-l", logf, "--", py, tool, "many", PEER[4], "7000",
+                       "--conns", "1000", "--bytes", str(1 << 20), "--timeout", "240"],
+                      timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok 1000 bad 0 unfinished 0", \
+        r.stdout + r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("fam", [4, 6])
+def test_half_close_still_receives(topology, user, fam):
+    t = topology
+    tool = _tool(t)
+    t.peer_popen([env.python_for("root"), tool, "send-after-eof-server", PEER[fam], "7100",
+                  "--bytes", str(10 << 20)], name="eofsrv")
+    _wait_listen(t, "peer", 7100)
+    r = t.pypasta_run(["--config-net", "--", env.python_for(user), tool, "halfclose-client",
+                       PEER[fam], "7100", "--bytes", str(10 << 20)], user=user, timeout=60)
+    assert r.stdout.strip() == f"received {10 << 20} intact", r.stdout + r.stderr
+
+
+def test_half_close_inbound(topology):
+    t = topology
+    tool = _tool(t)
+    py = env.python_for("root")
+    ready = os.path.join(t.workdir, "hc-ready")
+    script = (f"{py} {tool} send-after-eof-server 0.0.0.0 7101 --bytes {10 << 20} > {ready} & "
+              f"wait")
+    p = t.pypasta(["--config-net", "-t", "7101", "--", "sh", "-c", script])
+    wait_until(lambda: os.path.exists(ready) and open(ready).read().strip() == "ready", 15,
+               "namespace server")
+    r = t.peer([py, tool, "halfclose-client", HOST[4], "7101", "--bytes", str(10 << 20)],
+               timeout=60)
+    assert r.stdout.strip() == f"received {10 << 20} intact", r.stdout + r.stderr
+
+
+def test_reset_reaches_the_other_side(topology, user):
+    t = topology
+    tool = _tool(t)
+    py_root, py = env.python_for("root"), env.python_for(user)
+    # peer resets -> namespace client sees ECONNRESET
+    t.peer_popen([py_root, tool, "reset-server", PEER[4], "7200"], name="rstsrv")
+    _wait_listen(t, "peer", 7200)
+    srv = t.peer_popen([py_root, tool, "expect-reset-server", PEER[4], "7201", "--timeout",
+                        "10"], name="expect", stdout=subprocess.PIPE)
+    assert srv.stdout.readline().strip() == b"ready"
+    script = (f"{py} {tool} expect-reset-client {PEER[4]} 7200 --timeout 10 && "
+              f"{py} {tool} reset-client {PEER[4]} 7201")
+    r = t.pypasta_run(["--config-net", "--", "sh", "-c", script], user=user, timeout=30)
+    assert r.stdout.split("\n")[0] == "reset", r.stdout + r.stderr
+    # namespace resets -> peer server sees ECONNRESET
+    assert srv.stdout.readline().strip() == b"reset"
+
+
+def test_refused_connect_is_prompt(topology, user):
+    tool = _tool(topology)
+    r = topology.pypasta_run(["--config-net", "--", env.python_for(user), tool, "refused",
+                              PEER[4], "7999"], user=user)
+    name, ms = r.stdout.split()
+    assert name == "ECONNREFUSED", r.stdout + r.stderr
+    assert int(ms) < 100
+
+
+def test_sequential_short_connections_leave_nothing_behind(topology):
+    t = topology
+    tool = _tool(t)
+    py = env.python_for("root")
+    t.peer_popen([py, tool, "echo-server", PEER[4], "7300"], name="echo")
+    _wait_listen(t, "peer", 7300)
+    logf = os.path.join(t.workdir, "seq.log")
+    done = os.path.join(t.workdir, "seq-done")
+    script = f"{py} {tool} sequential {PEER[4]} 7300 --count 10000 > {done}.out && " \
+             f"touch {done} && exec sleep 600"
+    p = t.pypasta(["--config-net", "-l", logf, "--", "sh", "-c", script])
+    wait_until(lambda: os.path.exists(done) or p.poll() is not None, 240, "10000 connections")
+    assert os.path.exists(done), open(f"{done}.out").read() + t.logs(p)[1]
+    assert open(f"{done}.out").read().strip() == "done 10000"
+    # pypasta's own sockets: only the tap and the epoll/signal fds remain
+    wait_until(lambda: not t.host(f"ss -Htanp | grep 'pid={p.pid},' || true").stdout.strip(),
+               10, "no TCP sockets left in pypasta")
+    os.kill(p.pid, signal.SIGUSR2)
+    wait_until(lambda: "state: " in open(logf).read(), 5, "state dump")
+    line = [x for x in open(logf).read().splitlines() if "state: " in x][-1]
+    stats = dict(kv.rsplit("=", 1) for kv in line.split("state: ", 1)[1].split(", "))
+    assert stats["tcp_flows"] == "0" and stats["tcp_opened"] == stats["tcp_closed"] == "10000", \
+        stats
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=10) == 0
