@@ -237,3 +237,74 @@ def test_sequential_short_connections_leave_nothing_behind(topology):
         stats
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=10) == 0
+
+
+def test_port_spec_ranges_exclusions_and_bind_address(topology):
+    t = topology
+    ready = os.path.join(t.workdir, "spec-ready")
+    srv = "".join(f"socat TCP4-LISTEN:{p},reuseaddr,fork SYSTEM:'echo ns{p}' & "
+                  for p in (9200, 9201, 9202))
+    script = (srv + "i=0; until [ $(ss -Hltn | grep -c ':920[012] ') -ge 3 ]; do i=$((i+1)); "
+              f"[ $i -gt 100 ] && exit 97; sleep 0.1; done; touch {ready}; wait")
+    p = t.pypasta(["--config-net", "-t", f"{t.host_ip4}/9100-9102:9200-9202,~9101",
+                   "--", "sh", "-c", script])
+    wait_until(lambda: os.path.exists(ready) or p.poll() is not None, 15, "namespace servers")
+    assert p.poll() is None, t.logs(p)
+    ask = "socat -t 2 - TCP4:{}:{} </dev/null 2>&1; true"
+    assert t.peer(ask.format(t.host_ip4, 9100)).stdout.strip() == "ns9200"
+    assert t.peer(ask.format(t.host_ip4, 9102)).stdout.strip() == "ns9202"
+    assert "Connection refused" in t.peer(ask.format(t.host_ip4, 9101)).stdout   # excluded
+    # bound to the host's address only: not on its loopback
+    assert "Connection refused" in t.host(ask.format("127.0.0.1", 9100)).stdout
+
+
+def test_busy_port_is_fatal_at_start(topology):
+    t = topology
+    holder = t.host_popen([env.python_for("root"), "-c",
+                           "import socket,time; s=socket.socket(); s.bind(('0.0.0.0', 9300));"
+                           " s.listen(); print('ok', flush=True); time.sleep(60)"],
+                          stdout=subprocess.PIPE)
+    assert holder.stdout.readline().strip() == b"ok"
+    r = t.pypasta_run(["--config-net", "-t", "9300", "true"])
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == \
+        "pypasta: Failed to bind port 9300 (Address already in use) for option '-t', exiting"
+
+
+def test_loopback_client_and_gateway_mapping_over_tcp(topology):
+    """Until the splice issue: a host loopback client reaches the namespace through the tap,
+    seen from the gateway address; the namespace reaches the host's loopback via the gateway,
+    and TCP DNS to --dns-forward reaches --dns-host."""
+    t = topology
+    t.host_popen("socat TCP4-LISTEN:9400,bind=127.0.0.1,reuseaddr,fork SYSTEM:'echo host-lo'",
+                 name="lo")
+    t.host_popen(["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                  "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53", "--user=root",
+                  "--pid-file=", "--address=/example.test/198.18.0.7"], name="dnsmasq")
+    _wait_listen(t, "host", 9400)
+    _wait_listen(t, "host", 53)
+    ready = os.path.join(t.workdir, "lo-ready")
+    query = os.path.join(t.workdir, "tcpdns.py")
+    with open(query, "w") as f:
+        f.write("import socket, struct\n"
+                "q = struct.pack('!HHHHHH', 7, 0x0100, 1, 0, 0, 0) + b'\\x07example\\x04test\\x00'"
+                " + struct.pack('!HH', 1, 1)\n"
+                "s = socket.create_connection(('169.254.0.1', 53), timeout=3)\n"
+                "s.sendall(struct.pack('!H', len(q)) + q)\n"
+                "n = struct.unpack('!H', s.recv(2))[0]; a = b''\n"
+                "while len(a) < n: a += s.recv(n - len(a))\n"
+                "print('dns', a[-4:].hex())\n")
+    script = (f"echo x | socat -t 2 - TCP4:{t.gw4}:9400; {env.python_for('root')} {query}; "
+              "socat TCP4-LISTEN:9401,reuseaddr,fork SYSTEM:'echo from $SOCAT_PEERADDR' & "
+              "i=0; until ss -Hltn 'sport = :9401' | grep -q .; do i=$((i+1)); "
+              f"[ $i -gt 100 ] && exit 97; sleep 0.1; done; touch {ready}; wait")
+    p = t.pypasta(["--config-net", "-t", "9401", "--dns-forward", "169.254.0.1",
+                   "--dns-host", "127.0.0.1", "--", "sh", "-c", script],
+                  stdout=subprocess.PIPE)
+    wait_until(lambda: os.path.exists(ready) or p.poll() is not None, 15, "namespace server")
+    assert p.poll() is None, t.logs(p)
+    r = t.host("socat -t 2 - TCP4:127.0.0.1:9401 </dev/null")
+    assert r.stdout.strip() == f"from {t.gw4}"
+    p.send_signal(signal.SIGTERM)
+    out = p.stdout.read().decode().split("\n")
+    assert out[0] == "host-lo" and out[1] == "dns c6120007", out
