@@ -223,8 +223,7 @@ class TcpFlows:
         except (BlockingIOError, InterruptedError):
             n = 0
         except OSError as e:
-            log.trace(f"TCP: send: {e.strerror}")
-            self._reset(f)
+            self._reset(f, f"send: {e.strerror}")
             return
         f.conn.written(n)
         if n < len(data):
@@ -283,8 +282,7 @@ class TcpFlows:
         self._add(f)
         err = sock.connect_ex(fwd.sockaddr(self.rules, v6, target, dport))
         if err not in (0, errno.EINPROGRESS):
-            log.trace(f"TCP: connect to {fwd.text(target)}:{dport}: {errno.errorcode.get(err)}")
-            self._reset(f)
+            self._reset(f, f"connect: {errno.errorcode.get(err)}")
             return
         self._want(f, EPOLLOUT)
         log.trace(f"TCP: connecting {fwd.text(src)}:{sport} -> {fwd.text(dst)}:{dport}"
@@ -336,15 +334,14 @@ class TcpFlows:
         if c.state == State.SYN_RCVD:
             err = f.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err or ev & (EPOLLERR | EPOLLHUP):
-                log.trace(f"TCP: connect failed: {errno.errorcode.get(err, err)}")
-                self._reset(f)
+                self._reset(f, f"connect: {errno.errorcode.get(err, err)} events {ev:#x}")
                 return
             self._segment(f, TCP_SYN | TCP_ACK, c.seq_init_to_tap, syn_opts=True)
             c.syn_ack_sent(self.engine.now)
             self._want(f, 0)
             return
         if ev & EPOLLERR or (ev & EPOLLHUP and c.state != State.ESTABLISHED):
-            self._reset(f)
+            self._reset(f, f"socket events {ev:#x}")
             return
         if ev & EPOLLOUT and (f.partial or f.wnd_low):
             dups = 3 if f.partial else 0
@@ -379,8 +376,8 @@ class TcpFlows:
                 got = sock.recv_into(view[hdr:hdr + n], n, socket.MSG_PEEK | socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 break
-            except OSError:
-                self._reset(f)
+            except OSError as e:
+                self._reset(f, f"peek: {e.strerror}")
                 return
             if got == 0:
                 if not c.fin & Fin.SOCK_FIN_RCVD:
@@ -410,8 +407,10 @@ class TcpFlows:
         self._push(f)
 
     # ----------------------------------------------------------------- teardown and timers
-    def _reset(self, f: TcpFlow) -> None:
+    def _reset(self, f: TcpFlow, why: str = "") -> None:
         c = f.conn
+        log.debug(f"TCP: reset {fwd.text(f.ns_addr)}:{f.ns_port} <-> "
+                  f"{fwd.text(f.peer_addr)}:{f.peer_port} in {c.state.name}: {why}")
         self._rst_to_ns(f.key, c.seq_to_tap, c.seq_from_tap)
         self._close(f, reset_host=True)
 
@@ -442,7 +441,7 @@ class TcpFlows:
                 continue
             what = f.conn.on_timer(now)
             if what == Timeout.RESET:
-                self._reset(f)
+                self._reset(f, "timeout")
             elif what == Timeout.RETRANSMIT:
                 self._retransmit(f)
         if self.flows:
