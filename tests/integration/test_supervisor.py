@@ -321,7 +321,6 @@ def test_spawn_runas_drops_to_that_user_first(topology):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["-t", "8080"], "not supported yet: -t with ports"),
     (["-U", "auto"], "not supported yet: -U auto"),
     (["-u", "auto"], "not supported yet: -u auto"),
     (["-T", "8080"], "not supported yet: -T with ports"),

@@ -67,10 +67,14 @@ def spin(engine: Engine, until, timeout: float = 3.0) -> None:
             engine.stop(0)
         else:
             engine.call_later(0.01, check)
-    engine.call_later(0, check)
-    engine.call_later(timeout, lambda: engine.stop(1))
+    first = engine.call_later(0, check)
+    limit = engine.call_later(timeout, lambda: engine.stop(1))
     engine.exit_code = None
-    assert engine.run() == 0, "timed out"
+    try:
+        assert engine.run() == 0, "timed out"
+    finally:
+        first.cancel()
+        limit.cancel()
 
 
 @pytest.fixture
