@@ -36,6 +36,7 @@ EPOLLOUT = select.EPOLLOUT
 EPOLLERR = select.EPOLLERR
 EPOLLHUP = select.EPOLLHUP
 EPOLLRDHUP = getattr(select, "EPOLLRDHUP", 0x2000)
+EPOLLET = select.EPOLLET
 
 
 class Timer:

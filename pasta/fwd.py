@@ -53,6 +53,7 @@ LOOPBACK4 = bytes((127, 0, 0, 1))
 LOOPBACK6 = bytes(15) + b"\x01"
 ANY4 = bytes(4)
 ANY6 = bytes(16)
+V4MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 
 
 def _packed(addr) -> Optional[bytes]:
@@ -67,7 +68,8 @@ def is_unicast(addr: bytes) -> bool:
     """Not unspecified, multicast or (IPv4) broadcast/class E, not loopback."""
     if len(addr) == 4:
         return addr != ANY4 and addr[0] < 224 and addr[0] != 127
-    return addr != ANY6 and addr[0] != 0xFF and addr != LOOPBACK6
+    return (addr != ANY6 and addr[0] != 0xFF and addr != LOOPBACK6
+            and addr[:12] != V4MAPPED_PREFIX)      # ::ffff:a.b.c.d would bypass the v4 rules
 
 
 def is_link_local6(addr: bytes) -> bool:

@@ -231,8 +231,9 @@ class TcpConn:
         if seq_lt(self.seq_to_tap, ack):
             self.seq_to_tap = ack                     # acknowledged beyond a rewind
         data = acked
-        if self.fin_seq_to_tap is not None and seq_lt(self.fin_seq_to_tap, ack):
-            self.fin |= Fin.TAP_FIN_ACKED
+        if (self.fin_seq_to_tap is not None and seq_lt(self.fin_seq_to_tap, ack)
+                and not self.fin & Fin.TAP_FIN_ACKED):
+            self.fin |= Fin.TAP_FIN_ACKED | Fin.TAP_FIN_SENT
             data -= 1                                 # the FIN's sequence number
         self._progress(now)
         return max(data, 0)
@@ -294,8 +295,9 @@ class TcpConn:
         self.recover = self.seq_to_tap
         self.seq_to_tap = self.seq_ack_from_tap
         if self.fin & Fin.TAP_FIN_SENT and not self.fin & Fin.TAP_FIN_ACKED:
-            self.fin &= ~Fin.TAP_FIN_SENT            # the FIN goes again after the data
-            self.fin_seq_to_tap = None
+            # The FIN goes again after the data; its sequence number stays known, so an ACK
+            # that covers it before it is re-sent still marks it acknowledged.
+            self.fin &= ~Fin.TAP_FIN_SENT
             unacked -= 1                             # (its sequence number is not data)
         return max(unacked, 0)
 

@@ -15,8 +15,14 @@ Theory of operation:
   where the last one stopped) straight into a frame buffer behind the headers, up to the
   namespace's window and MSS, and written to the tap; it is discarded from the socket
   (`MSG_TRUNC`, no copy) only when the namespace acknowledges it. Retransmission rewinds the peek
-  offset to zero (the first unacknowledged byte). EPOLLIN is only requested while the window is
-  open, so a stalled flow costs nothing.
+  offset to zero (the first unacknowledged byte). Socket events are edge-triggered (peeked
+  bytes stay queued, so level-triggered EPOLLIN would fire on every loop) and EPOLLIN is only
+  requested while the window is open; work left at the per-wake-up cap is deferred to the end
+  of the batch. A stalled flow costs nothing. Sockets are closed at the end of the batch, so a
+  stale event cannot reach a new socket that reuses the fd number.
+- SO_PEEK_OFF is probed at start-up; without it (older kernels) TCP cannot work this way and
+  pypasta refuses to start, suggesting `--no-tcp`. A connect that fails for lack of our own
+  resources (ports, fds, memory) drops the SYN (the namespace retries) instead of resetting.
 - Namespace -> host: the in-order part of each segment is written with `send()`; only what the
   socket accepted is acknowledged (ACKs are sent once per tap batch, deferred). The window
   advertised to the namespace is the free space of the socket's send buffer (SO_SNDBUF minus
@@ -56,7 +62,7 @@ import struct
 import termios
 
 from pasta import fwd, log
-from pasta.engine import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP
+from pasta.engine import EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP
 from pasta.errors import SetupError
 from pasta.tcp import Fin, State, TcpConn, Timeout, mss_for_mtu, seq_add
 from pasta.wire import pack_tcp_hdrs_into, tcp_hdrs_len
@@ -69,6 +75,22 @@ SOCK_BUF = 4 << 20
 SEGMENTS_PER_WAKEUP = 16
 IPPROTO_TCP = 6
 _LINGER0 = struct.pack("ii", 1, 0)
+
+
+def _probe_peek_off() -> None:
+    """Refuse to start without SO_PEEK_OFF on TCP: every peek would start at byte 0."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)
+    except OSError as e:
+        raise SetupError(f"TCP translation needs SO_PEEK_OFF on TCP sockets ({e.strerror}); "
+                         "this kernel lacks it: use --no-tcp") from None
+    finally:
+        s.close()
+
+
+_LOCAL_ERRNOS = {errno.EADDRNOTAVAIL, errno.EADDRINUSE, errno.ENOBUFS, errno.EMFILE,
+                 errno.ENFILE, errno.ENOMEM}
 
 
 class TcpFlow:
@@ -111,6 +133,7 @@ class TcpFlows:
         self.buf = bytearray(tcp_hdrs_len(True, link.vnet, True) + 65535)
         self.view = memoryview(self.buf)
         self.scratch = bytearray(1 << 20)
+        _probe_peek_off()
 
     # ----------------------------------------------------------------- frames to the namespace
     def _segment(self, f: TcpFlow, flags: int, seq: int, plen: int = 0, syn_opts=False) -> None:
@@ -125,7 +148,7 @@ class TcpFlows:
             c.seq_ack_to_tap = c.seq_from_tap
             if not syn_opts and window << c.ws_to_tap < c.mss_to_tap and not f.wnd_low \
                     and not c.fin & Fin.SOCK_FIN_SENT:
-                f.wnd_low = True
+                f.wnd_low = True                 # update once the socket has room again
                 self._want(f, f.events | EPOLLOUT)
         n = pack_tcp_hdrs_into(self.buf, f.v6, link.vnet, link.csum_offload, link.guest_mac,
                                link.our_mac, f.peer_addr, f.ns_addr, f.peer_port, f.ns_port,
@@ -274,13 +297,22 @@ class TcpFlows:
                 sock.bind((fwd.text(bind_addr), 0))
         except OSError as e:
             log.debug(f"TCP: socket: {e.strerror}")
-            self._rst_to_ns(key, 0, seq_add(h.seq, 1))
+            if e.errno in _LOCAL_ERRNOS:
+                self.link.drop("tcp: local resources")
+            else:
+                self._rst_to_ns(key, 0, seq_add(h.seq, 1))
             return
         conn = TcpConn.from_tap_syn(self.rng.getrandbits(32), self.engine.now, h.seq, h.window,
                                     h.mss, h.wscale)
         f = TcpFlow(key, sock, conn)
         self._add(f)
         err = sock.connect_ex(fwd.sockaddr(self.rules, v6, target, dport))
+        if err in _LOCAL_ERRNOS:
+            # Our own shortage (ports, fds, memory): drop the SYN, the namespace retries.
+            log.debug(f"TCP: connect: {errno.errorcode.get(err)}; SYN dropped")
+            self.link.drop("tcp: local resources")
+            self._close(f)
+            return
         if err not in (0, errno.EINPROGRESS):
             self._reset(f, f"connect: {errno.errorcode.get(err)}")
             return
@@ -293,6 +325,8 @@ class TcpFlows:
                              socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
         try:
             self._tune(sock)
+            if v6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if ifname:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
         except OSError:
@@ -317,14 +351,18 @@ class TcpFlows:
             self._sweeper = self.engine.call_later(SWEEP_S, self._sweep)
 
     def _want(self, f: TcpFlow, events: int) -> None:
+        """Socket events we wait for, always edge-triggered: EPOLLIN means *new* data (bytes
+        already peeked stay queued until acknowledged, so level-triggered EPOLLIN would fire
+        on every loop), EPOLLOUT new room. Work left at the per-wake-up cap is deferred."""
         if f.closed or (events == f.events and f.registered):
             return
         f.events = events
+        mask = events | EPOLLET if events else 0
         if not f.registered:
             f.registered = True
-            self.engine.add(f.fd, events, lambda ev, fl=f: self._sock_event(fl, ev))
+            self.engine.add(f.fd, mask, lambda ev, fl=f: self._sock_event(fl, ev))
         else:
-            self.engine.modify(f.fd, events)
+            self.engine.modify(f.fd, mask)
 
     # ----------------------------------------------------------------- socket events
     def _sock_event(self, f: TcpFlow, ev: int) -> None:
@@ -333,7 +371,12 @@ class TcpFlows:
         c = f.conn
         if c.state == State.SYN_RCVD:
             err = f.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if err or ev & (EPOLLERR | EPOLLHUP):
+            if not err:
+                try:
+                    f.sock.getpeername()
+                except OSError:
+                    return                       # not connected yet (a stale event): wait
+            if err:
                 self._reset(f, f"connect: {errno.errorcode.get(err, err)} events {ev:#x}")
                 return
             self._segment(f, TCP_SYN | TCP_ACK, c.seq_init_to_tap, syn_opts=True)
@@ -343,7 +386,8 @@ class TcpFlows:
         if ev & EPOLLERR or (ev & EPOLLHUP and c.state != State.ESTABLISHED):
             self._reset(f, f"socket events {ev:#x}")
             return
-        if ev & EPOLLOUT and (f.partial or f.wnd_low):
+        if ev & EPOLLOUT and (f.partial or f.wnd_low) and \
+                self._space(f) >= min(c.mss_to_tap, SOCK_BUF // 4):
             dups = 3 if f.partial else 0
             f.partial = f.wnd_low = False
             self._want(f, f.events & ~EPOLLOUT)
@@ -367,6 +411,7 @@ class TcpFlows:
         hdr = self.hdr6 if f.v6 else self.hdr4
         sock, view = f.sock, self.view
         now = self.engine.now
+        drained = False
         for _ in range(SEGMENTS_PER_WAKEUP):
             budget = c.send_budget()
             if budget <= 0:
@@ -375,6 +420,7 @@ class TcpFlows:
             try:
                 got = sock.recv_into(view[hdr:hdr + n], n, socket.MSG_PEEK | socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
+                drained = True                   # all queued data is in flight already
                 break
             except OSError as e:
                 self._reset(f, f"peek: {e.strerror}")
@@ -382,7 +428,7 @@ class TcpFlows:
             if got == 0:
                 if not c.fin & Fin.SOCK_FIN_RCVD:
                     c.fin |= Fin.SOCK_FIN_RCVD
-                if not c.fin & Fin.TAP_FIN_SENT:
+                if not c.fin & (Fin.TAP_FIN_SENT | Fin.TAP_FIN_ACKED):
                     seq = c.fin_to_tap(now)
                     self._segment(f, TCP_FIN | TCP_ACK, seq)
                 break
@@ -391,9 +437,14 @@ class TcpFlows:
         want = f.events & EPOLLOUT
         if c.send_budget() > 0 and not c.fin & Fin.SOCK_FIN_RCVD:
             want |= EPOLLIN | EPOLLRDHUP
+            if not drained and not f.closed:
+                self._push_later(f)              # per-wake-up cap reached, data left
         self._want(f, want)
         if c.done():
             self._close(f)
+
+    def _push_later(self, f: TcpFlow) -> None:
+        self.engine.defer(lambda: self._push(f))
 
     def _retransmit(self, f: TcpFlow) -> None:
         c = f.conn
@@ -426,7 +477,10 @@ class TcpFlows:
                 f.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER0)
             except OSError:
                 pass
-        f.sock.close()
+        # Closed at the end of the batch: a stale event for this fd later in the same batch
+        # must not reach a new socket that would reuse the number (pasta frees flows in its
+        # deferred handler too).
+        self.engine.defer(f.sock.close)
         self.flows.pop(f.key, None)
         self.by_fd.pop(f.fd, None)
         self.ack_pending.pop(f.key, None)

@@ -102,7 +102,8 @@ def test_sockaddr_scopes_link_local_to_the_template():
 @pytest.mark.parametrize("addr,ok", [("198.18.0.1", True), ("0.0.0.0", False),
                                      ("224.0.0.251", False), ("255.255.255.255", False),
                                      ("127.0.0.1", False), ("2001:db8::1", True), ("::", False),
-                                     ("ff02::1", False), ("::1", False), ("fe80::1", True)])
+                                     ("ff02::1", False), ("::1", False), ("fe80::1", True),
+                                     ("::ffff:127.0.0.1", False), ("::ffff:198.18.0.1", False)])
 def test_is_unicast(addr, ok):
     assert fwd.is_unicast(P(addr)) is ok
 

@@ -537,10 +537,22 @@ def test_rewind_unsends_an_unacked_fin():
     c.sent(100, 1.0)
     c.fin_to_tap(1.0)
     c.rewind()
-    assert not c.fin & Fin.TAP_FIN_SENT and c.fin_seq_to_tap is None
+    assert not c.fin & Fin.TAP_FIN_SENT
+    assert c.fin_seq_to_tap == seq_add(data_base(c), 100)     # remembered across the rewind
     assert c.seq_to_tap == data_base(c)
     c.sent(100, 2.0)
     assert c.fin_to_tap(2.0) == seq_add(data_base(c), 100)      # the FIN goes again, same seq
+
+
+def test_ack_covering_a_rewound_fin_marks_it_acknowledged():
+    """An ACK for data + FIN arriving after a rewind, before the FIN is re-sent."""
+    c = established_out()
+    c.sent(100, 1.0)
+    fin = c.fin_to_tap(1.0)
+    c.rewind()
+    c.sent(100, 2.0)                                  # data re-sent, FIN not yet
+    assert c.tap_ack(seq_add(fin, 1), W, False, 3.0) == 100
+    assert c.fin & Fin.TAP_FIN_ACKED
 
 
 def test_rewind_keeps_an_acked_fin():
