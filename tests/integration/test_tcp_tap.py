@@ -309,3 +309,19 @@ def test_loopback_client_and_gateway_mapping_over_tcp(topology):
     p.send_signal(signal.SIGTERM)
     out = p.stdout.read().decode().split("\n")
     assert out[0] == "host-lo" and out[1] == "dns c6120007", out
+
+
+def test_outbound_address_and_guest_mapping_over_tcp(topology, user):
+    t = topology
+    t.host("ip addr add 198.51.100.3/24 dev eth0 nodad")
+    t.peer_popen(f"socat TCP4-LISTEN:9500,bind={PEER[4]},reuseaddr,fork "
+                 "SYSTEM:'echo $SOCAT_PEERADDR'", name="whoami")
+    t.host_popen(f"socat TCP4-LISTEN:9501,bind={t.host_ip4},reuseaddr,fork "
+                 "SYSTEM:'echo own-address'", name="own")
+    _wait_listen(t, "peer", 9500)
+    _wait_listen(t, "host", 9501)
+    script = (f"socat -t 2 - TCP4:{PEER[4]}:9500 </dev/null; "
+              "socat -t 2 - TCP4:198.51.100.200:9501 </dev/null")
+    r = t.pypasta_run(["--config-net", "-o", "198.51.100.3", "--map-guest-addr",
+                       "198.51.100.200", "--", "sh", "-c", script], user=user)
+    assert r.stdout.split() == ["198.51.100.3", "own-address"], r.stdout + r.stderr
