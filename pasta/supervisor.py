@@ -63,8 +63,8 @@ def check_supported(cfg) -> None:
         spec = getattr(cfg, attr)
         if spec is None or spec.mode is FwdMode.NONE:
             continue
-        if spec.mode is FwdMode.SPEC and flag in ("-t", "-u"):
-            continue                     # forwarding of listed ports through the tap is built
+        if spec.mode is FwdMode.SPEC and flag in ("-t", "-u", "-T"):
+            continue                     # forwarding of listed ports is built (-T: TCP splice)
         what = "auto" if spec.mode is FwdMode.AUTO else "with ports"
         raise NotSupportedYet(f"{flag} {what}",
                               "port forwarding comes with later issues; use 'none'")
@@ -235,7 +235,7 @@ def _spawn(cfg, plan, resolv_conf: str) -> int:
         tap, info = _setup_tap(cfg, plan, netns_fd)
         engine = Engine()
         translator = Translator(cfg, plan, engine, tap, info["mac"], resolv_conf,
-                                guest_ll6=info.get("ll"))
+                                guest_ll6=info.get("ll"), netns_fd=netns_fd)
     except BaseException:
         if pid:
             _kill_and_reap(pid)
@@ -459,7 +459,7 @@ def _attach(cfg, plan, resolv_conf: str) -> int:
     tap, info = _setup_tap(cfg, plan, netns_fd)
     engine = Engine()
     translator = Translator(cfg, plan, engine, tap, info["mac"], resolv_conf,
-                            guest_ll6=info.get("ll"))
+                            guest_ll6=info.get("ll"), netns_fd=netns_fd)
     _print_summary(cfg, plan, quiet=cfg.quiet)
 
     if not cfg.foreground:

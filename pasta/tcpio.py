@@ -93,6 +93,10 @@ _LOCAL_ERRNOS = {errno.EADDRNOTAVAIL, errno.EADDRINUSE, errno.ENOBUFS, errno.EMF
                  errno.ENFILE, errno.ENOMEM}
 
 
+def _is_loopback_peer(host: str) -> bool:
+    return host.startswith("127.") or host == "::1" or host.startswith("::ffff:127.")
+
+
 class TcpFlow:
     __slots__ = ("key", "v6", "ns_addr", "ns_port", "peer_addr", "peer_port", "sock", "fd",
                  "conn", "events", "partial", "closed", "registered", "wnd_low")
@@ -133,6 +137,7 @@ class TcpFlows:
         self.buf = bytearray(tcp_hdrs_len(True, link.vnet, True) + 65535)
         self.view = memoryview(self.buf)
         self.scratch = bytearray(1 << 20)
+        self.splice = None              # set by the translator: loopback clients of -t
         _probe_peek_off()
 
     # ----------------------------------------------------------------- frames to the namespace
@@ -553,7 +558,10 @@ class TcpFlows:
             except OSError as e:
                 log.debug(f"TCP: accept: {e.strerror}")
                 return
-            self._inbound(sock, v6, peer, port + delta)
+            if self.splice is not None and _is_loopback_peer(peer[0]):
+                self.splice(sock, v6, peer, port + delta)
+            else:
+                self._inbound(sock, v6, peer, port + delta)
 
     def _inbound(self, sock, v6: bool, peer, target_port: int) -> None:
         link = self.link

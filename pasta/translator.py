@@ -25,14 +25,17 @@ Kernel assumptions: see the modules it assembles. Differences from passt: none b
 from __future__ import annotations
 
 import ipaddress
+import socket
 import time
 
-from pasta import fwd, linkctx, log
+from pasta import fwd, linkctx, log, netns
+from pasta.errors import SetupError
 from pasta.dispatch import TapLink
 from pasta.engine import EPOLLERR, EPOLLHUP, EPOLLIN
 from pasta.icmp import EchoFlows
 from pasta.pcap import Pcap
 from pasta.portspec import EPHEMERAL_DEFAULT, FwdMode
+from pasta.splice import TcpSplice
 from pasta.tcpio import TcpFlows
 from pasta.udp import UdpFlows
 
@@ -75,7 +78,7 @@ def dns_warnings(cfg, plan, resolv_conf: str) -> list[str]:
 
 class Translator:
     def __init__(self, cfg, plan, engine, tap, guest_mac, resolv_conf: str = "",
-                 guest_ll6=None):
+                 guest_ll6=None, netns_fd: int | None = None):
         self.engine = engine
         self.tap = tap
         for w in dns_warnings(cfg, plan, resolv_conf):
@@ -88,7 +91,9 @@ class Translator:
         self.link = TapLink(engine, tap, ctx, self.rules, self.pcap)
         if guest_ll6 is not None and plan.v6.enabled:
             self.link.addr_ll_seen6 = _packed6(guest_ll6)
-        self.udp = self.icmp = self.tcp = None
+        self.udp = self.icmp = self.tcp = self.splice = None
+        self.netns_fd = netns_fd
+        self.ns_listeners: list = []
         try:
             if not cfg.no_udp:
                 self.udp = UdpFlows(engine, self.link, self.rules, freebind=cfg.freebind)
@@ -103,10 +108,71 @@ class Translator:
                 if spec is not None and spec.mode is FwdMode.SPEC:
                     self.tcp.listen(spec, plan.v4.enabled, plan.v6.enabled, ephemeral_range(),
                                     cfg.freebind)
+                if netns_fd is not None:
+                    self.splice = TcpSplice(engine)
+                    if not cfg.no_splice:
+                        self.tcp.splice = self._splice_to_ns
+                    spec = cfg.tcp_ns
+                    if spec is not None and spec.mode is FwdMode.SPEC:
+                        self._listen_ns(spec, plan.v4.enabled, plan.v6.enabled)
         except BaseException:
             self.close()
             raise
         self.link.udp, self.link.icmp, self.link.tcp = self.udp, self.icmp, self.tcp
+
+    # ------------------------------------------------------------- loopback bypass (TCP)
+    def _splice_to_ns(self, sock, v6: bool, peer, port: int) -> None:
+        """A host loopback client of a -t port: join it to a connection made inside the
+        namespace to the address it uses (section 9.2, spliced)."""
+        link = self.link
+        addr = link.addr_seen6 if v6 else link.addr_seen4
+        if addr is None:
+            sock.close()
+            return
+        try:
+            target = netns.ns_call(self.netns_fd, _tcp_socket, v6)
+        except OSError as e:
+            log.debug(f"splice: socket in namespace: {e.strerror}")
+            sock.close()
+            return
+        self.splice.join(sock, target, fwd.sockaddr(self.rules, v6, addr, port))
+
+    def _listen_ns(self, spec, v4_on: bool, v6_on: bool) -> None:
+        """-T: loopback listeners inside the namespace (127.0.0.1 and ::1 only, as pasta)."""
+        for rule in spec.rules:
+            for port, target in rule.ports(ephemeral_range()):
+                for v6 in ([False] if v4_on else []) + ([True] if v6_on else []):
+                    try:
+                        sock = netns.ns_call(self.netns_fd, _ns_listener, v6, port)
+                    except OSError as e:
+                        if rule.weak:
+                            continue
+                        raise SetupError(f"Failed to bind port {port} ({e.strerror}) for "
+                                         f"option '-T', exiting") from None
+                    entry = (sock, v6, target)
+                    self.ns_listeners.append(entry)
+                    self.engine.add(sock.fileno(), EPOLLIN,
+                                    lambda ev, e=entry: self._accept_ns(e))
+
+    def _accept_ns(self, entry) -> None:
+        lsock, v6, port = entry
+        for _ in range(32):
+            try:
+                sock, peer = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                log.debug(f"splice: accept: {e.strerror}")
+                return
+            # Section 9.3: to the host's loopback, from the loopback address the client used.
+            try:
+                host = _tcp_socket(v6)
+                host.bind((peer[0], 0))
+            except OSError as e:
+                log.debug(f"splice: host socket: {e.strerror}")
+                sock.close()
+                continue
+            self.splice.join(sock, host, ("::1", port, 0, 0) if v6 else ("127.0.0.1", port))
 
     def start(self) -> None:
         self.engine.add(self.tap.fd, EPOLLIN, self._tap_event)
@@ -133,9 +199,34 @@ class Translator:
     def close(self) -> None:
         self.dump_state(prio=log.DEBUG)
         self.engine.remove(self.tap.fd)
-        for part in (self.tcp, self.udp, self.icmp, self.link, self.pcap):
+        for sock, *_ in self.ns_listeners:
+            self.engine.remove(sock.fileno())
+            sock.close()
+        self.ns_listeners = []
+        for part in (self.splice, self.tcp, self.udp, self.icmp, self.link, self.pcap):
             if part is not None:
                 part.close()
+
+
+def _tcp_socket(v6: bool) -> socket.socket:
+    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,
+                      socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+    if v6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    return s
+
+
+def _ns_listener(v6: bool, port: int) -> socket.socket:
+    """Run inside the namespace (netns.ns_call): a loopback TCP listener for -T."""
+    s = _tcp_socket(v6)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("::1" if v6 else "127.0.0.1", port))
+        s.listen(128)
+    except OSError:
+        s.close()
+        raise
+    return s
 
 
 def _packed6(addr) -> bytes:

@@ -1,0 +1,124 @@
+"""TCP loopback bypass (issue 5, first part): `-T` ports and host loopback clients of `-t` ports
+are joined socket to socket with splice(2); the tap carries none of it.
+
+Checked with socat and tests/helpers/tcptool.py: 256 MiB each way intact, the source address the
+namespace service sees, half-close and resets carried across, and `--no-splice`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+from helpers import env, wait_until
+from helpers.topology import Topology
+
+HELPERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helpers")
+SIZE = 256 << 20
+
+
+def _sha(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _wait(t: Topology, port: int) -> None:
+    wait_until(lambda: t.host(f"ss -Hltn 'sport = :{port}'").stdout.strip(), 10,
+               f"host listener {port}")
+
+
+def _stats(logf: str) -> dict:
+    line = [x for x in open(logf).read().splitlines() if "state: " in x][-1]
+    return dict(kv.rsplit("=", 1) for kv in line.split("state: ", 1)[1].split(", "))
+
+
+@pytest.fixture
+def src(topology):
+    path = os.path.join(topology.workdir, "src.bin")
+    subprocess.run(["head", "-c", str(SIZE), "/dev/urandom"], stdout=open(path, "wb"),
+                   check=True)
+    os.chmod(path, 0o644)
+    return path, _sha(path)
+
+
+def test_splice_both_ways_for_T_and_loopback_t_clients(topology, src, user):
+    t = topology
+    path, digest = src
+    w = t.workdir
+    logf = os.path.join(w, f"splice-{user}.log")
+    t.host_popen(f"socat -u OPEN:{path} TCP4-LISTEN:9600,bind=127.0.0.1,reuseaddr", name="s1")
+    t.host_popen(f"socat -u TCP6-LISTEN:9602,bind=[::1],reuseaddr CREATE:{w}/T-up.bin",
+                 name="s2")
+    _wait(t, 9600)
+    _wait(t, 9602)
+    ready = os.path.join(w, f"ready-{user}")
+    script = (f"socat -u OPEN:{path} TCP4-LISTEN:9601,reuseaddr & "
+              f"socat -u TCP6-LISTEN:9603,reuseaddr CREATE:{w}/t-up.bin & "
+              f"socat -u TCP4:127.0.0.1:9600 CREATE:{w}/T-down.bin && "
+              f"socat -u OPEN:{path} TCP6:[::1]:9602 && touch {ready} && wait && exec sleep 60")
+    p = t.pypasta(["--config-net", "-d", "-l", logf, "-t", "9601,9603", "-T", "9600,9602",
+                   "--", "sh", "-c", script], user=user)
+    wait_until(lambda: os.path.exists(ready) or p.poll() is not None, 60, "-T transfers")
+    assert os.path.exists(ready), open(logf).read()[-2000:]
+    t.host(f"socat -u TCP4:127.0.0.1:9601 CREATE:{w}/t-down.bin", timeout=60)
+    t.host(f"socat -u OPEN:{path} TCP6:[::1]:9603", timeout=60)
+    wait_until(lambda: os.path.exists(f"{w}/t-up.bin") and
+               os.path.getsize(f"{w}/t-up.bin") == SIZE, 30, "namespace stored the upload")
+    wait_until(lambda: os.path.getsize(f"{w}/T-up.bin") == SIZE, 30, "host stored the upload")
+    for name in ("T-down.bin", "T-up.bin", "t-down.bin", "t-up.bin"):
+        assert _sha(os.path.join(w, name)) == digest, name
+    os.kill(p.pid, signal.SIGUSR2)
+    wait_until(lambda: "state: " in open(logf).read(), 5, "state dump")
+    st = _stats(logf)
+    assert st["splice_opened"] == "4" and st["tcp_opened"] == "0", st   # nothing on the tap
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("splice", [True, False], ids=["splice", "no-splice"])
+def test_source_address_seen_by_the_namespace_service(topology, splice):
+    """Spliced, the service sees its own address (pasta connects to it from inside);
+    with --no-splice the connection crosses the tap from the gateway (host loopback map)."""
+    t = topology
+    ready = os.path.join(t.workdir, "ready")
+    script = ("socat TCP4-LISTEN:9700,reuseaddr,fork SYSTEM:'echo $SOCAT_PEERADDR' & "
+              "i=0; until ss -Hltn 'sport = :9700' | grep -q .; do i=$((i+1)); "
+              f"[ $i -gt 100 ] && exit 97; sleep 0.1; done; touch {ready}; wait")
+    args = ["--config-net", "-t", "9700"] + ([] if splice else ["--no-splice"])
+    p = t.pypasta([*args, "--", "sh", "-c", script])
+    wait_until(lambda: os.path.exists(ready) or p.poll() is not None, 15, "namespace server")
+    r = t.host("socat -t 2 - TCP4:127.0.0.1:9700 </dev/null")
+    assert r.stdout.strip() == (t.host_ip4 if splice else t.gw4)
+
+
+def test_half_close_and_reset_across_splice(topology):
+    t = topology
+    tool = os.path.join(t.workdir, "tcptool.py")
+    shutil.copy(os.path.join(HELPERS, "tcptool.py"), tool)
+    py = env.python_for("root")
+    t.host_popen([py, tool, "send-after-eof-server", "127.0.0.1", "9800", "--bytes",
+                  str(10 << 20)], name="eof")
+    t.host_popen([py, tool, "reset-server", "127.0.0.1", "9801"], name="rst")
+    _wait(t, 9800)
+    _wait(t, 9801)
+    script = (f"{py} {tool} halfclose-client 127.0.0.1 9800 --bytes {10 << 20}; "
+              f"{py} {tool} expect-reset-client 127.0.0.1 9801 --timeout 10")
+    r = t.pypasta_run(["--config-net", "-T", "9800,9801", "--", "sh", "-c", script],
+                      timeout=60)
+    assert r.stdout.split("\n")[:2] == [f"received {10 << 20} intact", "reset"], \
+        r.stdout + r.stderr
+
+
+def test_U_and_auto_still_refused(topology):
+    r = topology.pypasta_run(["--config-net", "-U", "9900", "true"])
+    assert r.returncode == 1 and "not supported yet: -U with ports" in r.stderr
+    r = topology.pypasta_run(["--config-net", "-T", "auto", "true"])
+    assert r.returncode == 1 and "not supported yet: -T auto" in r.stderr
