@@ -273,9 +273,9 @@ def test_busy_port_is_fatal_at_start(topology):
 
 
 def test_loopback_client_and_gateway_mapping_over_tcp(topology):
-    """Until the splice issue: a host loopback client reaches the namespace through the tap,
-    seen from the gateway address; the namespace reaches the host's loopback via the gateway,
-    and TCP DNS to --dns-forward reaches --dns-host."""
+    """With --no-splice a host loopback client reaches the namespace through the tap, seen from
+    the gateway address; the namespace reaches the host's loopback via the gateway, and TCP
+    DNS to --dns-forward reaches --dns-host."""
     t = topology
     t.host_popen("socat TCP4-LISTEN:9400,bind=127.0.0.1,reuseaddr,fork SYSTEM:'echo host-lo'",
                  name="lo")
@@ -299,7 +299,7 @@ def test_loopback_client_and_gateway_mapping_over_tcp(topology):
               "socat TCP4-LISTEN:9401,reuseaddr,fork SYSTEM:'echo from $SOCAT_PEERADDR' & "
               "i=0; until ss -Hltn 'sport = :9401' | grep -q .; do i=$((i+1)); "
               f"[ $i -gt 100 ] && exit 97; sleep 0.1; done; touch {ready}; wait")
-    p = t.pypasta(["--config-net", "-t", "9401", "--dns-forward", "169.254.0.1",
+    p = t.pypasta(["--config-net", "--no-splice", "-t", "9401", "--dns-forward", "169.254.0.1",
                    "--dns-host", "127.0.0.1", "--", "sh", "-c", script],
                   stdout=subprocess.PIPE)
     wait_until(lambda: os.path.exists(ready) or p.poll() is not None, 15, "namespace server")
