@@ -63,8 +63,8 @@ def check_supported(cfg) -> None:
         spec = getattr(cfg, attr)
         if spec is None or spec.mode is FwdMode.NONE:
             continue
-        if spec.mode is FwdMode.SPEC and flag in ("-t", "-u", "-T"):
-            continue                     # forwarding of listed ports is built (-T: TCP splice)
+        if spec.mode is FwdMode.SPEC:
+            continue                     # forwarding of listed ports is built
         what = "auto" if spec.mode is FwdMode.AUTO else "with ports"
         raise NotSupportedYet(f"{flag} {what}",
                               "port forwarding comes with later issues; use 'none'")

@@ -38,6 +38,7 @@ from pasta.portspec import EPHEMERAL_DEFAULT, FwdMode
 from pasta.splice import TcpSplice
 from pasta.tcpio import TcpFlows
 from pasta.udp import UdpFlows
+from pasta.udpsplice import UdpSplice
 
 RESOLV_CONF = "/etc/resolv.conf"
 
@@ -91,7 +92,7 @@ class Translator:
         self.link = TapLink(engine, tap, ctx, self.rules, self.pcap)
         if guest_ll6 is not None and plan.v6.enabled:
             self.link.addr_ll_seen6 = _packed6(guest_ll6)
-        self.udp = self.icmp = self.tcp = self.splice = None
+        self.udp = self.icmp = self.tcp = self.splice = self.udpsplice = None
         self.netns_fd = netns_fd
         self.ns_listeners: list = []
         try:
@@ -100,6 +101,16 @@ class Translator:
                 spec = cfg.udp_ports
                 if spec is not None and spec.mode is FwdMode.SPEC:
                     self.udp.listen(spec, plan.v4.enabled, plan.v6.enabled, ephemeral_range())
+                if netns_fd is not None:
+                    self.udpsplice = UdpSplice(engine, netns_fd, self.link, self.link.drop)
+                    if not cfg.no_splice:
+                        fwd_ = self.udpsplice.forward
+                        self.udp.splice = (lambda lsock, v6, peer, data, port:
+                                           fwd_(lsock, v6, peer, data, True, port))
+                    spec = cfg.udp_ns
+                    if spec is not None and spec.mode is FwdMode.SPEC:
+                        self.udpsplice.listen_ns(spec, plan.v4.enabled, plan.v6.enabled,
+                                                 ephemeral_range())
             if not cfg.no_icmp:
                 self.icmp = EchoFlows(engine, self.link, self.rules)
             if not cfg.no_tcp:
@@ -203,7 +214,8 @@ class Translator:
             self.engine.remove(sock.fileno())
             sock.close()
         self.ns_listeners = []
-        for part in (self.splice, self.tcp, self.udp, self.icmp, self.link, self.pcap):
+        for part in (self.splice, self.udpsplice, self.tcp, self.udp, self.icmp, self.link,
+                     self.pcap):
             if part is not None:
                 part.close()
 

@@ -35,8 +35,8 @@ Invariants: an outbound flow owns exactly one socket registered with the engine;
 owns none (the listener stays); within one flow datagrams keep their order in both directions
 (one socket, one tap, no reordering queue).
 
-Limits and not handled: the loopback bypass for loopback peers (`-u` from 127.0.0.1 goes
-through the tap, as pasta with `--no-splice`) and `auto` forwarding come with issue 5; ICMP
+Limits and not handled: loopback clients of `-u` ports go socket to socket through
+`pasta.udpsplice` (unless `--no-splice`); `auto` forwarding comes with issue 5; ICMP
 errors are not translated into ICMP messages on the tap (as pasta).
 
 Kernel assumptions: Linux prefers a connected UDP socket over unconnected ones bound to the same
@@ -84,10 +84,11 @@ class UdpFlow:
 
 
 class Listener:
-    __slots__ = ("sock", "fd", "v6", "delta")
+    __slots__ = ("sock", "fd", "v6", "delta", "port")
 
-    def __init__(self, sock, v6, delta):
+    def __init__(self, sock, v6, delta, port=0):
         self.sock, self.fd, self.v6, self.delta = sock, sock.fileno(), v6, delta
+        self.port = port
 
 
 class UdpFlows:
@@ -104,6 +105,7 @@ class UdpFlows:
         for k in ("udp_flows", "udp_to_host", "udp_to_ns"):
             self.stats.setdefault(k, 0)
         self._sweeper = None
+        self.splice = None              # set by the translator: loopback clients of -u
         self.hdr4 = udp_hdrs_len(False, link.vnet)
         self.hdr6 = udp_hdrs_len(True, link.vnet)
         self.buf = bytearray(self.hdr6 + DGRAM_MAX)
@@ -242,7 +244,7 @@ class UdpFlows:
         except OSError:
             sock.close()
             raise
-        lst = Listener(sock, v6, delta)
+        lst = Listener(sock, v6, delta, port)
         self.listeners.append(lst)
         self.engine.add(lst.fd, EPOLLIN, lambda ev, l=lst: self._listener_readable(l))
 
@@ -256,6 +258,9 @@ class UdpFlows:
                 return
             except OSError as e:
                 log.debug(f"UDP: listener: {e.strerror}")
+                continue
+            if self.splice is not None and _loopback_host(peer[0]):
+                self.splice(lst.sock, lst.v6, peer, rx[:n], lst.port + lst.delta)
                 continue
             flow = self._inbound_flow(lst, peer)
             if flow is None:
@@ -322,6 +327,10 @@ class UdpFlows:
         self.listeners = []
         if self._sweeper is not None:
             self._sweeper.cancel()
+
+
+def _loopback_host(host: str) -> bool:
+    return host.startswith("127.") or host == "::1" or host.startswith("::ffff:127.")
 
 
 def _prepare(sock, v6: bool, freebind: bool, ifname) -> None:

@@ -117,8 +117,44 @@ def test_half_close_and_reset_across_splice(topology):
         r.stdout + r.stderr
 
 
-def test_U_and_auto_still_refused(topology):
-    r = topology.pypasta_run(["--config-net", "-U", "9900", "true"])
-    assert r.returncode == 1 and "not supported yet: -U with ports" in r.stderr
+def test_auto_still_refused(topology):
     r = topology.pypasta_run(["--config-net", "-T", "auto", "true"])
     assert r.returncode == 1 and "not supported yet: -T auto" in r.stderr
+
+
+def test_udp_loopback_paths_U_and_loopback_u_clients(topology, user):
+    """-U: namespace loopback client -> host loopback echo; -u from a host loopback client ->
+    namespace echo; zero-length datagrams and bursts included, nothing on the tap."""
+    t = topology
+    w = t.workdir
+    echo = os.path.join(w, "udpecho.py")
+    shutil.copy(os.path.join(HELPERS, "udpecho.py"), echo)
+    os.chmod(echo, 0o644)
+    py_root, py = env.python_for("root"), env.python_for(user)
+    for addr, port in (("127.0.0.1", 9910), ("::1", 9911)):
+        t.host_popen([py_root, echo, "server", addr, str(port)], name="echo")
+    wait_until(lambda: len(t.host("ss -Hlun 'sport >= :9910 and sport <= :9911'")
+                           .stdout.splitlines()) == 2, 10, "host echo servers")
+    logf = os.path.join(w, f"udpsplice-{user}.log")
+    ready = os.path.join(w, f"uready-{user}")
+    script = (f"{py} {echo} server {t.host_ip4} 9912 > {ready}.4 & "
+              f"{py} {echo} server {t.host_ip6} 9913 > {ready}.6 & "
+              f"{py} {echo} client 127.0.0.1 9910 --count 2000 --max 9000 --seed 1 && "
+              f"{py} {echo} client ::1 9911 --count 2000 --max 9000 --seed 2 && "
+              f"touch {ready} && wait")
+    p = t.pypasta(["--config-net", "-d", "-l", logf, "-U", "9910,9911", "-u", "9912,9913",
+                   "--", "sh", "-c", script], user=user, stdout=subprocess.PIPE)
+    wait_until(lambda: os.path.exists(ready) or p.poll() is not None, 60, "-U clients")
+    assert os.path.exists(ready), open(logf).read()[-2000:]
+    for port in (9912, 9913):
+        host = "127.0.0.1" if port == 9912 else "::1"
+        r = t.host([py_root, echo, "client", host, str(port), "--count", "2000", "--max",
+                    "9000", "--seed", "3"], timeout=60)
+        assert '"errors": []' in r.stdout and '"ok": 2000' in r.stdout, r.stdout
+    os.kill(p.pid, signal.SIGUSR2)
+    wait_until(lambda: "state: " in open(logf).read(), 5, "state dump")
+    st = _stats(logf)
+    assert st["udp_to_host"] == "0" and st["udp_to_ns"] == "0", st     # not via the tap
+    assert int(st["udp_splice_datagrams"]) >= 4 * 2 * 2000, st
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=10) == 0

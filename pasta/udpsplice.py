@@ -1,0 +1,228 @@
+"""UDP loopback path: datagrams socket to socket between the two namespaces, no tap
+(pasta-reference.md section 13.2).
+
+Purpose: `-U` (a namespace loopback client to a host loopback port) and loopback clients of `-u`
+ports (unless `--no-splice`) exchange datagrams directly.
+
+Theory of operation: a flow per (listening socket, client address, client port), in a
+`FlowTable` with the UDP idle timeout (180 s). Its *reply socket* lives on the other side:
+- `-U`: created in the host namespace, bound to the client's loopback address and source port,
+  connected to the host's 127.0.0.1 / ::1 at the listening port plus the mapping delta;
+- `-u` from a loopback client: created inside the namespace (through `netns.ns_call`), bound to
+  the wildcard address and the client's source port, connected to the namespace's address (the
+  one it uses, `addr_seen`) at the target port.
+Datagrams from the client are sent on the reply socket; datagrams arriving on the reply socket go
+back to the client through the listening socket (`sendto`), so the client sees its replies come
+from the address and port it sent to. Zero-length datagrams are datagrams like any other.
+
+States and events: flow created by the first datagram, refreshed by every datagram either way,
+closed when idle (sweep every second) or evicted when the table is full.
+
+Invariants: each flow owns one reply socket registered with the engine; listening sockets belong
+to their creator (`UdpFlows` for `-u`, `UdpSplice` for `-U`).
+
+Limits: if the client's source port is taken on the other side, the flow cannot be made and the
+datagram is dropped, counted (as pasta).
+
+Kernel assumptions: sockets created by a thread inside a network namespace stay in it when used
+from another thread. Differences from passt: the reply socket is created on demand, not taken
+from a pool; up to `BATCH` datagrams are read per wake-up.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from pasta import log, netns
+from pasta.engine import EPOLLIN
+from pasta.errors import SetupError
+from pasta.flowtab import FlowTable
+
+UDP_TIMEOUT_S = 180.0
+MAX_FLOWS = 4096
+BATCH = 32
+SWEEP_S = 1.0
+SOCK_BUF = 4 << 20
+
+
+class SpliceFlow:
+    __slots__ = ("key", "listener", "client", "sock", "fd", "last")
+
+    def __init__(self, key, listener, client, sock):
+        self.key = key
+        self.listener = listener          # socket the client talks to
+        self.client = client              # the client's sockaddr
+        self.sock = sock                  # reply socket on the other side
+        self.fd = sock.fileno()
+        self.last = 0.0
+
+
+def _udp_socket(v6: bool) -> socket.socket:
+    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,
+                      socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if v6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):     # see pasta.udp._prepare
+            s.setsockopt(socket.SOL_SOCKET, opt, SOCK_BUF)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def _reply_socket(v6: bool, bind_addr: str, port: int, target) -> socket.socket:
+    s = _udp_socket(v6)
+    try:
+        s.bind((bind_addr, port))
+        s.connect(target)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def _ns_listener(v6: bool, port: int) -> socket.socket:
+    """Run inside the namespace: a loopback UDP listener for -U."""
+    s = _udp_socket(v6)
+    try:
+        s.bind(("::1" if v6 else "127.0.0.1", port))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+class UdpSplice:
+    def __init__(self, engine, netns_fd: int, link, drop):
+        self.engine = engine
+        self.netns_fd = netns_fd
+        self.link = link
+        self.drop = drop
+        self.table = FlowTable(UDP_TIMEOUT_S, MAX_FLOWS)
+        self.listeners: list = []
+        self.buf = bytearray(65536)
+        self.view = memoryview(self.buf)
+        self._sweeper = None
+        self.stats = engine.stats
+        for k in ("udp_splice_flows", "udp_splice_datagrams"):
+            self.stats.setdefault(k, 0)
+
+    # ----------------------------------------------------------------- -U listeners
+    def listen_ns(self, spec, v4_on: bool, v6_on: bool, ephemeral) -> None:
+        for rule in spec.rules:
+            for port, target in rule.ports(ephemeral):
+                for v6 in ([False] if v4_on else []) + ([True] if v6_on else []):
+                    try:
+                        sock = netns.ns_call(self.netns_fd, _ns_listener, v6, port)
+                    except OSError as e:
+                        if rule.weak:
+                            continue
+                        raise SetupError(f"Failed to bind port {port} ({e.strerror}) for "
+                                         f"option '-U', exiting") from None
+                    entry = (sock, v6, target)
+                    self.listeners.append(entry)
+                    self.engine.add(sock.fileno(), EPOLLIN,
+                                    lambda ev, e=entry: self._ns_readable(e))
+
+    def _ns_readable(self, entry) -> None:
+        lsock, v6, port = entry
+        for _ in range(BATCH):
+            try:
+                n, client = lsock.recvfrom_into(self.buf)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue
+            self.forward(lsock, v6, client, self.view[:n], to_ns=False, port=port)
+
+    # ----------------------------------------------------------------- both directions
+    def forward(self, lsock, v6: bool, client, data, to_ns: bool, port: int) -> None:
+        """A datagram from `client` on listening socket `lsock`, for `port` on the other side
+        (the namespace if `to_ns`, else the host's loopback)."""
+        key = (lsock.fileno(), client[0], client[1])
+        flow = self.table.get(key)
+        now = self.engine.now
+        if flow is None:
+            flow = self._open(key, lsock, v6, client, to_ns, port)
+            if flow is None:
+                return
+        else:
+            self.table.touch(key, flow, now)
+        try:
+            flow.sock.send(data)
+            self.stats["udp_splice_datagrams"] += 1
+        except OSError as e:
+            log.trace(f"UDP splice: send: {e.strerror}")
+            self.drop("udp splice: send failed")
+
+    def _open(self, key, lsock, v6, client, to_ns: bool, port: int):
+        try:
+            if to_ns:
+                addr = self.link.addr_seen6 if v6 else self.link.addr_seen4
+                if addr is None:
+                    self.drop("udp splice: no namespace address")
+                    return None
+                target = (socket.inet_ntop(socket.AF_INET6 if v6 else socket.AF_INET, addr),
+                          port)
+                sock = netns.ns_call(self.netns_fd, _reply_socket, v6,
+                                     "::" if v6 else "0.0.0.0", client[1], target)
+            else:
+                sock = _reply_socket(v6, client[0], client[1],
+                                     ("::1", port, 0, 0) if v6 else ("127.0.0.1", port))
+        except OSError as e:
+            log.debug(f"UDP splice: reply socket for {client[0]}:{client[1]}: {e.strerror}")
+            self.drop("udp splice: cannot bind or connect")
+            return None
+        flow = SpliceFlow(key, lsock, client, sock)
+        for old in self.table.add(key, flow, self.engine.now):
+            self._close(old)
+        self.engine.add(flow.fd, EPOLLIN, lambda ev, f=flow: self._reply(f))
+        self.stats["udp_splice_flows"] = len(self.table)
+        if self._sweeper is None:
+            self._sweeper = self.engine.call_later(SWEEP_S, self._sweep)
+        return flow
+
+    def _reply(self, flow: SpliceFlow) -> None:
+        got = False
+        for _ in range(BATCH):
+            try:
+                n = flow.sock.recv_into(self.buf)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:                    # ICMP error: only logged, as pasta
+                log.trace(f"UDP splice: recv: {e.strerror}")
+                continue
+            try:
+                flow.listener.sendto(self.view[:n], flow.client)
+                self.stats["udp_splice_datagrams"] += 1
+            except OSError as e:
+                log.trace(f"UDP splice: reply: {e.strerror}")
+            got = True
+        if got:
+            self.table.touch(flow.key, flow, self.engine.now)
+
+    # ----------------------------------------------------------------- expiry, teardown
+    def _sweep(self) -> None:
+        self._sweeper = None
+        for flow in self.table.expire(self.engine.now):
+            self._close(flow)
+        self.stats["udp_splice_flows"] = len(self.table)
+        if len(self.table):
+            self._sweeper = self.engine.call_later(SWEEP_S, self._sweep)
+
+    def _close(self, flow: SpliceFlow) -> None:
+        self.engine.remove(flow.fd)
+        self.engine.defer(flow.sock.close)
+
+    def close(self) -> None:
+        for flow in self.table.clear():
+            self.engine.remove(flow.fd)
+            flow.sock.close()
+        for sock, *_ in self.listeners:
+            self.engine.remove(sock.fileno())
+            sock.close()
+        self.listeners = []
+        if self._sweeper is not None:
+            self._sweeper.cancel()
