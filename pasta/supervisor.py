@@ -48,9 +48,7 @@ from pasta.nswatch import NsWatch
 from pasta.translator import Translator, read_resolv_conf
 
 # Options that request behaviour of translator parts not built yet (canonical long names).
-_NOT_YET = {
-    "host-lo-to-ns-lo": "loopback splicing comes with issue 5",
-}
+_NOT_YET: dict = {}
 _PORT_OPTS = (("tcp_ports", "-t"), ("udp_ports", "-u"), ("tcp_ns", "-T"), ("udp_ns", "-U"))
 
 

@@ -94,6 +94,7 @@ class Translator:
             self.link.addr_ll_seen6 = _packed6(guest_ll6)
         self.udp = self.icmp = self.tcp = self.splice = self.udpsplice = None
         self.netns_fd = netns_fd
+        self.host_lo_to_ns_lo = cfg.host_lo_to_ns_lo
         self.ns_listeners: list = []
         try:
             if not cfg.no_udp:
@@ -102,7 +103,8 @@ class Translator:
                 if spec is not None and spec.mode is FwdMode.SPEC:
                     self.udp.listen(spec, plan.v4.enabled, plan.v6.enabled, ephemeral_range())
                 if netns_fd is not None:
-                    self.udpsplice = UdpSplice(engine, netns_fd, self.link, self.link.drop)
+                    self.udpsplice = UdpSplice(engine, netns_fd, self.link, self.link.drop,
+                                               host_lo_to_ns_lo=cfg.host_lo_to_ns_lo)
                     if not cfg.no_splice:
                         fwd_ = self.udpsplice.forward
                         self.udp.splice = (lambda lsock, v6, peer, data, port:
@@ -136,7 +138,10 @@ class Translator:
         """A host loopback client of a -t port: join it to a connection made inside the
         namespace to the address it uses (section 9.2, spliced)."""
         link = self.link
-        addr = link.addr_seen6 if v6 else link.addr_seen4
+        if self.host_lo_to_ns_lo:
+            addr = fwd.LOOPBACK6 if v6 else fwd.LOOPBACK4
+        else:
+            addr = link.addr_seen6 if v6 else link.addr_seen4
         if addr is None:
             sock.close()
             return

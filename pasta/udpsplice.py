@@ -10,7 +10,7 @@ Theory of operation: a flow per (listening socket, client address, client port),
   connected to the host's 127.0.0.1 / ::1 at the listening port plus the mapping delta;
 - `-u` from a loopback client: created inside the namespace (through `netns.ns_call`), bound to
   the wildcard address and the client's source port, connected to the namespace's address (the
-  one it uses, `addr_seen`) at the target port.
+  one it uses, `addr_seen`; its loopback address with `--host-lo-to-ns-lo`) at the target port.
 Datagrams from the client are sent on the reply socket; datagrams arriving on the reply socket go
 back to the client through the listening socket (`sendto`), so the client sees its replies come
 from the address and port it sent to. Zero-length datagrams are datagrams like any other.
@@ -95,11 +95,12 @@ def _ns_listener(v6: bool, port: int) -> socket.socket:
 
 
 class UdpSplice:
-    def __init__(self, engine, netns_fd: int, link, drop):
+    def __init__(self, engine, netns_fd: int, link, drop, host_lo_to_ns_lo: bool = False):
         self.engine = engine
         self.netns_fd = netns_fd
         self.link = link
         self.drop = drop
+        self.host_lo_to_ns_lo = host_lo_to_ns_lo
         self.table = FlowTable(UDP_TIMEOUT_S, MAX_FLOWS)
         self.listeners: list = []
         self.buf = bytearray(65536)
@@ -160,7 +161,10 @@ class UdpSplice:
     def _open(self, key, lsock, v6, client, to_ns: bool, port: int):
         try:
             if to_ns:
-                addr = self.link.addr_seen6 if v6 else self.link.addr_seen4
+                if self.host_lo_to_ns_lo:
+                    addr = bytes(15) + b"\x01" if v6 else bytes((127, 0, 0, 1))
+                else:
+                    addr = self.link.addr_seen6 if v6 else self.link.addr_seen4
                 if addr is None:
                     self.drop("udp splice: no namespace address")
                     return None

@@ -158,3 +158,22 @@ def test_udp_loopback_paths_U_and_loopback_u_clients(topology, user):
     assert int(st["udp_splice_datagrams"]) >= 4 * 2 * 2000, st
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("lo", [False, True], ids=["default", "host-lo-to-ns-lo"])
+def test_namespace_loopback_service_private_unless_host_lo_to_ns_lo(topology, lo):
+    """A host loopback client reaches the namespace's own address, so a service bound only to
+    the namespace's 127.0.0.1 is private, unless --host-lo-to-ns-lo (TCP and UDP)."""
+    t = topology
+    ready = os.path.join(t.workdir, f"lo-{lo}")
+    script = ("socat TCP4-LISTEN:9730,bind=127.0.0.1,reuseaddr,fork SYSTEM:'echo tcp-lo' & "
+              "socat UDP4-RECVFROM:9731,bind=127.0.0.1,fork SYSTEM:'echo udp-lo' & "
+              "i=0; until [ $(ss -Hln | grep -c '127.0.0.1:973[01] ') -ge 2 ]; do i=$((i+1)); "
+              f"[ $i -gt 100 ] && exit 97; sleep 0.1; done; touch {ready}; wait")
+    args = ["--config-net", "-t", "9730", "-u", "9731"] + (["--host-lo-to-ns-lo"] if lo else [])
+    p = t.pypasta([*args, "--", "sh", "-c", script])
+    wait_until(lambda: os.path.exists(ready) or p.poll() is not None, 15, "namespace servers")
+    assert p.poll() is None
+    tcp = t.host("socat -t 2 - TCP4:127.0.0.1:9730 </dev/null 2>/dev/null; true").stdout.strip()
+    udp = t.host("echo x | socat -t 1 - UDP4:127.0.0.1:9731 2>/dev/null; true").stdout.strip()
+    assert (tcp, udp) == (("tcp-lo", "udp-lo") if lo else ("", ""))

@@ -280,10 +280,10 @@ def test_bad_values_one_line_error(topology, args, needle):
 
 
 def test_option_of_later_issue_is_refused_clearly(topology):
-    r = topology.pypasta_run(["--config-net", "--host-lo-to-ns-lo", "true"])
+    r = topology.pypasta_run(["--config-net", "-t", "auto", "true"])
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [
-        r.stderr.strip().splitlines()[0]] and "not supported yet: --host-lo-to-ns-lo" in r.stderr
+        r.stderr.strip().splitlines()[0]] and "not supported yet: -t auto" in r.stderr
 
 
 def test_attach_with_preopened_tap_fd(topology, target_netns):
