@@ -323,7 +323,6 @@ def test_spawn_runas_drops_to_that_user_first(topology):
 @pytest.mark.parametrize("args,needle", [
     (["-U", "auto"], "not supported yet: -U auto"),
     (["-u", "auto"], "not supported yet: -u auto"),
-    (["-U", "8080"], "not supported yet: -U with ports"),
 ])
 def test_port_options_refused_until_built(topology, args, needle):
     r = topology.pypasta_run([*args, "true"])
