@@ -12,7 +12,10 @@ signal handler.
 States: running -> stopped (after `stop(code)`; `run()` returns the code once the current batch
 and its deferred work are finished).
 
-Invariants: an fd is unregistered (`remove`) before it is closed; a handler that raises is a bug:
+Invariants: an fd is unregistered (`remove`) before it is closed, and may be closed at once: the
+rest of the current batch skips events for fds removed during it, so a stale event can never reach
+a new socket that reused the number (and registered it again) in the same batch. A handler that
+raises is a bug:
 it is logged with a traceback, counted in `stats["internal_errors"]`, and the loop carries on.
 
 Limits: `now` is read once per batch (`self.now`), so handlers in one batch share a timestamp.
@@ -63,6 +66,7 @@ class Engine:
         self.now = time.monotonic()
         self.stats: dict[str, int] = {"internal_errors": 0}
         self._sig_r = self._sig_w = None
+        self._gone: set = set()          # fds removed during the current batch
 
     # --- registry
     def add(self, fd: int, events: int, handler) -> None:
@@ -74,6 +78,7 @@ class Engine:
 
     def remove(self, fd: int) -> None:
         if self.handlers.pop(fd, None) is not None:
+            self._gone.add(fd)
             try:
                 self.ep.unregister(fd)
             except (OSError, ValueError):
@@ -137,9 +142,11 @@ class Engine:
             except InterruptedError:
                 events = []
             self.now = now = time.monotonic()
+            gone = self._gone
+            gone.clear()
             for fd, ev in events:
                 h = self.handlers.get(fd)
-                if h is not None:
+                if h is not None and fd not in gone:
                     self._run_guarded(h, ev)
             while self.timers and (self.timers[0][0] <= now or self.timers[0][2].cancelled):
                 _, _, t = heapq.heappop(self.timers)

@@ -21,8 +21,8 @@ Theory of operation:
 
 States: connecting -> joined -> closed (per pair; per direction: reading, eof, shut).
 
-Invariants: a pair owns two sockets and two pipes, all closed together (at the end of the batch,
-so a stale event cannot reach a reused fd); `pending[d]` is exactly the number of bytes in pipe d.
+Invariants: a pair owns two sockets and two pipes, all closed together; `pending[d]` is exactly
+the number of bytes in pipe d.
 
 Limits: pipes are made per connection (pasta keeps a pool); no SO_RCVLOWAT batching.
 
@@ -209,7 +209,7 @@ class TcpSplice:
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER0)
                 except OSError:
                     pass
-            self.engine.defer(s.close)
+            s.close()
         if p.pipes:
             for r, w in p.pipes:
                 os.close(r)

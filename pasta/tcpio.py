@@ -18,8 +18,8 @@ Theory of operation:
   offset to zero (the first unacknowledged byte). Socket events are edge-triggered (peeked
   bytes stay queued, so level-triggered EPOLLIN would fire on every loop) and EPOLLIN is only
   requested while the window is open; work left at the per-wake-up cap is deferred to the end
-  of the batch. A stalled flow costs nothing. Sockets are closed at the end of the batch, so a
-  stale event cannot reach a new socket that reuses the fd number.
+  of the batch. A stalled flow costs nothing. (A stale event for a closed flow's fd cannot reach
+  a new socket reusing the number: the engine skips events of fds removed during the batch.)
 - SO_PEEK_OFF is probed at start-up; without it (older kernels) TCP cannot work this way and
   pypasta refuses to start, suggesting `--no-tcp`. A connect that fails for lack of our own
   resources (ports, fds, memory) drops the SYN (the namespace retries) instead of resetting.
@@ -482,10 +482,7 @@ class TcpFlows:
                 f.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER0)
             except OSError:
                 pass
-        # Closed at the end of the batch: a stale event for this fd later in the same batch
-        # must not reach a new socket that would reuse the number (pasta frees flows in its
-        # deferred handler too).
-        self.engine.defer(f.sock.close)
+        f.sock.close()               # (the engine drops this batch's stale events for the fd)
         self.flows.pop(f.key, None)
         self.by_fd.pop(f.fd, None)
         self.ack_pending.pop(f.key, None)

@@ -218,7 +218,7 @@ class UdpSplice:
 
     def _close(self, flow: SpliceFlow) -> None:
         self.engine.remove(flow.fd)
-        self.engine.defer(flow.sock.close)
+        flow.sock.close()
 
     def close(self) -> None:
         for flow in self.table.clear():
