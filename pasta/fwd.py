@@ -72,6 +72,11 @@ def is_unicast(addr: bytes) -> bool:
             and addr[:12] != V4MAPPED_PREFIX)      # ::ffff:a.b.c.d would bypass the v4 rules
 
 
+def is_loopback_host(host: str) -> bool:
+    """A textual peer address (as accept()/recvfrom() give it) on a loopback network."""
+    return host.startswith("127.") or host == "::1" or host.startswith("::ffff:127.")
+
+
 def is_link_local6(addr: bytes) -> bool:
     return addr[0] == 0xFE and (addr[1] & 0xC0) == 0x80
 

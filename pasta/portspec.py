@@ -59,7 +59,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, Optional, Tuple, Union
 
-from pasta.errors import ConfigError
+from pasta.errors import ConfigError, SetupError
 
 NUM_PORTS = 65536
 IFNAMSIZ = 16
@@ -271,3 +271,34 @@ def parse_all(optargs: Iterable[str], ns_side: bool = False) -> Optional[PortFor
     for optarg in optargs:
         result = accumulate(result, optarg, ns_side)
     return result
+
+
+def apply(spec: PortForward, flag: str, v4_on: bool, v6_on: bool, bind_one,
+          ephemeral: Tuple[int, int] = EPHEMERAL_DEFAULT, need_any: bool = True) -> int:
+    """Bind every port of a SPEC-mode forward: `bind_one(v6, rule, port, target)` per family.
+
+    The families are the rule's address family, else every enabled one. A bind failure
+    (`OSError` from `bind_one`) is fatal for a listed port, with pasta's message; for an
+    exclusion-only rule failures are tolerated, but (with `need_any`, the `-t/-u` case) not
+    all of them. Returns the number of sockets bound. No I/O here: `bind_one` does it.
+    """
+    bound_total = 0
+    for rule in spec.rules:
+        families = ([rule.addr.version == 6] if rule.addr is not None
+                    else [False] * v4_on + [True] * v6_on)
+        bound, last_err = 0, None
+        for port, target in rule.ports(ephemeral):
+            for v6 in families:
+                try:
+                    bind_one(v6, rule, port, target)
+                    bound += 1
+                except OSError as e:
+                    if not rule.weak:
+                        raise SetupError(f"Failed to bind port {port} ({e.strerror}) for "
+                                         f"option '{flag}', exiting") from None
+                    last_err = e
+        if need_any and rule.weak and not bound:
+            why = f" ({last_err.strerror})" if last_err else ""
+            raise SetupError(f"Failed to bind any port for '{flag}'{why}, exiting")
+        bound_total += bound
+    return bound_total

@@ -64,6 +64,7 @@ import termios
 from pasta import fwd, log
 from pasta.engine import EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP
 from pasta.errors import SetupError
+from pasta.udp import set_freebind
 from pasta.tcp import Fin, State, TcpConn, Timeout, mss_for_mtu, seq_add
 from pasta.wire import pack_tcp_hdrs_into, tcp_hdrs_len
 from pasta.wire.l4 import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN
@@ -91,10 +92,6 @@ def _probe_peek_off() -> None:
 
 _LOCAL_ERRNOS = {errno.EADDRNOTAVAIL, errno.EADDRINUSE, errno.ENOBUFS, errno.EMFILE,
                  errno.ENFILE, errno.ENOMEM}
-
-
-def _is_loopback_peer(host: str) -> bool:
-    return host.startswith("127.") or host == "::1" or host.startswith("::ffff:127.")
 
 
 class TcpFlow:
@@ -504,27 +501,9 @@ class TcpFlows:
             self._sweeper = self.engine.call_later(SWEEP_S, self._sweep)
 
     # ----------------------------------------------------------------- -t listeners
-    def listen(self, spec, v4_on: bool, v6_on: bool, ephemeral, freebind: bool = False) -> None:
-        for rule in spec.rules:
-            families = ([rule.addr.version == 6] if rule.addr is not None
-                        else [False] * v4_on + [True] * v6_on)
-            bound, last_err = 0, None
-            for port, target in rule.ports(ephemeral):
-                for v6 in families:
-                    try:
-                        self._bind_listener(v6, rule.addr, rule.ifname, port, target - port,
-                                            freebind)
-                        bound += 1
-                    except OSError as e:
-                        if not rule.weak:
-                            raise SetupError(f"Failed to bind port {port} ({e.strerror}) for "
-                                             f"option '-t', exiting") from None
-                        last_err = e
-            if rule.weak and not bound:
-                why = f" ({last_err.strerror})" if last_err else ""
-                raise SetupError(f"Failed to bind any port for '-t'{why}, exiting")
-
-    def _bind_listener(self, v6, addr, ifname, port, delta, freebind) -> None:
+    def bind_listener(self, v6: bool, addr, ifname, port: int, delta: int,
+                      freebind: bool = False) -> None:
+        """One -t listening socket (`portspec.apply` calls this for every port and family)."""
         sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,
                              socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
         try:
@@ -532,8 +511,7 @@ class TcpFlows:
             if v6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if freebind:
-                sock.setsockopt(socket.IPPROTO_IPV6 if v6 else socket.IPPROTO_IP,
-                                78 if v6 else 15, 1)
+                set_freebind(sock, v6)
             if ifname:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
             sock.bind((str(addr) if addr is not None else ("::" if v6 else "0.0.0.0"), port))
@@ -555,7 +533,7 @@ class TcpFlows:
             except OSError as e:
                 log.debug(f"TCP: accept: {e.strerror}")
                 return
-            if self.splice is not None and _is_loopback_peer(peer[0]):
+            if self.splice is not None and fwd.is_loopback_host(peer[0]):
                 self.splice(sock, v6, peer, port + delta)
             else:
                 self._inbound(sock, v6, peer, port + delta)

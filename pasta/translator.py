@@ -28,8 +28,7 @@ import ipaddress
 import socket
 import time
 
-from pasta import fwd, linkctx, log, netns
-from pasta.errors import SetupError
+from pasta import fwd, linkctx, log, netns, portspec
 from pasta.dispatch import TapLink
 from pasta.engine import EPOLLERR, EPOLLHUP, EPOLLIN
 from pasta.icmp import EchoFlows
@@ -99,9 +98,9 @@ class Translator:
         try:
             if not cfg.no_udp:
                 self.udp = UdpFlows(engine, self.link, self.rules, freebind=cfg.freebind)
-                spec = cfg.udp_ports
-                if spec is not None and spec.mode is FwdMode.SPEC:
-                    self.udp.listen(spec, plan.v4.enabled, plan.v6.enabled, ephemeral_range())
+                udp = self.udp
+                _forward(cfg.udp_ports, "-u", plan, lambda v6, r, p, t:
+                         udp.bind_listener(v6, r.addr, r.ifname, p, t - p))
                 if netns_fd is not None:
                     self.udpsplice = UdpSplice(engine, netns_fd, self.link, self.link.drop,
                                                host_lo_to_ns_lo=cfg.host_lo_to_ns_lo)
@@ -109,25 +108,22 @@ class Translator:
                         fwd_ = self.udpsplice.forward
                         self.udp.splice = (lambda lsock, v6, peer, data, port:
                                            fwd_(lsock, v6, peer, data, True, port))
-                    spec = cfg.udp_ns
-                    if spec is not None and spec.mode is FwdMode.SPEC:
-                        self.udpsplice.listen_ns(spec, plan.v4.enabled, plan.v6.enabled,
-                                                 ephemeral_range())
+                    us = self.udpsplice
+                    _forward(cfg.udp_ns, "-U", plan, lambda v6, r, p, t:
+                             us.add_ns_listener(v6, p, t), need_any=False)
             if not cfg.no_icmp:
                 self.icmp = EchoFlows(engine, self.link, self.rules)
             if not cfg.no_tcp:
                 self.tcp = TcpFlows(engine, self.link, self.rules, plan.mtu)
-                spec = cfg.tcp_ports
-                if spec is not None and spec.mode is FwdMode.SPEC:
-                    self.tcp.listen(spec, plan.v4.enabled, plan.v6.enabled, ephemeral_range(),
-                                    cfg.freebind)
+                tcp = self.tcp
+                _forward(cfg.tcp_ports, "-t", plan, lambda v6, r, p, t:
+                         tcp.bind_listener(v6, r.addr, r.ifname, p, t - p, cfg.freebind))
                 if netns_fd is not None:
                     self.splice = TcpSplice(engine)
                     if not cfg.no_splice:
                         self.tcp.splice = self._splice_to_ns
-                    spec = cfg.tcp_ns
-                    if spec is not None and spec.mode is FwdMode.SPEC:
-                        self._listen_ns(spec, plan.v4.enabled, plan.v6.enabled)
+                    _forward(cfg.tcp_ns, "-T", plan, lambda v6, r, p, t:
+                             self._add_ns_listener(v6, p, t), need_any=False)
         except BaseException:
             self.close()
             raise
@@ -153,22 +149,12 @@ class Translator:
             return
         self.splice.join(sock, target, fwd.sockaddr(self.rules, v6, addr, port))
 
-    def _listen_ns(self, spec, v4_on: bool, v6_on: bool) -> None:
-        """-T: loopback listeners inside the namespace (127.0.0.1 and ::1 only, as pasta)."""
-        for rule in spec.rules:
-            for port, target in rule.ports(ephemeral_range()):
-                for v6 in ([False] if v4_on else []) + ([True] if v6_on else []):
-                    try:
-                        sock = netns.ns_call(self.netns_fd, _ns_listener, v6, port)
-                    except OSError as e:
-                        if rule.weak:
-                            continue
-                        raise SetupError(f"Failed to bind port {port} ({e.strerror}) for "
-                                         f"option '-T', exiting") from None
-                    entry = (sock, v6, target)
-                    self.ns_listeners.append(entry)
-                    self.engine.add(sock.fileno(), EPOLLIN,
-                                    lambda ev, e=entry: self._accept_ns(e))
+    def _add_ns_listener(self, v6: bool, port: int, target: int) -> None:
+        """-T: a loopback listener inside the namespace (127.0.0.1 or ::1 only, as pasta)."""
+        sock = netns.ns_call(self.netns_fd, _ns_listener, v6, port)
+        entry = (sock, v6, target)
+        self.ns_listeners.append(entry)
+        self.engine.add(sock.fileno(), EPOLLIN, lambda ev, e=entry: self._accept_ns(e))
 
     def _accept_ns(self, entry) -> None:
         lsock, v6, port = entry
@@ -223,6 +209,13 @@ class Translator:
                      self.pcap):
             if part is not None:
                 part.close()
+
+
+def _forward(spec, flag: str, plan, bind_one, need_any: bool = True) -> None:
+    """Bind the listeners of one port option given with a list of ports."""
+    if spec is not None and spec.mode is FwdMode.SPEC:
+        portspec.apply(spec, flag, plan.v4.enabled, plan.v6.enabled, bind_one,
+                       ephemeral_range(), need_any=need_any)
 
 
 def _tcp_socket(v6: bool) -> socket.socket:

@@ -45,7 +45,7 @@ port (socket lookup scoring), so replies reach the flow's own socket.
 Differences from passt: passt refuses new flows when its table is full, where we evict the least
 recently used flow, inbound and outbound alike (so a peer spraying a `-u` port from thousands of
 source ports can push out the namespace's idle outbound flows); we read up to `BATCH` datagrams
-per wake-up, one `recv_into` each. Flow sockets get 4 MiB buffers (see `_prepare`).
+per wake-up, one `recv_into` each. Flow sockets get 4 MiB buffers (see `prepare_socket`).
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ import socket
 
 from pasta import fwd, log
 from pasta.engine import EPOLLIN
-from pasta.errors import SetupError
 from pasta.flowtab import FlowTable
 from pasta.wire import pack_udp_hdrs_into, udp_hdrs_len
 
@@ -152,7 +151,7 @@ class UdpFlows:
             self.link.drop("udp: no socket")
             return None
         try:
-            _prepare(sock, v6, self.freebind, ifname)
+            prepare_socket(sock, v6, self.freebind, ifname)
             sock.bind((fwd.text(bind_addr) if bind_addr else ("::" if v6 else "0.0.0.0"), sport))
             sock.connect(fwd.sockaddr(self.rules, v6, target, dport))
         except OSError as e:
@@ -208,37 +207,13 @@ class UdpFlows:
             self.stats["udp_to_ns"] += 1
 
     # ----------------------------------------------------------------- -u listeners
-    def listen(self, spec, v4_on: bool, v6_on: bool, ephemeral) -> None:
-        """Bind every port of a `-u` spec (`pasta.portspec.PortForward`, SPEC mode)."""
-        for rule in spec.rules:
-            families = []
-            if rule.addr is not None:
-                families.append(rule.addr.version == 6)
-            else:
-                families += [False] if v4_on else []
-                families += [True] if v6_on else []
-            bound = 0
-            last_err = None
-            for port, target in rule.ports(ephemeral):
-                for v6 in families:
-                    try:
-                        self._bind_listener(v6, rule.addr, rule.ifname, port, target - port)
-                        bound += 1
-                    except OSError as e:
-                        if not rule.weak:
-                            raise SetupError(f"Failed to bind port {port} ({e.strerror}) for "
-                                             f"option '-u', exiting") from None
-                        last_err = e
-            if rule.weak and not bound:
-                why = f" ({last_err.strerror})" if last_err else ""
-                raise SetupError(f"Failed to bind any port for '-u'{why}, exiting")
-
-    def _bind_listener(self, v6: bool, addr, ifname, port: int, delta: int) -> None:
+    def bind_listener(self, v6: bool, addr, ifname, port: int, delta: int) -> None:
+        """One -u listening socket (`portspec.apply` calls this for every port and family)."""
         family = socket.AF_INET6 if v6 else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
                              | socket.SOCK_CLOEXEC)
         try:
-            _prepare(sock, v6, self.freebind, ifname)
+            prepare_socket(sock, v6, self.freebind, ifname)
             host = str(addr) if addr is not None else ("::" if v6 else "0.0.0.0")
             sock.bind((host, port))
         except OSError:
@@ -259,7 +234,7 @@ class UdpFlows:
             except OSError as e:
                 log.debug(f"UDP: listener: {e.strerror}")
                 continue
-            if self.splice is not None and _loopback_host(peer[0]):
+            if self.splice is not None and fwd.is_loopback_host(peer[0]):
                 self.splice(lst.sock, lst.v6, peer, rx[:n], lst.port + lst.delta)
                 continue
             flow = self._inbound_flow(lst, peer)
@@ -329,11 +304,7 @@ class UdpFlows:
             self._sweeper.cancel()
 
 
-def _loopback_host(host: str) -> bool:
-    return host.startswith("127.") or host == "::1" or host.startswith("::ffff:127.")
-
-
-def _prepare(sock, v6: bool, freebind: bool, ifname) -> None:
+def prepare_socket(sock, v6: bool, freebind: bool = False, ifname=None) -> None:
     """Options of every UDP socket: address reuse, v6-only, large buffers, freebind, device."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if v6:
@@ -344,12 +315,12 @@ def _prepare(sock, v6: bool, freebind: bool, ifname) -> None:
     for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
         sock.setsockopt(socket.SOL_SOCKET, opt, SOCK_BUF)
     if freebind:
-        _set_freebind(sock, v6)
+        set_freebind(sock, v6)
     if ifname:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
 
 
-def _set_freebind(sock, v6: bool) -> None:
+def set_freebind(sock, v6: bool) -> None:
     if v6:
         sock.setsockopt(socket.IPPROTO_IPV6, 78, 1)         # IPV6_FREEBIND
     else:

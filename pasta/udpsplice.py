@@ -35,14 +35,13 @@ import socket
 
 from pasta import log, netns
 from pasta.engine import EPOLLIN
-from pasta.errors import SetupError
 from pasta.flowtab import FlowTable
+from pasta.udp import prepare_socket
 
 UDP_TIMEOUT_S = 180.0
 MAX_FLOWS = 4096
 BATCH = 32
 SWEEP_S = 1.0
-SOCK_BUF = 4 << 20
 
 
 class SpliceFlow:
@@ -61,11 +60,7 @@ def _udp_socket(v6: bool) -> socket.socket:
     s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,
                       socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
     try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if v6:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):     # see pasta.udp._prepare
-            s.setsockopt(socket.SOL_SOCKET, opt, SOCK_BUF)
+        prepare_socket(s, v6)            # reuse, v6-only, large buffers: as every UDP socket
     except OSError:
         s.close()
         raise
@@ -111,21 +106,12 @@ class UdpSplice:
             self.stats.setdefault(k, 0)
 
     # ----------------------------------------------------------------- -U listeners
-    def listen_ns(self, spec, v4_on: bool, v6_on: bool, ephemeral) -> None:
-        for rule in spec.rules:
-            for port, target in rule.ports(ephemeral):
-                for v6 in ([False] if v4_on else []) + ([True] if v6_on else []):
-                    try:
-                        sock = netns.ns_call(self.netns_fd, _ns_listener, v6, port)
-                    except OSError as e:
-                        if rule.weak:
-                            continue
-                        raise SetupError(f"Failed to bind port {port} ({e.strerror}) for "
-                                         f"option '-U', exiting") from None
-                    entry = (sock, v6, target)
-                    self.listeners.append(entry)
-                    self.engine.add(sock.fileno(), EPOLLIN,
-                                    lambda ev, e=entry: self._ns_readable(e))
+    def add_ns_listener(self, v6: bool, port: int, target: int) -> None:
+        """One -U loopback listener inside the namespace (`portspec.apply` calls this)."""
+        sock = netns.ns_call(self.netns_fd, _ns_listener, v6, port)
+        entry = (sock, v6, target)
+        self.listeners.append(entry)
+        self.engine.add(sock.fileno(), EPOLLIN, lambda ev, e=entry: self._ns_readable(e))
 
     def _ns_readable(self, entry) -> None:
         lsock, v6, port = entry

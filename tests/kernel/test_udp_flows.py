@@ -133,8 +133,9 @@ def test_full_table_evicts_least_recently_used(server):
 def test_inbound_listener_delivers_and_replies_leave_from_the_forwarded_port():
     engine, link, flows = make()
     port = free_port()
-    flows.listen(portspec.parse(f"127.0.0.1/{port}:{port + 1 if port < 65535 else port}"),
-                 True, False, portspec.EPHEMERAL_DEFAULT)
+    portspec.apply(portspec.parse(f"127.0.0.1/{port}:{port + 1 if port < 65535 else port}"),
+                   "-u", True, False, lambda v6, r, p, t:
+                   flows.bind_listener(v6, r.addr, r.ifname, p, t - p))
     target = port + 1 if port < 65535 else port
     client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     client.settimeout(2)
