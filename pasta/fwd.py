@@ -112,8 +112,7 @@ class Rules:
 
     @classmethod
     def from_config(cls, cfg: C.Config, plan: NP.NetPlan, resolv_conf: str = "") -> "Rules":
-        offer = linkctx.dns_offer(cfg, plan, resolv_conf)
-        match = linkctx.dns_match(cfg, plan, resolv_conf)
+        offer, match = linkctx.dns_resolve(cfg, plan, resolv_conf)
         m4, m6 = linkctx.map_host_loopback(cfg, plan)
         v4, v6 = plan.v4, plan.v6
         return cls(

@@ -166,6 +166,12 @@ def _resolve(cfg: C.Config, plan: NP.NetPlan, resolv_conf_text: str):
             DnsMatch(out[4][2], out[6][2]))
 
 
+def dns_resolve(cfg: C.Config, plan: NP.NetPlan,
+                resolv_conf_text: str) -> tuple[DnsOffer, DnsMatch]:
+    """dns_offer() and dns_match() from one pass over the options and resolv.conf."""
+    return _resolve(cfg, plan, resolv_conf_text)
+
+
 def dns_offer(cfg: C.Config, plan: NP.NetPlan, resolv_conf_text: str) -> DnsOffer:
     """pasta's DNS selection (module docstring): (dns4, dns6, search, dns_host4, dns_host6)."""
     return _resolve(cfg, plan, resolv_conf_text)[0]

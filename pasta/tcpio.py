@@ -96,7 +96,7 @@ _LOCAL_ERRNOS = {errno.EADDRNOTAVAIL, errno.EADDRINUSE, errno.ENOBUFS, errno.EMF
 
 class TcpFlow:
     __slots__ = ("key", "v6", "ns_addr", "ns_port", "peer_addr", "peer_port", "sock", "fd",
-                 "conn", "events", "partial", "closed", "registered", "wnd_low")
+                 "conn", "events", "partial", "closed", "registered", "wnd_low", "sndbuf")
 
     def __init__(self, key, sock, conn):
         self.key = key
@@ -109,6 +109,9 @@ class TcpFlow:
         self.closed = False
         self.registered = True
         self.wnd_low = False            # we advertised a small window: update when drained
+        # Payload capacity of the send buffer: set explicitly in _tune (which locks it, no
+        # autotuning), so read once instead of on every segment.
+        self.sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
 
 
 class TcpFlows:
@@ -172,11 +175,10 @@ class TcpFlows:
     def _space(self, f: TcpFlow) -> int:
         """Free space in the host socket's send buffer (what we can accept from the namespace)."""
         try:
-            size = f.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
             outq = struct.unpack("i", fcntl.ioctl(f.fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
         except OSError:
             return 0
-        return max(0, size - outq)
+        return max(0, f.sndbuf - outq)
 
     # ----------------------------------------------------------------- segments from the tap
     def from_tap(self, v6: bool, src: bytes, dst: bytes, h, buf) -> None:

@@ -84,7 +84,7 @@ class Translator:
         for w in dns_warnings(cfg, plan, resolv_conf):
             log.warn(w)
         ctx = linkctx.LinkCtx.from_config(
-            cfg, plan, _mac(guest_mac), resolv_conf=resolv_conf,
+            cfg, plan, guest_mac, resolv_conf=resolv_conf,
             duid_time=linkctx.duid_time_from_unix(time.time()))
         self.rules = fwd.Rules.from_config(cfg, plan, resolv_conf)
         self.pcap = Pcap.open(cfg.pcap) if cfg.pcap else None
@@ -241,9 +241,3 @@ def _ns_listener(v6: bool, port: int) -> socket.socket:
 
 def _packed6(addr) -> bytes:
     return ipaddress.IPv6Address(str(addr).split("/")[0]).packed
-
-
-def _mac(mac) -> bytes:
-    if isinstance(mac, (bytes, bytearray)):
-        return bytes(mac)
-    return bytes(int(x, 16) for x in str(mac).split(":"))
