@@ -143,29 +143,45 @@ def _ip_frame(v6: bool, dst_mac, src_mac, src_ip, dst_ip, proto: int, l4_msg: by
     if l4_len + (0 if v6 else IPV4_HLEN) > 0xFFFF:
         raise ValueError("payload too large for one IP packet")
     vh = VNET_HDR_LEN if vnet else 0
-    l3 = vh + ETH_HLEN
-    l4 = l3 + (IPV6_HLEN if v6 else IPV4_HLEN)
+    l4 = vh + ETH_HLEN + (IPV6_HLEN if v6 else IPV4_HLEN)
     end = l4 + l4_len
     buf = bytearray(end)
+    _, psum = _ip_into(buf, v6, vnet, dst_mac, src_mac, src_ip, dst_ip, proto, l4_len, flow,
+                       pseudo=use_pseudo)
+    buf[l4:end] = l4_msg
+    _l4_csum_into(buf, vnet, csum_offload, l4, end, csum_field, l4 - vh + csum_field + 2, psum,
+                  udp)
+    return bytes(buf)
+
+
+def _ip_into(buf, v6: bool, vnet: bool, dst_mac, src_mac, src_ip, dst_ip, proto: int,
+             l4_len: int, flow: int = 0, pseudo: bool = True) -> tuple[int, int]:
+    """Ethernet + IP headers after the (optional) virtio-net header; returns the L4 offset and
+    the pseudo-header sum (0 without `pseudo`: ICMPv4 has none)."""
+    vh = VNET_HDR_LEN if vnet else 0
+    l3 = vh + ETH_HLEN
     if v6:
         pack_eth_into(buf, vh, dst_mac, src_mac, ETH_P_IPV6)
-        pack_ipv6_into(buf, l3, src_ip, dst_ip, proto, l4_len, flow=flow)
-        psum = pseudo_sum_ipv6(src_ip, dst_ip, proto, l4_len)
-    else:
-        pack_eth_into(buf, vh, dst_mac, src_mac, ETH_P_IP)
-        pack_ipv4_into(buf, l3, src_ip, dst_ip, proto, IPV4_HLEN + l4_len)
-        psum = pseudo_sum_ipv4(src_ip, dst_ip, proto, l4_len) if use_pseudo else 0
-    buf[l4:end] = l4_msg
-    field = l4 + csum_field
-    if vnet and csum_offload:
-        csum_start = l4 - vh
-        pack_vnet_into(buf, 0, flags=VIRTIO_NET_HDR_F_NEEDS_CSUM,
-                       hdr_len=csum_start + csum_field + 2, csum_start=csum_start,
-                       csum_offset=csum_field)
-        fill_csum_partial(buf, field, psum)
-    else:
-        fill_csum(buf, l4, end, field, psum, udp=udp)      # the vnet header stays all zeros
-    return bytes(buf)
+        l4 = pack_ipv6_into(buf, l3, src_ip, dst_ip, proto, l4_len, flow=flow)
+        return l4, pseudo_sum_ipv6(src_ip, dst_ip, proto, l4_len)
+    pack_eth_into(buf, vh, dst_mac, src_mac, ETH_P_IP)
+    l4 = pack_ipv4_into(buf, l3, src_ip, dst_ip, proto, IPV4_HLEN + l4_len)
+    return l4, pseudo_sum_ipv4(src_ip, dst_ip, proto, l4_len) if pseudo else 0
+
+
+def _l4_csum_into(buf, vnet: bool, offload: bool, l4: int, end: int, field: int, hdr_len: int,
+                  psum: int, udp: bool) -> None:
+    """The L4 checksum: left to the kernel (NEEDS_CSUM, pseudo-header sum in the field) with a
+    virtio-net header and offload, else computed here over buf[l4:end]."""
+    vh = VNET_HDR_LEN if vnet else 0
+    if vnet and offload:
+        pack_vnet_into(buf, 0, flags=VIRTIO_NET_HDR_F_NEEDS_CSUM, hdr_len=hdr_len,
+                       csum_start=l4 - vh, csum_offset=field)
+        fill_csum_partial(buf, l4 + field, psum)
+        return
+    if vnet:
+        pack_vnet_into(buf, 0)
+    fill_csum(buf, l4, end, l4 + field, psum, udp=udp)
 
 
 def _udp_msg(sport: int, dport: int, payload) -> bytearray:
@@ -232,28 +248,14 @@ def pack_udp_hdrs_into(buf, v6: bool, vnet: bool, csum_offload: bool, dst_mac: b
     and `csum_offload` the kernel completes the UDP checksum; otherwise it is computed here.
     """
     vh = VNET_HDR_LEN if vnet else 0
-    l3 = vh + ETH_HLEN
     ulen = UDP_HLEN + plen
-    if v6:
-        pack_eth_into(buf, vh, dst_mac, src_mac, ETH_P_IPV6)
-        l4 = pack_ipv6_into(buf, l3, src_ip, dst_ip, IPPROTO_UDP, ulen)
-        psum = pseudo_sum_ipv6(src_ip, dst_ip, IPPROTO_UDP, ulen)
-    else:
-        if IPV4_HLEN + ulen > 0xFFFF:
-            raise ValueError("payload too large for one IPv4 packet")
-        pack_eth_into(buf, vh, dst_mac, src_mac, ETH_P_IP)
-        l4 = pack_ipv4_into(buf, l3, src_ip, dst_ip, IPPROTO_UDP, IPV4_HLEN + ulen)
-        psum = pseudo_sum_ipv4(src_ip, dst_ip, IPPROTO_UDP, ulen)
+    if not v6 and IPV4_HLEN + ulen > 0xFFFF:
+        raise ValueError("payload too large for one IPv4 packet")
+    l4, psum = _ip_into(buf, v6, vnet, dst_mac, src_mac, src_ip, dst_ip, IPPROTO_UDP, ulen)
     pack_udp_into(buf, l4, sport, dport, ulen)
     end = l4 + ulen
-    if vnet and csum_offload:
-        pack_vnet_into(buf, 0, flags=VIRTIO_NET_HDR_F_NEEDS_CSUM, hdr_len=l4 + UDP_HLEN - vh,
-                       csum_start=l4 - vh, csum_offset=_UDP_CSUM_OFF)
-        fill_csum_partial(buf, l4 + _UDP_CSUM_OFF, psum)
-    else:
-        if vnet:
-            pack_vnet_into(buf, 0)
-        fill_csum(buf, l4, end, l4 + _UDP_CSUM_OFF, psum, udp=True)
+    _l4_csum_into(buf, vnet, csum_offload, l4, end, _UDP_CSUM_OFF, l4 + UDP_HLEN - vh, psum,
+                  True)
     return end
 
 
@@ -277,29 +279,14 @@ def pack_tcp_hdrs_into(buf, v6: bool, vnet: bool, csum_offload: bool, dst_mac: b
     `csum_offload` the kernel completes the TCP checksum; otherwise it is computed here.
     """
     vh = VNET_HDR_LEN if vnet else 0
-    l3 = vh + ETH_HLEN
     if mss is None:
         wscale = None
     thlen = TCP_HLEN + (4 if mss is not None else 0) + (4 if wscale is not None else 0)
     tlen = thlen + plen
-    if v6:
-        pack_eth_into(buf, vh, dst_mac, src_mac, ETH_P_IPV6)
-        l4 = pack_ipv6_into(buf, l3, src_ip, dst_ip, IPPROTO_TCP, tlen, flow=flow)
-        psum = pseudo_sum_ipv6(src_ip, dst_ip, IPPROTO_TCP, tlen)
-    else:
-        pack_eth_into(buf, vh, dst_mac, src_mac, ETH_P_IP)
-        l4 = pack_ipv4_into(buf, l3, src_ip, dst_ip, IPPROTO_TCP, IPV4_HLEN + tlen)
-        psum = pseudo_sum_ipv4(src_ip, dst_ip, IPPROTO_TCP, tlen)
+    l4, psum = _ip_into(buf, v6, vnet, dst_mac, src_mac, src_ip, dst_ip, IPPROTO_TCP, tlen, flow)
     pack_tcp_into(buf, l4, sport, dport, seq, ack, flags, window, mss=mss, wscale=wscale)
     end = l4 + tlen
-    if vnet and csum_offload:
-        pack_vnet_into(buf, 0, flags=VIRTIO_NET_HDR_F_NEEDS_CSUM, hdr_len=l4 + thlen - vh,
-                       csum_start=l4 - vh, csum_offset=_TCP_CSUM_OFF)
-        fill_csum_partial(buf, l4 + _TCP_CSUM_OFF, psum)
-    else:
-        if vnet:
-            pack_vnet_into(buf, 0)
-        fill_csum(buf, l4, end, l4 + _TCP_CSUM_OFF, psum)
+    _l4_csum_into(buf, vnet, csum_offload, l4, end, _TCP_CSUM_OFF, l4 + thlen - vh, psum, False)
     return end
 
 

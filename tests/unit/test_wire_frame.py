@@ -453,3 +453,34 @@ def test_pack_udp_hdrs_into_matches_builder(v6, sport, dport, payload, mode):
     assert n == h + len(payload)
     assert bytes(buf[:n]) == build(NS_MAC, OUR_MAC, src, dst, sport, dport, payload, vnet=vnet,
                                    csum_offload=offload)
+
+
+@FAST
+@given(st.booleans(), ports, ports, st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
+       st.binary(max_size=300), modes, st.sampled_from([None, 1460]), st.sampled_from([None, 7]))
+def test_pack_tcp_hdrs_into_scapy_dissects(v6, sport, dport, seq, ack, payload, mode, mss, ws):
+    """The TCP data path's in-place header writer, checked by scapy (checksum included)."""
+    vnet, offload = mode
+    src, dst = ((addr("2001:db8::1"), addr("2001:db8::2")) if v6
+                else (addr("198.18.0.1"), addr("198.51.100.2")))
+    opts = (4 if mss else 0) + (4 if mss and ws is not None else 0)
+    h = pasta.wire.tcp_hdrs_len(v6, vnet) + opts
+    buf = bytearray(h + len(payload))
+    buf[h:] = payload
+    n = pasta.wire.pack_tcp_hdrs_into(buf, v6, vnet, offload, NS_MAC, OUR_MAC, src, dst, sport,
+                                      dport, seq, ack, 0x18, 512, len(payload), mss=mss,
+                                      wscale=ws)
+    assert n == len(buf)
+    hdr, eth = split_vnet(bytes(buf), vnet)
+    if vnet and offload:
+        eth = kernel_completes(eth, hdr)
+    p = Ether(eth)
+    layer = IPv6 if v6 else IP
+    assert (p[layer].src, p[layer].dst) == ((str(IPv6Address(src)), str(IPv6Address(dst))) if v6
+                                           else (str(IPv4Address(src)), str(IPv4Address(dst))))
+    t = p[TCP]
+    assert (t.sport, t.dport, t.seq, t.ack, t.window, bytes(t.payload)) == \
+        (sport, dport, seq, ack, 512, payload)
+    got = dict((k, v) for k, v in t.options if k in ("MSS", "WScale"))
+    assert got == ({} if not mss else {"MSS": mss, **({"WScale": ws} if ws is not None else {})})
+    assert_csum_verifies(p, TCP, "chksum")
