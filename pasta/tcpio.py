@@ -27,8 +27,10 @@ Theory of operation:
   socket accepted is acknowledged (ACKs are sent once per tap batch, deferred). The window
   advertised to the namespace is the free space of the socket's send buffer (SO_SNDBUF minus
   SIOCOUTQ), so the namespace rarely sends what cannot be written; when it does, the unwritten
-  part is not acknowledged, and once the socket drains a window update plus duplicate ACKs make
-  the namespace retransmit at once.
+  part is not acknowledged, and once the socket drains (EPOLLOUT after the short write) a
+  window update plus duplicate ACKs make the namespace retransmit at once. A window advertised
+  below one segment is re-checked every 10 ms (pasta's ACK_INTERVAL) and updated once the
+  socket has room: EPOLLOUT would never come, as no send hit EAGAIN.
 - FIN from the namespace -> `shutdown(SHUT_WR)`; EOF on the socket -> FIN to the namespace after
   the data. RST from the namespace -> the host socket is closed with SO_LINGER 0 (an RST for the
   peer); an error or reset on the host socket -> RST to the namespace.
@@ -71,6 +73,7 @@ from pasta.wire.l4 import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN
 
 SO_PEEK_OFF = 42
 SWEEP_S = 0.25
+ACK_INTERVAL_S = 0.01
 MAX_FLOWS = 16384
 SOCK_BUF = 4 << 20
 SEGMENTS_PER_WAKEUP = 16
@@ -138,6 +141,8 @@ class TcpFlows:
         self.view = memoryview(self.buf)
         self.scratch = bytearray(1 << 20)
         self.splice = None              # set by the translator: loopback clients of -t
+        self.low_window: set = set()       # flows waiting to advertise a reopened window
+        self._wnd_timer = None
         _probe_peek_off()
 
     # ----------------------------------------------------------------- frames to the namespace
@@ -153,8 +158,13 @@ class TcpFlows:
             c.seq_ack_to_tap = c.seq_from_tap
             if not syn_opts and window << c.ws_to_tap < c.mss_to_tap and not f.wnd_low \
                     and not c.fin & Fin.SOCK_FIN_SENT:
-                f.wnd_low = True                 # update once the socket has room again
-                self._want(f, f.events | EPOLLOUT)
+                # Update the window once the socket has room again. Not on EPOLLOUT: that only
+                # fires after a send hit EAGAIN (SOCK_NOSPACE), and a namespace respecting our
+                # small window never makes us hit it; pasta polls at ACK_INTERVAL too.
+                f.wnd_low = True
+                self.low_window.add(f)
+                if self._wnd_timer is None:
+                    self._wnd_timer = self.engine.call_later(ACK_INTERVAL_S, self._wnd_check)
         n = pack_tcp_hdrs_into(self.buf, f.v6, link.vnet, link.csum_offload, link.guest_mac,
                                link.our_mac, f.peer_addr, f.ns_addr, f.peer_port, f.ns_port,
                                seq, c.seq_from_tap if flags & TCP_ACK else 0, flags, window,
@@ -390,14 +400,12 @@ class TcpFlows:
         if ev & EPOLLERR or (ev & EPOLLHUP and c.state != State.ESTABLISHED):
             self._reset(f, f"socket events {ev:#x}")
             return
-        if ev & EPOLLOUT and (f.partial or f.wnd_low) and \
-                self._space(f) >= min(c.mss_to_tap, SOCK_BUF // 4):
-            dups = 3 if f.partial else 0
-            f.partial = f.wnd_low = False
+        if ev & EPOLLOUT and f.partial:
+            f.partial = False
             self._want(f, f.events & ~EPOLLOUT)
-            # A window update; after a short write also duplicates of it, so the namespace
-            # retransmits what the socket refused at once instead of after its timeout.
-            for _ in range(1 + dups):
+            # A window update and duplicates of it, so the namespace retransmits what the
+            # socket refused at once instead of after its timeout.
+            for _ in range(4):
                 self._segment(f, TCP_ACK, c.seq_to_tap)
         if ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP):
             self._push(f)
@@ -446,6 +454,20 @@ class TcpFlows:
         self._want(f, want)
         if c.done():
             self._close(f)
+
+    def _wnd_check(self) -> None:
+        """Every ACK_INTERVAL_S while some flow advertised a small window: send the update
+        once its socket has room for a segment (a threshold, so updates do not ping-pong)."""
+        self._wnd_timer = None
+        for f in list(self.low_window):
+            if f.closed:
+                self.low_window.discard(f)
+            elif self._space(f) >= min(f.conn.mss_to_tap, SOCK_BUF // 4):
+                self.low_window.discard(f)
+                f.wnd_low = False
+                self._segment(f, TCP_ACK, f.conn.seq_to_tap)
+        if self.low_window and self._wnd_timer is None:
+            self._wnd_timer = self.engine.call_later(ACK_INTERVAL_S, self._wnd_check)
 
     def _push_later(self, f: TcpFlow) -> None:
         self.engine.defer(lambda: self._push(f))
@@ -580,3 +602,5 @@ class TcpFlows:
         self.listeners = []
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._wnd_timer is not None:
+            self._wnd_timer.cancel()
