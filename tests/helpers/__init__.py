@@ -81,7 +81,7 @@ Other helpers
 """
 
 from .proc import CommandError, WaitTimeout, kill_all, run, wait_until
-from .topology import Netns, Topology, logs, netns_names, unique_id
+from .topology import Netns, Topology, logs, netns_names, read_stats, sha256_file, unique_id
 
-__all__ = ["CommandError", "Netns", "Topology", "WaitTimeout", "kill_all", "logs",
+__all__ = ["read_stats", "sha256_file", "CommandError", "Netns", "Topology", "WaitTimeout", "kill_all", "logs",
            "netns_names", "run", "unique_id", "wait_until"]

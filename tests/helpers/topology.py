@@ -24,6 +24,7 @@ then deletes them, and raises if anything survived.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import os
@@ -393,6 +394,23 @@ class Topology:
 
     logs = staticmethod(logs)
 
+    def copy_helper(self, name: str) -> str:
+        """Copy the script tests/helpers/NAME into the workdir, readable by the rootless user
+        (the checkout may not be); returns the copy's path."""
+        dst = os.path.join(self.workdir, name)
+        if not os.path.exists(dst):
+            shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), name), dst)
+            os.chmod(dst, 0o644)
+        return dst
+
+    def wait_listening(self, which: str, port: int, proto: str = "tcp",
+                       timeout: float = 10.0) -> None:
+        """Wait (bounded) until a `proto` socket is bound to `port` in namespace `which`."""
+        ns = self.ns(which)
+        flag = "-Hltn" if proto == "tcp" else "-Hlun"
+        wait_until(lambda: ns.run(f"ss {flag} 'sport = :{port}'", check=False).stdout.strip(),
+                   timeout, f"{proto} listener on {port} in {which}")
+
     # --- inspection --------------------------------------------------------------------------------
 
     def ns(self, which: str) -> Netns:
@@ -481,3 +499,22 @@ class Topology:
 
 __all__ = ["Netns", "Topology", "CommandError", "WaitTimeout", "eui64_link_local", "ip_json",
            "logs", "make_workdir", "netns_names", "reap_stale", "unique_id"]
+
+
+def read_stats(log_path: str) -> dict:
+    """pypasta's counters from the last "state: k=v, ..." line of its log (SIGUSR2 dump)."""
+    lines = [line for line in open(log_path).read().splitlines() if "state: " in line]
+    assert lines, "no state dump in the log"
+    out = {}
+    for item in lines[-1].split("state: ", 1)[1].split(", "):
+        k, _, v = item.rpartition("=")
+        out[k] = int(v)
+    return out
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 
-from helpers import env, wait_until
-from helpers.topology import Topology
+from helpers import env, read_stats, wait_until
 
-HELPERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helpers")
 COUNT = 1_000_000
 REPORT_EVERY = 100_000
 RSS_GROWTH_LIMIT_KB = 16 * 1024      # whole run, tables filling up included
@@ -34,27 +31,16 @@ def _rss_kb(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def _stats(logf: str) -> dict:
-    lines = [line for line in open(logf).read().splitlines() if "state: " in line]
-    assert lines, "no state dump in the log"
-    out = {}
-    for item in lines[-1].split("state: ", 1)[1].split(", "):
-        k, _, v = item.rpartition("=")
-        out[k] = int(v)
-    return out
-
-
 def test_million_fuzz_frames_leave_pypasta_serving(topology):
     t = topology
     work = t.workdir
     for name in ("inject.py", "fuzzframes.py"):
-        shutil.copy(os.path.join(HELPERS, name), os.path.join(work, name))
+        t.copy_helper(name)
     logf = os.path.join(work, "fuzz.log")
     after = os.path.join(work, "after-fuzz")
     py = env.python_for("root")
     t.peer_popen(f"socat -b 65536 UDP4-LISTEN:7777,bind={t.peer_inet4},fork PIPE", name="echo")
-    t.peer(f"i=0; until ss -Hlun 'sport = :7777' | grep -q .; do i=$((i+1)); "
-           f"[ $i -gt 100 ] && exit 1; sleep 0.1; done")
+    t.wait_listening("peer", 7777, "udp")
     script = (
         f"{py} {work}/inject.py --ifname eth0 --count {COUNT} --seed 7 --sync-every 500 "
         f"--report-every {REPORT_EVERY} --probe-ip 198.51.100.77 && "
@@ -86,7 +72,7 @@ def test_million_fuzz_frames_leave_pypasta_serving(topology):
 
     os.kill(p.pid, signal.SIGUSR2)
     wait_until(lambda: "state: " in open(logf).read(), 5, "state dump")
-    stats = _stats(logf)
+    stats = read_stats(logf)
     assert stats["internal_errors"] == 0
     # Every frame the kernel accepted reached pypasta (plus probes and the checks' frames).
     assert stats["tap_frames_in"] >= sent - refused

@@ -7,37 +7,15 @@ namespace service sees, half-close and resets carried across, and `--no-splice`.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import signal
 import subprocess
 
 import pytest
 
-from helpers import env, wait_until
-from helpers.topology import Topology
+from helpers import env, read_stats, sha256_file, wait_until
 
-HELPERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helpers")
 SIZE = 256 << 20
-
-
-def _sha(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _wait(t: Topology, port: int) -> None:
-    wait_until(lambda: t.host(f"ss -Hltn 'sport = :{port}'").stdout.strip(), 10,
-               f"host listener {port}")
-
-
-def _stats(logf: str) -> dict:
-    line = [x for x in open(logf).read().splitlines() if "state: " in x][-1]
-    return dict(kv.rsplit("=", 1) for kv in line.split("state: ", 1)[1].split(", "))
 
 
 @pytest.fixture
@@ -46,7 +24,7 @@ def src(topology):
     subprocess.run(["head", "-c", str(SIZE), "/dev/urandom"], stdout=open(path, "wb"),
                    check=True)
     os.chmod(path, 0o644)
-    return path, _sha(path)
+    return path, sha256_file(path)
 
 
 def test_splice_both_ways_for_T_and_loopback_t_clients(topology, src, user):
@@ -57,8 +35,8 @@ def test_splice_both_ways_for_T_and_loopback_t_clients(topology, src, user):
     t.host_popen(f"socat -u OPEN:{path} TCP4-LISTEN:9600,bind=127.0.0.1,reuseaddr", name="s1")
     t.host_popen(f"socat -u TCP6-LISTEN:9602,bind=[::1],reuseaddr CREATE:{w}/T-up.bin",
                  name="s2")
-    _wait(t, 9600)
-    _wait(t, 9602)
+    t.wait_listening("host", 9600)
+    t.wait_listening("host", 9602)
     ready = os.path.join(w, f"ready-{user}")
     script = (f"socat -u OPEN:{path} TCP4-LISTEN:9601,reuseaddr & "
               f"socat -u TCP6-LISTEN:9603,reuseaddr CREATE:{w}/t-up.bin & "
@@ -74,11 +52,11 @@ def test_splice_both_ways_for_T_and_loopback_t_clients(topology, src, user):
                os.path.getsize(f"{w}/t-up.bin") == SIZE, 30, "namespace stored the upload")
     wait_until(lambda: os.path.getsize(f"{w}/T-up.bin") == SIZE, 30, "host stored the upload")
     for name in ("T-down.bin", "T-up.bin", "t-down.bin", "t-up.bin"):
-        assert _sha(os.path.join(w, name)) == digest, name
+        assert sha256_file(os.path.join(w, name)) == digest, name
     os.kill(p.pid, signal.SIGUSR2)
     wait_until(lambda: "state: " in open(logf).read(), 5, "state dump")
-    st = _stats(logf)
-    assert st["splice_opened"] == "4" and st["tcp_opened"] == "0", st   # nothing on the tap
+    st = read_stats(logf)
+    assert st["splice_opened"] == 4 and st["tcp_opened"] == 0, st   # nothing on the tap
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=10) == 0
 
@@ -101,14 +79,13 @@ def test_source_address_seen_by_the_namespace_service(topology, splice):
 
 def test_half_close_and_reset_across_splice(topology):
     t = topology
-    tool = os.path.join(t.workdir, "tcptool.py")
-    shutil.copy(os.path.join(HELPERS, "tcptool.py"), tool)
+    tool = t.copy_helper("tcptool.py")
     py = env.python_for("root")
     t.host_popen([py, tool, "send-after-eof-server", "127.0.0.1", "9800", "--bytes",
                   str(10 << 20)], name="eof")
     t.host_popen([py, tool, "reset-server", "127.0.0.1", "9801"], name="rst")
-    _wait(t, 9800)
-    _wait(t, 9801)
+    t.wait_listening("host", 9800)
+    t.wait_listening("host", 9801)
     script = (f"{py} {tool} halfclose-client 127.0.0.1 9800 --bytes {10 << 20}; "
               f"{py} {tool} expect-reset-client 127.0.0.1 9801 --timeout 10")
     r = t.pypasta_run(["--config-net", "-T", "9800,9801", "--", "sh", "-c", script],
@@ -127,9 +104,7 @@ def test_udp_loopback_paths_U_and_loopback_u_clients(topology, user):
     namespace echo; zero-length datagrams and bursts included, nothing on the tap."""
     t = topology
     w = t.workdir
-    echo = os.path.join(w, "udpecho.py")
-    shutil.copy(os.path.join(HELPERS, "udpecho.py"), echo)
-    os.chmod(echo, 0o644)
+    echo = t.copy_helper("udpecho.py")
     py_root, py = env.python_for("root"), env.python_for(user)
     for addr, port in (("127.0.0.1", 9910), ("::1", 9911)):
         t.host_popen([py_root, echo, "server", addr, str(port)], name="echo")
@@ -153,9 +128,9 @@ def test_udp_loopback_paths_U_and_loopback_u_clients(topology, user):
         assert '"errors": []' in r.stdout and '"ok": 2000' in r.stdout, r.stdout
     os.kill(p.pid, signal.SIGUSR2)
     wait_until(lambda: "state: " in open(logf).read(), 5, "state dump")
-    st = _stats(logf)
-    assert st["udp_to_host"] == "0" and st["udp_to_ns"] == "0", st     # not via the tap
-    assert int(st["udp_splice_datagrams"]) >= 4 * 2 * 2000, st
+    st = read_stats(logf)
+    assert st["udp_to_host"] == 0 and st["udp_to_ns"] == 0, st     # not via the tap
+    assert st["udp_splice_datagrams"] >= 4 * 2 * 2000, st
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=10) == 0
 

@@ -9,44 +9,19 @@ exact control (concurrency, half-close, resets, timing).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import shutil
 import signal
 import subprocess
 
 import pytest
 
-from helpers import env, wait_until
+from helpers import env, read_stats, sha256_file, wait_until
 from helpers.topology import Topology
 
-HELPERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helpers")
 PEER = {4: Topology.peer_inet4, 6: Topology.peer_inet6}
 HOST = {4: Topology.host_ip4, 6: Topology.host_ip6}
 BIG = 256 << 20
-
-
-def _tool(t: Topology) -> str:
-    dst = os.path.join(t.workdir, "tcptool.py")
-    if not os.path.exists(dst):
-        shutil.copy(os.path.join(HELPERS, "tcptool.py"), dst)
-        os.chmod(dst, 0o644)
-    return dst
-
-
-def _sha(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _wait_listen(t: Topology, which: str, port: int) -> None:
-    ns = t.ns(which)
-    wait_until(lambda: ns.run(f"ss -Hltn 'sport = :{port}'", check=False).stdout.strip(), 10,
-               f"listener on {port} in {which}")
 
 
 def _sock(fam: int, addr: str, port: int) -> str:
@@ -65,7 +40,7 @@ def big_file(tmp_path_factory):
     path = str(d / "src.bin")
     subprocess.run(["head", "-c", str(BIG), "/dev/urandom"], stdout=open(path, "wb"), check=True)
     os.chmod(path, 0o644)
-    return path, _sha(path)
+    return path, sha256_file(path)
 
 
 @pytest.mark.parametrize("fam", [4, 6])
@@ -78,8 +53,8 @@ def test_256mib_both_directions_with_socat(topology, big_file, fam):
     # peer servers: one sends the file, one stores what it receives
     t.peer_popen(f"socat -u OPEN:{src} {_listen(fam, 8001, peer)}", name="send")
     t.peer_popen(f"socat -u {_listen(fam, 8002, peer)} CREATE:{w}/up.bin", name="recv")
-    _wait_listen(t, "peer", 8001)
-    _wait_listen(t, "peer", 8002)
+    t.wait_listening("peer", 8001)
+    t.wait_listening("peer", 8002)
     ready = os.path.join(w, "ns-ready")
     any_addr = "::" if fam == 6 else "0.0.0.0"
     script = (f"socat -u OPEN:{src} {_listen(fam, 9001, any_addr)} & "
@@ -96,7 +71,7 @@ def test_256mib_both_directions_with_socat(topology, big_file, fam):
     assert p.wait(timeout=60) == 0, t.logs(p)
     wait_until(lambda: os.path.getsize(f"{w}/up.bin") == BIG, 30, "peer stored the upload")
     for name in ("down.bin", "up.bin", "in-down.bin", "in-up.bin"):
-        assert _sha(os.path.join(w, name)) == digest, name
+        assert sha256_file(os.path.join(w, name)) == digest, name
 
 
 def test_curl_and_iperf3(topology, user):
@@ -105,18 +80,18 @@ def test_curl_and_iperf3(topology, user):
     os.makedirs(f"{w}/www", exist_ok=True)
     with open(f"{w}/www/file", "wb") as f:
         f.write(os.urandom(8 << 20))
-    digest = _sha(f"{w}/www/file")
+    digest = sha256_file(f"{w}/www/file")
     t.peer_popen(["busybox", "httpd", "-f", "-p", f"{PEER[4]}:8080", "-h", f"{w}/www"],
                  name="httpd")
     t.peer_popen(["iperf3", "-s", "-B", PEER[4], "-p", "5201"], name="iperf3")
-    _wait_listen(t, "peer", 8080)
-    _wait_listen(t, "peer", 5201)
+    t.wait_listening("peer", 8080)
+    t.wait_listening("peer", 5201)
     script = (f"curl -sS -o {w}/curl.out http://{PEER[4]}:8080/file && "
               f"iperf3 -c {PEER[4]} -p 5201 -t 1 -J > {w}/iperf-{user}.up.json && "
               f"iperf3 -c {PEER[4]} -p 5201 -t 1 -R -J > {w}/iperf-{user}.down.json")
     r = t.pypasta_run(["--config-net", "--", "sh", "-c", script], user=user, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert _sha(f"{w}/curl.out") == digest
+    assert sha256_file(f"{w}/curl.out") == digest
     import json
     for d in ("up", "down"):
         res = json.load(open(f"{w}/iperf-{user}.{d}.json"))
@@ -146,10 +121,10 @@ def test_inbound_server_sees_peer_address(topology, user, fam):
 
 def test_thousand_concurrent_connections_one_mib_each_way(topology):
     t = topology
-    tool = _tool(t)
+    tool = t.copy_helper("tcptool.py")
     py = env.python_for("root")
     t.peer_popen([py, tool, "echo-server", PEER[4], "7000"], name="echo")
-    _wait_listen(t, "peer", 7000)
+    t.wait_listening("peer", 7000)
     logf = os.path.join(t.workdir, "many.log")
     r = t.pypasta_run(["--config-net", "-l", logf, "--", py, tool, "many", PEER[4], "7000",
                        "--conns", "1000", "--bytes", str(1 << 20), "--timeout", "240"],
@@ -161,10 +136,10 @@ def test_thousand_concurrent_connections_one_mib_each_way(topology):
 @pytest.mark.parametrize("fam", [4, 6])
 def test_half_close_still_receives(topology, user, fam):
     t = topology
-    tool = _tool(t)
+    tool = t.copy_helper("tcptool.py")
     t.peer_popen([env.python_for("root"), tool, "send-after-eof-server", PEER[fam], "7100",
                   "--bytes", str(10 << 20)], name="eofsrv")
-    _wait_listen(t, "peer", 7100)
+    t.wait_listening("peer", 7100)
     r = t.pypasta_run(["--config-net", "--", env.python_for(user), tool, "halfclose-client",
                        PEER[fam], "7100", "--bytes", str(10 << 20)], user=user, timeout=60)
     assert r.stdout.strip() == f"received {10 << 20} intact", r.stdout + r.stderr
@@ -172,12 +147,12 @@ def test_half_close_still_receives(topology, user, fam):
 
 def test_half_close_inbound(topology):
     t = topology
-    tool = _tool(t)
+    tool = t.copy_helper("tcptool.py")
     py = env.python_for("root")
     ready = os.path.join(t.workdir, "hc-ready")
     script = (f"{py} {tool} send-after-eof-server 0.0.0.0 7101 --bytes {10 << 20} > {ready} & "
-              f"wait")
-    p = t.pypasta(["--config-net", "-t", "7101", "--", "sh", "-c", script])
+              "wait")
+    t.pypasta(["--config-net", "-t", "7101", "--", "sh", "-c", script])
     wait_until(lambda: os.path.exists(ready) and open(ready).read().strip() == "ready", 15,
                "namespace server")
     r = t.peer([py, tool, "halfclose-client", HOST[4], "7101", "--bytes", str(10 << 20)],
@@ -187,11 +162,11 @@ def test_half_close_inbound(topology):
 
 def test_reset_reaches_the_other_side(topology, user):
     t = topology
-    tool = _tool(t)
+    tool = t.copy_helper("tcptool.py")
     py_root, py = env.python_for("root"), env.python_for(user)
     # peer resets -> namespace client sees ECONNRESET
     t.peer_popen([py_root, tool, "reset-server", PEER[4], "7200"], name="rstsrv")
-    _wait_listen(t, "peer", 7200)
+    t.wait_listening("peer", 7200)
     srv = t.peer_popen([py_root, tool, "expect-reset-server", PEER[4], "7201", "--timeout",
                         "10"], name="expect", stdout=subprocess.PIPE)
     assert srv.stdout.readline().strip() == b"ready"
@@ -204,7 +179,7 @@ def test_reset_reaches_the_other_side(topology, user):
 
 
 def test_refused_connect_is_prompt(topology, user):
-    tool = _tool(topology)
+    tool = topology.copy_helper("tcptool.py")
     r = topology.pypasta_run(["--config-net", "--", env.python_for(user), tool, "refused",
                               PEER[4], "7999"], user=user)
     name, ms = r.stdout.split()
@@ -214,10 +189,10 @@ def test_refused_connect_is_prompt(topology, user):
 
 def test_sequential_short_connections_leave_nothing_behind(topology):
     t = topology
-    tool = _tool(t)
+    tool = t.copy_helper("tcptool.py")
     py = env.python_for("root")
     t.peer_popen([py, tool, "echo-server", PEER[4], "7300"], name="echo")
-    _wait_listen(t, "peer", 7300)
+    t.wait_listening("peer", 7300)
     logf = os.path.join(t.workdir, "seq.log")
     done = os.path.join(t.workdir, "seq-done")
     script = f"{py} {tool} sequential {PEER[4]} 7300 --count 10000 > {done}.out && " \
@@ -232,9 +207,8 @@ def test_sequential_short_connections_leave_nothing_behind(topology):
                10, "no TCP sockets left in pypasta")
     os.kill(p.pid, signal.SIGUSR2)
     wait_until(lambda: "state: " in open(logf).read(), 5, "state dump")
-    line = [x for x in open(logf).read().splitlines() if "state: " in x][-1]
-    stats = dict(kv.rsplit("=", 1) for kv in line.split("state: ", 1)[1].split(", "))
-    assert stats["tcp_flows"] == "0" and stats["tcp_opened"] == stats["tcp_closed"] == "10000", \
+    stats = read_stats(logf)
+    assert stats["tcp_flows"] == 0 and stats["tcp_opened"] == stats["tcp_closed"] == 10000, \
         stats
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=10) == 0
@@ -282,8 +256,8 @@ def test_loopback_client_and_gateway_mapping_over_tcp(topology):
     t.host_popen(["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
                   "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53", "--user=root",
                   "--pid-file=", "--address=/example.test/198.18.0.7"], name="dnsmasq")
-    _wait_listen(t, "host", 9400)
-    _wait_listen(t, "host", 53)
+    t.wait_listening("host", 9400)
+    t.wait_listening("host", 53)
     ready = os.path.join(t.workdir, "lo-ready")
     query = os.path.join(t.workdir, "tcpdns.py")
     with open(query, "w") as f:
@@ -318,8 +292,8 @@ def test_outbound_address_and_guest_mapping_over_tcp(topology, user):
                  "SYSTEM:'echo $SOCAT_PEERADDR'", name="whoami")
     t.host_popen(f"socat TCP4-LISTEN:9501,bind={t.host_ip4},reuseaddr,fork "
                  "SYSTEM:'echo own-address'", name="own")
-    _wait_listen(t, "peer", 9500)
-    _wait_listen(t, "host", 9501)
+    t.wait_listening("peer", 9500)
+    t.wait_listening("host", 9501)
     script = (f"socat -t 2 - TCP4:{PEER[4]}:9500 </dev/null; "
               "socat -t 2 - TCP4:198.51.100.200:9501 </dev/null")
     r = t.pypasta_run(["--config-net", "-o", "198.51.100.3", "--map-guest-addr",

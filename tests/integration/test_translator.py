@@ -18,7 +18,6 @@ import ipaddress
 import json
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -26,16 +25,7 @@ import pytest
 from helpers import env, wait_until
 from helpers.topology import Topology
 
-HELPERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helpers")
 PEER4, PEER6 = Topology.peer_inet4, Topology.peer_inet6
-
-
-def _copy_helper(t: Topology, name: str) -> str:
-    """Copy a helper script into the topology's world-readable workdir (rootless runs)."""
-    dst = os.path.join(t.workdir, name)
-    shutil.copy(os.path.join(HELPERS, name), dst)
-    os.chmod(dst, 0o644)
-    return dst
 
 
 def _script(t: Topology, name: str, body: str) -> str:
@@ -169,7 +159,7 @@ def _socat_echo(t: Topology, port: int) -> None:
 def test_udp_10k_datagrams_through_socat_echo(topology, user, count):
     t = topology
     _socat_echo(t, 7777)
-    client = _copy_helper(t, "udpecho.py")
+    client = t.copy_helper("udpecho.py")
     py = env.python_for(user)
     script = (f"{py} {client} client {PEER4} 7777 --count {count} --min 1 --max 65000 "
               f"--burst-bytes 0 --seed 4 && "
@@ -186,7 +176,7 @@ def test_udp_10k_datagrams_through_socat_echo(topology, user, count):
 def test_udp_zero_length_and_bursts_keep_order(topology, user):
     """Back-to-back bursts and zero-length datagrams, echoed by a datagram-preserving server."""
     t = topology
-    server = _copy_helper(t, "udpecho.py")
+    server = t.copy_helper("udpecho.py")
     for addr, port in ((PEER4, 7001), (PEER6, 7002)):
         t.peer_popen([env.python_for("root"), server, "server", addr, str(port)], name="echo")
         t.peer(_wait_bound("udp", port))
@@ -357,7 +347,7 @@ def test_dhcp_dns_and_search_offered_to_clients(topology, user):
 
 def test_outbound_address_and_interface(topology, user):
     t = topology
-    t.host(f"ip addr add 198.51.100.3/24 dev eth0 nodad")
+    t.host("ip addr add 198.51.100.3/24 dev eth0 nodad")
     _peer_whoami(t, 7010)
     ask = f"echo x | socat -t 2 - UDP4:{PEER4}:7010"
     r = t.pypasta_run(["--config-net", "-o", "198.51.100.3", "--", "sh", "-c", ask], user=user)
