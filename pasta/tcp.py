@@ -20,13 +20,19 @@ Theory of operation (pasta's design: no data buffers in pypasta):
 - Timers are one deadline, `timer_at`, compared with `now` by `on_timer(now)`: SYN (10 s), ACK
   timeout (2 s doubling, 7 retransmissions then reset), FIN (60 s once our FIN is acknowledged
   and the host socket is shut, as pasta) and idle (7200 s).
+- Zero window: while the namespace's window is zero and nothing is in flight, a persist timer
+  (`ACK_TIMEOUT_S`, doubling up to 8x) asks for a probe. The namespace's window update is a
+  bare ACK that nobody retransmits; if it is lost (the tap's queue overflows under load), only
+  a probe's answer reopens the flow. Probes never reset a flow: a peer that answers is alive.
 
 States: `State.SYN_RCVD` (the namespace's SYN seen, host connect in progress),
 `State.SYN_ACK_SENT` (connected, our SYN,ACK sent, waiting for the namespace's ACK),
 `State.SYN_SENT` (inbound: our SYN sent to the namespace), `State.ESTABLISHED`, `State.CLOSED`.
 Orthogonal flags: `Fin.SOCK_FIN_RCVD` (host side EOF), `Fin.SOCK_FIN_SENT` (we shut the host
 socket's write side), `Fin.TAP_FIN_RCVD`, `Fin.TAP_FIN_SENT`, `Fin.TAP_FIN_ACKED`. Timer
-outcomes: `Timeout.NONE`, `Timeout.RETRANSMIT` (rewind and re-send), `Timeout.RESET`.
+outcomes: `Timeout.NONE`, `Timeout.RETRANSMIT` (rewind and re-send), `Timeout.RESET`,
+`Timeout.PROBE` (send a zero-window probe: an ACK one sequence number back, which the
+namespace must answer with its current window).
 
 Invariants: all sequence arithmetic is modulo 2**32 (`seq_diff`, `seq_lt`...);
 `seq_ack_from_tap <= seq_to_tap` (in sequence space); a byte is acknowledged to the namespace only
@@ -81,6 +87,7 @@ class Timeout(enum.IntEnum):
     NONE = 0
     RETRANSMIT = 1
     RESET = 2
+    PROBE = 3
 
 
 def seq_diff(a: int, b: int) -> int:
@@ -115,7 +122,7 @@ class TcpConn:
     __slots__ = ("state", "fin", "seq_to_tap", "seq_ack_from_tap", "seq_from_tap",
                  "seq_ack_to_tap", "seq_init_to_tap", "wnd_from_tap", "ws_from_tap", "ws_to_tap",
                  "mss_to_tap", "retrans", "dup_acks", "last_ack_seen", "timer_at", "last_activity",
-                 "fin_seq_to_tap", "_wnd_raw", "recover", "seq_max")
+                 "fin_seq_to_tap", "_wnd_raw", "recover", "seq_max", "probes")
 
     def __init__(self, isn: int, now: float):
         self.state = State.SYN_RCVD
@@ -138,6 +145,7 @@ class TcpConn:
         self.fin_seq_to_tap = None
         self.recover = None             # after a rewind: duplicate ACKs ignored until acked
         self.seq_max = self.seq_init_to_tap           # highest sequence number ever sent + 1
+        self.probes = 0                 # zero-window probes sent since the window closed
 
     # ----------------------------------------------------------------- set-up
     @classmethod
@@ -215,6 +223,11 @@ class TcpConn:
         acked = seq_diff(ack, self.seq_ack_from_tap)
         if acked <= 0:
             self._set_window(window)
+            if self._zero_window():
+                if self.timer_at > now + ACK_TIMEOUT_S:
+                    self.timer_at = now + ACK_TIMEOUT_S       # start probing
+            else:
+                self.probes = 0
             # RFC 5681 duplicate ACK: nothing new acknowledged, no data, same window, and data
             # outstanding.
             if (acked == 0 and not has_data and same_window and self.in_flight()
@@ -251,9 +264,16 @@ class TcpConn:
             return True
         return False
 
+    def _zero_window(self) -> bool:
+        """The namespace's window is closed with nothing in flight: only probes can tell us
+        when it reopens."""
+        return (self.wnd_from_tap == 0 and self.state == State.ESTABLISHED
+                and not self.in_flight() and not self.fin & Fin.TAP_FIN_SENT)
+
     def _progress(self, now: float) -> None:
         self.retrans = 0
-        if self.in_flight():
+        self.probes = 0
+        if self.in_flight() or self._zero_window():
             self.timer_at = now + ACK_TIMEOUT_S
         elif self.fin & Fin.SOCK_FIN_SENT and self.fin & Fin.TAP_FIN_ACKED:
             self.timer_at = now + FIN_TIMEOUT_S
@@ -347,6 +367,10 @@ class TcpConn:
                 return Timeout.RESET
             self.timer_at = now + ACK_TIMEOUT_S * (1 << min(self.retrans, 4))
             return Timeout.RETRANSMIT
+        if self._zero_window():
+            self.probes += 1
+            self.timer_at = now + ACK_TIMEOUT_S * (1 << min(self.probes, 3))
+            return Timeout.PROBE
         limit = (FIN_TIMEOUT_S if self.fin & (Fin.SOCK_FIN_SENT | Fin.TAP_FIN_SENT)
                  else IDLE_TIMEOUT_S)
         deadline = self.last_activity + limit

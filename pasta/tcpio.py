@@ -35,7 +35,7 @@ Theory of operation:
   the data. RST from the namespace -> the host socket is closed with SO_LINGER 0 (an RST for the
   peer); an error or reset on the host socket -> RST to the namespace.
 - Timers: one sweep every `SWEEP_S` while flows exist applies `TcpConn.on_timer()`
-  (retransmission, handshake and FIN timeouts).
+  (retransmission, handshake and FIN timeouts, zero-window probes).
 
 States and events: those of `pasta.tcp.TcpConn`; a flow is in `flows` (by tap tuple) and `by_fd`
 until `_close()`, which unregisters and closes its socket in the same step.
@@ -199,8 +199,17 @@ class TcpFlows:
         if f is None:
             if flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN:
                 self._connect(key, h)
-            else:
+            elif flags & TCP_RST or not fwd.is_unicast(src) or not fwd.is_unicast(dst):
                 self.link.drop("tcp: no flow")
+            else:
+                # RFC 9293 3.10.7.1, as pasta: a segment for no connection gets an RST, so a
+                # namespace that missed ours (or outlived a flow) stops retransmitting at once.
+                self.stats["tcp_no_flow_resets"] = self.stats.get("tcp_no_flow_resets", 0) + 1
+                if flags & TCP_ACK:
+                    self._rst_to_ns(key, h.ack, None)
+                else:
+                    end = h.end - h.payload_off + (1 if flags & (TCP_SYN | TCP_FIN) else 0)
+                    self._rst_to_ns(key, 0, seq_add(h.seq, end))
             return
         c = f.conn
         now = self.engine.now
@@ -521,6 +530,11 @@ class TcpFlows:
                 self._reset(f, "timeout")
             elif what == Timeout.RETRANSMIT:
                 self._retransmit(f)
+            elif what == Timeout.PROBE:
+                # One sequence number back, no data: out of window for the namespace, which
+                # answers with a duplicate ACK carrying its current window.
+                self.stats["tcp_window_probes"] = self.stats.get("tcp_window_probes", 0) + 1
+                self._segment(f, TCP_ACK, seq_add(f.conn.seq_to_tap, -1))
         if self.flows:
             self._sweeper = self.engine.call_later(SWEEP_S, self._sweep)
 

@@ -12,6 +12,11 @@ under any interpreter, inside any namespace.
     python3 tcptool.py expect-reset-client ADDR PORT     # connects, sends 1 byte, prints ending
     python3 tcptool.py refused ADDR PORT                 # prints "<errno name> <milliseconds>"
     python3 tcptool.py sequential ADDR PORT --count N    # N connections: send, read echo, close
+    python3 tcptool.py lost-window-update-client ADDR PORT --bytes B
+        # (inside a namespace, as its root) asks a send-after-eof-server for B bytes, lets its
+        # receive window close, drains it while tc holds back its bare ACKs (the window update
+        # is lost when the qdisc is deleted), then reads the rest: only the sender's
+        # zero-window probes can restart the stream; prints how many ACKs were held
 
 Servers print `ready` once listening. Clients print one result line and exit 0 on success.
 Streams are deterministic pseudo-random bytes (`pattern(seed, n)`), checked by SHA-256.
@@ -272,12 +277,89 @@ def sequential(a) -> int:
     return 0
 
 
+def _netstat(name: str) -> int:
+    """A TcpExt counter of this namespace (/proc/net/netstat)."""
+    lines = open("/proc/net/netstat").read().splitlines()
+    for keys, values in zip(lines[::2], lines[1::2]):
+        if keys.startswith("TcpExt:"):
+            return int(dict(zip(keys.split(), values.split()))[name])
+    raise KeyError(name)
+
+
+def _wait(what: str, cond, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def lost_window_update_client(a) -> int:
+    import os
+    import subprocess
+    ifname = next(n for n in sorted(os.listdir("/sys/class/net")) if n != "lo")
+    v6 = _family(a.addr) == socket.AF_INET6
+    # A bare ACK: no options (no timestamps were negotiated), so IPv4 total length 40, or
+    # IPv6 payload length 20.
+    match = (["protocol", "ipv6", "u32", "match", "ip6", "protocol", "6", "0xff",
+              "match", "u16", "20", "0xffff", "at", "4"] if v6 else
+             ["protocol", "ip", "u32", "match", "ip", "protocol", "6", "0xff",
+              "match", "u16", "40", "0xffff", "at", "2"])
+    s = socket.socket(_family(a.addr), socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+    s.settimeout(a.timeout)
+    zero0, reopen0 = _netstat("TCPToZeroWindowAdv"), _netstat("TCPFromZeroWindowAdv")
+    s.connect((a.addr, a.port))
+    s.sendall(b"go")
+    s.shutdown(socket.SHUT_WR)
+    _wait("a zero window", lambda: _netstat("TCPToZeroWindowAdv") > zero0, a.timeout)
+    # This kernel has no tc drop action: bare ACKs go to an HTB class of 8 bit/s instead,
+    # where they wait until the qdisc (and with it they) is deleted.
+    tc = ["tc", "-s"]
+    for cmd in (["qdisc", "add", "dev", ifname, "root", "handle", "1:", "htb", "default", "2"],
+                ["class", "add", "dev", ifname, "parent", "1:", "classid", "1:1", "htb",
+                 "rate", "8bit", "ceil", "8bit", "burst", "1b", "cburst", "1b"],
+                ["class", "add", "dev", ifname, "parent", "1:", "classid", "1:2", "htb",
+                 "rate", "10gbit"],
+                ["filter", "add", "dev", ifname, "parent", "1:", *match, "flowid", "1:1"]):
+        subprocess.run(tc + cmd, check=True, stderr=subprocess.DEVNULL)
+    # An HTB class starts with a burst's worth of credit: spend it (and 40 s more at 8 bit/s)
+    # on one bare TCP header of our own, so the window update is the one that waits.
+    raw = socket.socket(_family(a.addr), socket.SOCK_RAW, socket.IPPROTO_TCP)
+    raw.sendto(struct.pack("!HHIIBBHHH", 9, 9, 0, 0, 5 << 4, 0x10, 0, 0, 0), (a.addr, 0))
+    raw.close()
+    h, n = hashlib.sha256(), 0
+    s.setblocking(False)
+    while True:                          # drain: the window reopens, the update is dropped
+        try:
+            data = s.recv(CHUNK)
+        except BlockingIOError:
+            break
+        h.update(data)
+        n += len(data)
+    _wait("the window update", lambda: _netstat("TCPFromZeroWindowAdv") > reopen0, a.timeout)
+    shown = subprocess.run(tc + ["class", "show", "dev", ifname, "classid", "1:1"], check=True,
+                           capture_output=True, text=True).stdout
+    lost = int(shown.split(" backlog ", 1)[1].split("p", 1)[0].split()[-1])   # "...b Np"
+    subprocess.run(tc + ["qdisc", "del", "dev", ifname, "root"], check=True)
+    s.settimeout(a.timeout)
+    while True:
+        data = s.recv(CHUNK)
+        if not data:
+            break
+        h.update(data)
+        n += len(data)
+    good = n == a.bytes and h.digest() == hashlib.sha256(pattern(a.seed, a.bytes)).digest()
+    print(f"received {n} {'intact' if good else 'CORRUPT'} updates-dropped {lost}", flush=True)
+    return 0 if good else 1
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("mode", choices=["echo-server", "many", "send-after-eof-server",
                                     "halfclose-client", "reset-server", "reset-client",
                                     "expect-reset-server", "expect-reset-client", "refused",
-                                    "sequential"])
+                                    "sequential", "lost-window-update-client"])
     p.add_argument("addr")
     p.add_argument("port", type=int)
     p.add_argument("--conns", type=int, default=1000)

@@ -145,6 +145,52 @@ def test_half_close_still_receives(topology, user, fam):
     assert r.stdout.strip() == f"received {10 << 20} intact", r.stdout + r.stderr
 
 
+@pytest.mark.parametrize("fam", [4, 6])
+def test_lost_window_update_is_recovered_by_a_probe(topology, user, fam):
+    """The namespace's window update after a zero window is a bare ACK nobody retransmits: when
+    the tap queue drops it (here: tc drops it on purpose), only our zero-window probe restarts
+    the stream. Before the probes existed this stalled forever (1 flow in 1000 under load)."""
+    t = topology
+    tool = t.copy_helper("tcptool.py")
+    size = 8 << 20
+    t.peer_popen([env.python_for("root"), tool, "send-after-eof-server", PEER[fam], "7102",
+                  "--bytes", str(size)], name="eofsrv")
+    t.wait_listening("peer", 7102)
+    logf = os.path.join(t.workdir, "probe.log")
+    r = t.pypasta_run(["--config-net", "-d", "-l", logf, "--", env.python_for(user), tool,
+                       "lost-window-update-client", PEER[fam], "7102", "--bytes", str(size),
+                       "--timeout", "20"], user=user, timeout=60)
+    m = re.fullmatch(rf"received {size} intact updates-dropped (\d+)", r.stdout.strip())
+    assert m and int(m[1]) >= 1, r.stdout + r.stderr
+    assert read_stats(logf)["tcp_window_probes"] >= 1
+
+
+NO_FLOW_SCRIPT = """
+import sys
+from scapy.all import IP, IPv6, TCP, conf, sr1
+conf.verb = 0
+dst = sys.argv[1]
+l3 = IPv6(dst=dst) if ":" in dst else IP(dst=dst)
+for flags, seq, ack, want in (("A", 1000, 12345, ("R", 12345, 0)),
+                              ("FA", 1000, 777, ("R", 777, 0)),
+                              ("F", 1000, 0, ("RA", 0, 1001))):
+    r = sr1(l3 / TCP(sport=40001, dport=7777, flags=flags, seq=seq, ack=ack), timeout=5)
+    got = (str(r[TCP].flags), r[TCP].seq, r[TCP].ack) if r is not None else None
+    print(flags, "->", got, "ok" if got == want else "WRONG")
+"""
+
+
+@pytest.mark.parametrize("fam", [4, 6])
+def test_segment_without_flow_gets_a_reset(topology, fam):
+    """RFC 9293 (and pasta): a namespace that missed our RST, or outlived a flow, is told at
+    once instead of retransmitting for minutes. Segments built and parsed by scapy."""
+    t = topology
+    r = t.pypasta_run(["--config-net", "--", env.python_for("root"), "-c", NO_FLOW_SCRIPT,
+                       PEER[fam]], timeout=60)
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 3 and all(line.endswith(" ok") for line in lines), r.stdout + r.stderr
+
+
 def test_half_close_inbound(topology):
     t = topology
     tool = t.copy_helper("tcptool.py")

@@ -838,3 +838,63 @@ def test_timeout_fires_exactly_at_the_deadline(kind):
         assert c.on_timer(c.timer_at) == Timeout.NONE
         assert c.timer_at == 8132.3 + FIN_TIMEOUT_S
     assert c.on_timer(c.timer_at) == Timeout.RESET
+
+
+# --------------------------------------------------------------------- zero-window probes
+# The namespace's window update after a zero window is a bare ACK nobody retransmits; when the
+# tap's queue drops it, only a probe reopens the flow (seen as 1 of 1000 flows stalled forever).
+
+@FAST
+@given(isn=SEQ, t0=GRID, acked_with_zero=st.booleans())
+def test_zero_window_with_nothing_in_flight_arms_probes(isn, t0, acked_with_zero):
+    c = established_out(isn=isn, now=t0)
+    base = data_base(c)
+    if acked_with_zero:            # the ACK of everything closes the window
+        c.sent(1000, t0)
+        assert c.tap_ack(seq_add(base, 1000), 0, False, t0 + 1) == 1000
+    else:                          # a window update alone closes it
+        assert c.tap_ack(base, 0, False, t0 + 1) == 0
+    assert c.send_budget() == 0
+    assert c.timer_at == t0 + 1 + ACK_TIMEOUT_S
+    waits = []
+    for _ in range(6):
+        at = c.timer_at
+        assert c.on_timer(at - 0.01) == Timeout.NONE
+        assert c.on_timer(at) == Timeout.PROBE          # never a reset while zero
+        waits.append(c.timer_at - at)
+    assert waits == [ACK_TIMEOUT_S * m for m in (2, 4, 8, 8, 8, 8)]
+
+
+def test_probe_answer_with_an_open_window_ends_probing():
+    c = established_out()
+    base = data_base(c)
+    assert c.tap_ack(base, 0, False, 1.0) == 0
+    assert c.on_timer(c.timer_at) == Timeout.PROBE
+    assert c.tap_ack(base, 4000, False, 10.0) == 0     # the answer: window open again
+    assert c.send_budget() == 4000 and c.probes == 0
+    # No more probes: the next deadline is the idle one.
+    assert c.on_timer(c.timer_at) == Timeout.NONE
+    assert c.timer_at == 10.0 + IDLE_TIMEOUT_S
+
+
+def test_zero_window_answer_keeps_probing_without_reset():
+    c = established_out()
+    base = data_base(c)
+    assert c.tap_ack(base, 0, False, 1.0) == 0
+    for i in range(MAX_RETRANS + 5):
+        now = c.timer_at
+        assert c.on_timer(now) == Timeout.PROBE
+        assert c.tap_ack(base, 0, False, now + 0.001) == 0   # still closed: keep probing
+        assert c.timer_at > now
+
+
+def test_no_probe_after_our_fin_or_while_data_is_in_flight():
+    c = established_out()
+    base = data_base(c)
+    c.sent(500, 0.0)
+    c.tap_ack(base, 0, False, 0.5)      # zero with data in flight: the window is kept (pasta)
+    assert c.on_timer(c.timer_at) == Timeout.RETRANSMIT
+    d = established_out()
+    d.fin_to_tap(1.0)
+    d.tap_ack(seq_add(data_base(d), 1), 0, False, 1.5)
+    assert d.on_timer(d.timer_at) != Timeout.PROBE
