@@ -44,6 +44,9 @@ class FlowTable:
     def get(self, key):
         return self.flows.get(key)
 
+    def values(self):
+        return self.flows.values()
+
     def touch(self, key, flow, now: float) -> None:
         flow.last = now
         self.flows.move_to_end(key)

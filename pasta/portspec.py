@@ -10,7 +10,7 @@ asks `PortForward.port_map(ephemeral)` for the static {listening port: target po
 
 Grammar (pasta-reference.md 12.1):
 
-    SPEC     := "none" | "auto" | LIST | ADDRPART "/" LIST
+    SPEC     := "none" | "auto" ("," "~" RANGE)* | LIST | ADDRPART "/" LIST
     ADDRPART := ADDR | ADDR "%" IFNAME | "%" IFNAME      # -t/-u only; ADDR may be [bracketed]
     LIST     := ITEM ("," ITEM)*
     ITEM     := RANGE [":" RANGE] | "~" RANGE
@@ -20,8 +20,9 @@ States and events (`FwdMode`; exactly one per `PortForward`):
 - `FwdMode.SPEC`: explicit rules (one `PortRule` per non-`~` item, in order; several arguments
   accumulate).
 - `FwdMode.NONE`: forward nothing.
-- `FwdMode.AUTO`: forward whatever is bound on the other side, found by scanning at run time; no
-  rules.
+- `FwdMode.AUTO`: forward whatever is bound on the other side, found by scanning at run time
+  (`pasta.autofwd`); no rules, but `excluded` ranges (`auto,~22,~6000-6010`, a pypasta extension:
+  pasta takes no exclusions with `auto`).
 `NONE` or `AUTO` after any earlier argument for the same option is a conflict; a list after `NONE` or
 `AUTO` is a conflict too (pasta's `mode_conflict` and "Specific ports ..." errors).
 
@@ -124,6 +125,10 @@ class PortForward:
 
     mode: FwdMode
     rules: Tuple[PortRule, ...] = ()
+    excluded: Tuple[Tuple[int, int], ...] = ()   # AUTO only: '~' ranges never forwarded
+
+    def is_excluded(self, port: int) -> bool:
+        return any(lo <= port <= hi for lo, hi in self.excluded)
 
     def port_map(self, ephemeral: Tuple[int, int] = EPHEMERAL_DEFAULT) -> Dict[int, int]:
         """Static {listening port: target port} map; empty for NONE and AUTO (AUTO is dynamic).
@@ -199,6 +204,26 @@ def _addr_part(part: str, optarg: str) -> Tuple[Optional[IPAny], Optional[str]]:
     return addr, (ifname if pct else None)
 
 
+def _exclusions(items, optarg: str) -> Tuple[Tuple[int, int], ...]:
+    """The sorted '~' ranges among `items`; overlapping ranges are an error (as pasta)."""
+    excluded = sorted(_range(item[1:], optarg, allow_zero=True)
+                      for item in items if item.startswith("~"))
+    for (_, prev_last), (first, _) in zip(excluded, excluded[1:]):
+        if first <= prev_last:
+            raise PortSpecError(f"Overlapping excluded ranges {show(optarg)}")
+    return tuple(excluded)
+
+
+def _auto_exclusions(optarg: str) -> Tuple[Tuple[int, int], ...]:
+    """`auto,~A,~B-C`: only exclusions may follow `auto`."""
+    items = optarg.split(",")[1:]
+    if not all(items):
+        raise PortSpecError(f"Invalid port specifier {show(optarg)}")
+    if not all(item.startswith("~") for item in items):
+        raise PortSpecError("Specific ports cannot be specified together with all/none/auto")
+    return _exclusions(items, optarg)
+
+
 def _parse_list(optarg: str, ns_side: bool) -> Tuple[PortRule, ...]:
     addr: Optional[IPAny] = None
     ifname: Optional[str] = None
@@ -212,15 +237,7 @@ def _parse_list(optarg: str, ns_side: bool) -> Tuple[PortRule, ...]:
     items = spec.split(",")
 
     # Exclusions first: they may appear anywhere in the list.
-    excluded = []
-    for item in items:
-        if item.startswith("~"):
-            excluded.append(_range(item[1:], optarg, allow_zero=True))
-    excluded.sort()
-    for (_, prev_last), (first, _) in zip(excluded, excluded[1:]):
-        if first <= prev_last:
-            raise PortSpecError(f"Overlapping excluded ranges {show(optarg)}")
-    excl = tuple(excluded)
+    excl = _exclusions(items, optarg)
 
     if all(item.startswith("~") for item in items):
         return (PortRule(addr, ifname, 1, NUM_PORTS - 1, 1, excl, weak=True),)
@@ -246,10 +263,13 @@ def accumulate(prev: Optional[PortForward], optarg: str, ns_side: bool = False) 
 
     `ns_side` is True for -T/-U, which take no address or interface part.
     """
-    if optarg in ("none", "auto"):
+    if optarg in ("none", "auto") or optarg.startswith("auto,"):
         if prev is not None:
-            raise PortSpecError(f"Port forwarding mode '{optarg}' conflicts with previous mode")
-        return NONE if optarg == "none" else AUTO
+            mode = optarg.partition(",")[0]
+            raise PortSpecError(f"Port forwarding mode '{show(mode)}' conflicts with previous mode")
+        if optarg == "none":
+            return NONE
+        return PortForward(FwdMode.AUTO, excluded=_auto_exclusions(optarg))
     if optarg == "all":
         if prev is not None:
             raise PortSpecError(f"Port forwarding mode '{optarg}' conflicts with previous mode")

@@ -43,13 +43,11 @@ import pyprctl
 from pasta import log, netlink, netns, netplan, tapdev
 from pasta.engine import Engine, child_exit_status
 from pasta.errors import NotSupportedYet, SetupError
-from pasta.portspec import FwdMode
 from pasta.nswatch import NsWatch
 from pasta.translator import Translator, read_resolv_conf
 
 # Options that request behaviour of translator parts not built yet (canonical long names).
 _NOT_YET: dict = {}
-_PORT_OPTS = (("tcp_ports", "-t"), ("udp_ports", "-u"), ("tcp_ns", "-T"), ("udp_ns", "-U"))
 
 
 def check_supported(cfg) -> None:
@@ -57,24 +55,6 @@ def check_supported(cfg) -> None:
     for name in sorted(cfg.given):
         if name in _NOT_YET:
             raise NotSupportedYet(f"--{name}", _NOT_YET[name])
-    for attr, flag in _PORT_OPTS:
-        spec = getattr(cfg, attr)
-        if spec is None or spec.mode is FwdMode.NONE:
-            continue
-        if spec.mode is FwdMode.SPEC:
-            continue                     # forwarding of listed ports is built
-        what = "auto" if spec.mode is FwdMode.AUTO else "with ports"
-        raise NotSupportedYet(f"{flag} {what}",
-                              "port forwarding comes with later issues; use 'none'")
-
-
-def default_port_notes(cfg) -> list[str]:
-    """pasta's default for -t/-u/-T/-U is auto, which is not built yet: say so (info level)."""
-    missing = [flag for attr, flag in _PORT_OPTS if getattr(cfg, attr) is None]
-    if not missing:
-        return []
-    return [f"automatic port forwarding is not supported yet: nothing is forwarded for "
-            f"{'/'.join(missing)} (default 'auto')"]
 
 
 def _raise_nofile() -> None:
@@ -168,12 +148,10 @@ def _setup_tap(cfg, plan, netns_fd: int):
 
 
 def _print_summary(cfg, plan, quiet: bool) -> None:
-    """Configuration summary (unless quiet) once set-up succeeded, then the note on 'auto'."""
+    """Configuration summary (unless quiet) once set-up succeeded."""
     if not quiet:
         for line in plan.summary():
             log.info(line)
-    for note in default_port_notes(cfg):
-        log.info(note)
 
 
 def _serve(engine: Engine, translator: Translator) -> int:

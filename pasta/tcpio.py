@@ -560,6 +560,16 @@ class TcpFlows:
         entry = (sock, v6, port, delta)
         self.listeners.append(entry)
         self.engine.add(sock.fileno(), EPOLLIN, lambda ev, e=entry: self._accept(e))
+        return entry
+
+    def remove_listener(self, entry) -> None:
+        """Stop listening (`auto`: the port went away); accepted connections carry on."""
+        self.listeners.remove(entry)
+        self.engine.remove(entry[0].fileno())
+        entry[0].close()
+
+    def listen_ports(self) -> set:
+        return {port for _, _, port, _ in self.listeners}
 
     def _accept(self, entry) -> None:
         lsock, v6, port, delta = entry

@@ -16,8 +16,10 @@ error stops the engine with exit status 1 ("EOF on tap device, exiting", "Error 
 exiting", "Disconnect event on /dev/net/tun device, exiting", as pasta). The namespace's
 link-local address set by `--config-net` is known from the start (as pasta's `addr_ll_seen`).
 
-Limits: the loopback bypass and `auto` forwarding (issue 5) are not here yet; their options are
-refused by the supervisor.
+`auto` forwarding (the default of -t/-u/-T/-U) is `pasta.autofwd`, fed with the listener
+operations of the parts assembled here; its first scan runs during construction.
+
+Limits: see the modules it assembles.
 
 Kernel assumptions: see the modules it assembles. Differences from passt: none beyond theirs.
 """
@@ -29,8 +31,10 @@ import socket
 import time
 
 from pasta import fwd, linkctx, log, netns, portspec
+from pasta.autofwd import AutoForward, Direction, ProcNet
 from pasta.dispatch import TapLink
 from pasta.engine import EPOLLERR, EPOLLHUP, EPOLLIN
+from pasta.errors import SetupError
 from pasta.icmp import EchoFlows
 from pasta.pcap import Pcap
 from pasta.portspec import EPHEMERAL_DEFAULT, FwdMode
@@ -95,6 +99,7 @@ class Translator:
         self.netns_fd = netns_fd
         self.host_lo_to_ns_lo = cfg.host_lo_to_ns_lo
         self.ns_listeners: list = []
+        self.auto = None
         try:
             if not cfg.no_udp:
                 self.udp = UdpFlows(engine, self.link, self.rules, freebind=cfg.freebind)
@@ -124,10 +129,56 @@ class Translator:
                         self.tcp.splice = self._splice_to_ns
                     _forward(cfg.tcp_ns, "-T", plan, lambda v6, r, p, t:
                              self._add_ns_listener(v6, p, t), need_any=False)
+            self.auto = self._auto_forward(cfg, plan, netns_fd)
+            if self.auto is not None:
+                self.auto.scan()
         except BaseException:
             self.close()
             raise
         self.link.udp, self.link.icmp, self.link.tcp = self.udp, self.icmp, self.tcp
+
+    # ------------------------------------------------------------- auto forwarding
+    def _auto_forward(self, cfg, plan, netns_fd):
+        """The `auto` directions (the default of all four options when not given)."""
+        if netns_fd is None:
+            return None
+        fams = [False] * plan.v4.enabled + [True] * plan.v6.enabled
+        tcp, udp, us = self.tcp, self.udp, self.udpsplice
+        dirs = []
+        if tcp is not None and _is_auto(cfg.tcp_ports):
+            dirs.append(Direction("-t", True, False, cfg.tcp_ports, lambda p: _each(
+                fams, lambda v6: tcp.bind_listener(v6, None, None, p, 0, cfg.freebind)),
+                tcp.remove_listener))
+        if udp is not None and _is_auto(cfg.udp_ports):
+            dirs.append(Direction("-u", True, True, cfg.udp_ports, lambda p: _each(
+                fams, lambda v6: udp.bind_listener(v6, None, None, p, 0)),
+                self._remove_udp_listener))
+        if self.splice is not None and _is_auto(cfg.tcp_ns):
+            dirs.append(Direction("-T", False, False, cfg.tcp_ns, lambda p: _each(
+                fams, lambda v6: self._add_ns_listener(v6, p, p)), self._remove_ns_listener))
+        if us is not None and _is_auto(cfg.udp_ns):
+            dirs.append(Direction("-U", False, True, cfg.udp_ns, lambda p: _each(
+                fams, lambda v6: us.add_ns_listener(v6, p, p)), us.remove_ns_listener))
+        if not dirs:
+            return None
+        host = ProcNet.open_here() if any(not d.scan_ns for d in dirs) else None
+        try:
+            ns = (netns.ns_call(netns_fd, ProcNet.open_here) if any(d.scan_ns for d in dirs)
+                  else None)
+        except BaseException:
+            if host is not None:
+                host.close()
+            raise
+        return AutoForward(self.engine, dirs, host, ns, self._our_ports)
+
+    def _our_ports(self, in_ns: bool, udp: bool) -> set:
+        """Ports pypasta listens on in the namespace (-T/-U) or on the host (-t/-u)."""
+        if in_ns:
+            if udp:
+                return self.udpsplice.listen_ports() if self.udpsplice is not None else set()
+            return {entry[3] for entry in self.ns_listeners}
+        part = self.udp if udp else self.tcp
+        return part.listen_ports() if part is not None else set()
 
     # ------------------------------------------------------------- loopback bypass (TCP)
     def _splice_to_ns(self, sock, v6: bool, peer, port: int) -> None:
@@ -152,12 +203,23 @@ class Translator:
     def _add_ns_listener(self, v6: bool, port: int, target: int) -> None:
         """-T: a loopback listener inside the namespace (127.0.0.1 or ::1 only, as pasta)."""
         sock = netns.ns_call(self.netns_fd, _ns_listener, v6, port)
-        entry = (sock, v6, target)
+        entry = (sock, v6, target, port)
         self.ns_listeners.append(entry)
         self.engine.add(sock.fileno(), EPOLLIN, lambda ev, e=entry: self._accept_ns(e))
+        return entry
+
+    def _remove_ns_listener(self, entry) -> None:
+        self.ns_listeners.remove(entry)
+        self.engine.remove(entry[0].fileno())
+        entry[0].close()
+
+    def _remove_udp_listener(self, lst) -> None:
+        if self.udpsplice is not None:
+            self.udpsplice.end_flows_of(lst.sock)
+        self.udp.remove_listener(lst)
 
     def _accept_ns(self, entry) -> None:
-        lsock, v6, port = entry
+        lsock, v6, port, _ = entry
         for _ in range(32):
             try:
                 sock, peer = lsock.accept()
@@ -179,6 +241,8 @@ class Translator:
     def start(self) -> None:
         self.engine.add(self.tap.fd, EPOLLIN, self._tap_event)
         self.link.start()
+        if self.auto is not None:
+            self.auto.start()
 
     def _tap_event(self, events: int) -> None:
         if events & (EPOLLERR | EPOLLHUP) and not events & EPOLLIN:
@@ -200,6 +264,8 @@ class Translator:
 
     def close(self) -> None:
         self.dump_state(prio=log.DEBUG)
+        if self.auto is not None:
+            self.auto.close()
         self.engine.remove(self.tap.fd)
         for sock, *_ in self.ns_listeners:
             self.engine.remove(sock.fileno())
@@ -216,6 +282,26 @@ def _forward(spec, flag: str, plan, bind_one, need_any: bool = True) -> None:
     if spec is not None and spec.mode is FwdMode.SPEC:
         portspec.apply(spec, flag, plan.v4.enabled, plan.v6.enabled, bind_one,
                        ephemeral_range(), need_any=need_any)
+
+
+def _is_auto(spec) -> bool:
+    """`auto`, given or by default (pasta's default for all four options)."""
+    return spec is None or spec.mode is FwdMode.AUTO
+
+
+def _each(families, bind_one) -> list:
+    """bind_one(v6) for every family; the handles that worked (an OSError if none did)."""
+    handles, last = [], None
+    for v6 in families:
+        try:
+            handles.append(bind_one(v6))
+        except (OSError, SetupError) as e:
+            last = e
+    if not handles and last is not None:
+        if isinstance(last, OSError):
+            raise last
+        raise OSError(0, str(last))
+    return handles
 
 
 def _tcp_socket(v6: bool) -> socket.socket:

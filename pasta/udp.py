@@ -222,6 +222,23 @@ class UdpFlows:
         lst = Listener(sock, v6, delta, port)
         self.listeners.append(lst)
         self.engine.add(lst.fd, EPOLLIN, lambda ev, l=lst: self._listener_readable(l))
+        return lst
+
+    def remove_listener(self, lst: Listener) -> None:
+        """Stop listening (`auto`: the port went away). Its flows end with it: replies leave
+        through the listener, and the namespace service they belonged to is gone. (Loopback
+        clients' flows live in `UdpSplice`: the translator ends those.)"""
+        for in_key, flow in list(self.inbound.items()):
+            if in_key[0] == lst.fd:
+                self.table.remove(flow.key)
+                self._close(flow)
+        self.listeners.remove(lst)
+        self.engine.remove(lst.fd)
+        lst.sock.close()
+        self.stats["udp_flows"] = len(self.table)
+
+    def listen_ports(self) -> set:
+        return {lst.port for lst in self.listeners}
 
     def _listener_readable(self, lst: Listener) -> None:
         off = self.hdr6 if lst.v6 else self.hdr4

@@ -109,12 +109,31 @@ class UdpSplice:
     def add_ns_listener(self, v6: bool, port: int, target: int) -> None:
         """One -U loopback listener inside the namespace (`portspec.apply` calls this)."""
         sock = netns.ns_call(self.netns_fd, _ns_listener, v6, port)
-        entry = (sock, v6, target)
+        entry = (sock, v6, target, port)
         self.listeners.append(entry)
         self.engine.add(sock.fileno(), EPOLLIN, lambda ev, e=entry: self._ns_readable(e))
+        return entry
+
+    def remove_ns_listener(self, entry) -> None:
+        """Stop listening (`auto`: the host port went away); its flows end with it."""
+        self.end_flows_of(entry[0])
+        self.listeners.remove(entry)
+        self.engine.remove(entry[0].fileno())
+        entry[0].close()
+
+    def end_flows_of(self, lsock) -> None:
+        """Close the flows whose clients talk to listening socket `lsock` (about to close)."""
+        fd = lsock.fileno()
+        for flow in [f for f in self.table.values() if f.key[0] == fd]:
+            self.table.remove(flow.key)
+            self._close(flow)
+        self.stats["udp_splice_flows"] = len(self.table)
+
+    def listen_ports(self) -> set:
+        return {port for _, _, _, port in self.listeners}
 
     def _ns_readable(self, entry) -> None:
-        lsock, v6, port = entry
+        lsock, v6, port, _ = entry
         for _ in range(BATCH):
             try:
                 n, client = lsock.recvfrom_into(self.buf)

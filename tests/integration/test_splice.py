@@ -1,8 +1,9 @@
 """TCP loopback bypass (issue 5, first part): `-T` ports and host loopback clients of `-t` ports
 are joined socket to socket with splice(2); the tap carries none of it.
 
-Checked with socat and tests/helpers/tcptool.py: 256 MiB each way intact, the source address the
-namespace service sees, half-close and resets carried across, and `--no-splice`.
+Checked with socat and tests/helpers/tcptool.py: 256 MiB files each way intact (socat), 1 GiB
+streams each way with identical SHA-256 (tcptool stream modes), the source address the namespace
+service sees, half-close and resets carried across, and `--no-splice`.
 """
 
 from __future__ import annotations
@@ -61,6 +62,63 @@ def test_splice_both_ways_for_T_and_loopback_t_clients(topology, src, user):
     assert p.wait(timeout=10) == 0
 
 
+GIB = 1 << 30
+
+
+def _result(line: str, verb: str):
+    words = line.split()
+    assert len(words) == 3 and words[0] == verb and words[1] == str(GIB), line
+    return words[2]
+
+
+def test_one_gib_each_spliced_direction(topology, user):
+    """-T (namespace loopback client -> host loopback server) and -t with a host loopback
+    client (-> namespace server), 1 GiB each way, compared by SHA-256 at both ends."""
+    t = topology
+    tool = t.copy_helper("tcptool.py")
+    py, py_ns = env.python_for("root"), env.python_for(user)
+    w = t.workdir
+    size = ["--bytes", str(GIB), "--timeout", "120"]
+    down = t.host_popen([py, tool, "stream-server", "127.0.0.1", "9650", *size, "--send"],
+                        name="T-down")
+    up = t.host_popen([py, tool, "stream-server", "::1", "9651", *size, "--recv"], name="T-up")
+    t.wait_listening("host", 9650)
+    t.wait_listening("host", 9651)
+    opts = " ".join(size)
+    script = (f"{py_ns} {tool} stream-server 0.0.0.0 9652 {opts} --send > {w}/t-down.ns & "
+              f"{py_ns} {tool} stream-server :: 9653 {opts} --recv > {w}/t-up.ns & "
+              f"{py_ns} {tool} stream-client 127.0.0.1 9650 {opts} --recv > {w}/T-down.ns && "
+              f"{py_ns} {tool} stream-client ::1 9651 {opts} --send > {w}/T-up.ns && "
+              f"touch {w}/T-done && wait")
+    logf = os.path.join(w, f"gib-{user}.log")
+    p = t.pypasta(["--config-net", "-d", "-l", logf, "-t", "9652,9653", "-T", "9650,9651",
+                   "--", "sh", "-c", script], user=user)
+
+    def lines(name):
+        path = os.path.join(w, name)
+        return open(path).read().split("\n") if os.path.exists(path) else []
+
+    wait_until(lambda: "ready" in lines("t-down.ns") and "ready" in lines("t-up.ns")
+               or p.poll() is not None, 15, "namespace servers")
+    hd = t.host([py, tool, "stream-client", "127.0.0.1", "9652", *size, "--recv"], timeout=150)
+    hu = t.host([py, tool, "stream-client", "::1", "9653", *size, "--send"], timeout=150)
+    wait_until(lambda: os.path.exists(f"{w}/T-done") or p.poll() is not None, 150,
+               "-T transfers")
+    assert p.wait(timeout=30) == 0, open(logf).read()[-2000:]
+    down.wait(timeout=10)
+    up.wait(timeout=10)
+    # -T: host server -> namespace client, namespace client -> host server
+    assert _result(t.logs(down)[0].split("\n")[1], "sent") == \
+        _result(lines("T-down.ns")[0], "received")
+    assert _result(lines("T-up.ns")[0], "sent") == _result(t.logs(up)[0].split("\n")[1],
+                                                            "received")
+    # -t from the host's loopback: namespace server -> host client, and back
+    assert _result(lines("t-down.ns")[1], "sent") == _result(hd.stdout.strip(), "received")
+    assert _result(hu.stdout.strip(), "sent") == _result(lines("t-up.ns")[1], "received")
+    st = read_stats(logf)
+    assert st["splice_opened"] == 4 and st["tcp_opened"] == 0, st   # nothing on the tap
+
+
 @pytest.mark.parametrize("splice", [True, False], ids=["splice", "no-splice"])
 def test_source_address_seen_by_the_namespace_service(topology, splice):
     """Spliced, the service sees its own address (pasta connects to it from inside);
@@ -92,11 +150,6 @@ def test_half_close_and_reset_across_splice(topology):
                       timeout=60)
     assert r.stdout.split("\n")[:2] == [f"received {10 << 20} intact", "reset"], \
         r.stdout + r.stderr
-
-
-def test_auto_still_refused(topology):
-    r = topology.pypasta_run(["--config-net", "-T", "auto", "true"])
-    assert r.returncode == 1 and "not supported yet: -T auto" in r.stderr
 
 
 def test_udp_loopback_paths_U_and_loopback_u_clients(topology, user):

@@ -242,8 +242,7 @@ def test_attach_rootless_userns_holder(topology, form):
 
 
 def test_attach_netns_name_and_missing_target(topology):
-    none = ["-t", "none", "-u", "none", "-T", "none", "-U", "none"]    # no info line about 'auto'
-    r = topology.pypasta_run(["--config-net", *none, "--netns", f"{topology.id}-nonexistent"])
+    r = topology.pypasta_run(["--config-net", "--netns", f"{topology.id}-nonexistent"])
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [
         f"pypasta: Couldn't open network namespace /run/netns/{topology.id}-nonexistent: "
@@ -277,13 +276,6 @@ def test_bad_values_one_line_error(topology, args, needle):
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pypasta: ") and needle in lines[0]
-
-
-def test_option_of_later_issue_is_refused_clearly(topology):
-    r = topology.pypasta_run(["--config-net", "-t", "auto", "true"])
-    assert r.returncode == 1
-    assert r.stderr.strip().splitlines() == [
-        r.stderr.strip().splitlines()[0]] and "not supported yet: -t auto" in r.stderr
 
 
 def test_attach_with_preopened_tap_fd(topology, target_netns):
@@ -320,12 +312,3 @@ def test_spawn_runas_drops_to_that_user_first(topology):
     assert r.stdout.split() == ["0", str(uid), "1"]
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["-U", "auto"], "not supported yet: -U auto"),
-    (["-u", "auto"], "not supported yet: -u auto"),
-])
-def test_port_options_refused_until_built(topology, args, needle):
-    r = topology.pypasta_run([*args, "true"])
-    assert r.returncode == 1
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0]

@@ -343,3 +343,32 @@ def test_apply_exclusion_only_tolerates_failures_but_not_all():
     # -T/-U: nothing can be checked in advance (need_any=False)
     assert portspec.apply(portspec.parse("~7-65535"), "-T", True, False, bind,
                           need_any=False) == 0
+
+
+# ----------------------------------------------------------- auto with exclusions (extension)
+def test_auto_takes_exclusions():
+    spec = parse("auto,~22,~6000-6010")
+    assert spec.mode is FwdMode.AUTO and spec.excluded == ((22, 22), (6000, 6010))
+    assert spec.is_excluded(22) and spec.is_excluded(6005) and not spec.is_excluded(23)
+    assert parse("auto", ns_side=True).excluded == ()
+    assert parse("auto,~53", ns_side=True).excluded == ((53, 53),)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("auto,80", r"^Specific ports cannot be specified together with all/none/auto$"),
+    ("auto,~80,81", r"^Specific ports cannot be specified together with all/none/auto$"),
+    ("auto,", r"^Invalid port specifier auto,$"),
+    ("auto,~", r"^Invalid port specifier auto,~$"),
+    ("auto,~10-20,~15", r"^Overlapping excluded ranges auto,~10-20,~15$"),
+    ("auto,~70000", r"^Invalid port specifier auto,~70000$"),
+])
+def test_auto_exclusions_errors(text, message):
+    with pytest.raises(PortSpecError, match=message):
+        parse(text)
+
+
+def test_auto_with_exclusions_conflicts_like_auto():
+    with pytest.raises(PortSpecError, match=r"^Port forwarding mode 'auto' conflicts"):
+        parse_all(["80", "auto,~22"])
+    with pytest.raises(PortSpecError, match=r"^Specific ports cannot"):
+        parse_all(["auto,~22", "80"])
