@@ -20,8 +20,10 @@ import errno
 import ipaddress
 import os
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from pasta.lazyimport import submodule
+
+IPRoute = submodule("pyroute2", "iproute.linux").IPRoute
+NetlinkError = submodule("pyroute2", "netlink.exceptions").NetlinkError
 
 from pasta import netplan as P
 from pasta.errors import SetupError

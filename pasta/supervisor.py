@@ -38,13 +38,14 @@ import socket
 
 # Everything is imported up front: after --runas drops privileges the installation (e.g. a
 # site-packages under /root) may no longer be readable.
-import pyprctl
-
 from pasta import log, netlink, netns, netplan, tapdev
 from pasta.engine import Engine, child_exit_status
 from pasta.errors import NotSupportedYet, SetupError
+from pasta.lazyimport import submodule
 from pasta.nswatch import NsWatch
 from pasta.translator import Translator, read_resolv_conf
+
+pyprctl = submodule("pyprctl", "misc")         # prctl() wrappers; not the capability API
 
 # Options that request behaviour of translator parts not built yet (canonical long names).
 _NOT_YET: dict = {}

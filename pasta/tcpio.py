@@ -24,7 +24,9 @@ Theory of operation:
   pypasta refuses to start, suggesting `--no-tcp`. A connect that fails for lack of our own
   resources (ports, fds, memory) drops the SYN (the namespace retries) instead of resetting.
 - Namespace -> host: the in-order part of each segment is written with `send()`; only what the
-  socket accepted is acknowledged (ACKs are sent once per tap batch, deferred). The window
+  socket accepted is acknowledged: at the end of the tap batch once two full segments or more
+  are unacknowledged, else within ACK_INTERVAL_S (10 ms, pasta's ACK_TO_TAP_DUE) or on the next
+  segment we send back, so a request/response exchange costs one tap write per direction. The window
   advertised to the namespace is the free space of the socket's send buffer (SO_SNDBUF minus
   SIOCOUTQ), so the namespace rarely sends what cannot be written; when it does, the unwritten
   part is not acknowledged, and once the socket drains (EPOLLOUT after the short write) a
@@ -67,7 +69,7 @@ from pasta import fwd, log
 from pasta.engine import EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP
 from pasta.errors import SetupError
 from pasta.udp import set_freebind
-from pasta.tcp import Fin, State, TcpConn, Timeout, mss_for_mtu, seq_add
+from pasta.tcp import Fin, State, TcpConn, Timeout, mss_for_mtu, seq_add, seq_diff
 from pasta.wire import pack_tcp_hdrs_into, tcp_hdrs_len
 from pasta.wire.l4 import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN
 
@@ -99,7 +101,8 @@ _LOCAL_ERRNOS = {errno.EADDRNOTAVAIL, errno.EADDRINUSE, errno.ENOBUFS, errno.EMF
 
 class TcpFlow:
     __slots__ = ("key", "v6", "ns_addr", "ns_port", "peer_addr", "peer_port", "sock", "fd",
-                 "conn", "events", "partial", "closed", "registered", "wnd_low", "sndbuf")
+                 "conn", "events", "partial", "closed", "registered", "wnd_low", "sndbuf",
+                 "outq", "rdhup")
 
     def __init__(self, key, sock, conn):
         self.key = key
@@ -115,6 +118,10 @@ class TcpFlow:
         # Payload capacity of the send buffer: set explicitly in _tune (which locks it, no
         # autotuning), so read once instead of on every segment.
         self.sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
+        # Upper bound of the bytes queued in the send buffer: SIOCOUTQ when last read, plus
+        # what we wrote since (the queue only shrinks by the peer's ACKs meanwhile).
+        self.outq = 0
+        self.rdhup = False              # the socket reported EOF (EPOLLRDHUP/EPOLLHUP)
 
 
 class TcpFlows:
@@ -129,6 +136,8 @@ class TcpFlows:
         self.listeners: list = []
         self.ack_pending: dict = {}
         self._ack_deferred = False
+        self.ack_delayed: dict = {}         # flows with a small amount of data to acknowledge
+        self._delack_timer = None
         self._sweeper = None
         self.rng = random.SystemRandom()
         self.stats = engine.stats
@@ -182,13 +191,20 @@ class TcpFlows:
         link.send((self.view[:n],), n)
         self.stats["tcp_resets_to_ns"] += 1
 
-    def _space(self, f: TcpFlow) -> int:
-        """Free space in the host socket's send buffer (what we can accept from the namespace)."""
+    def _space(self, f: TcpFlow, fresh: bool = False) -> int:
+        """Free space in the host socket's send buffer (what we can accept from the namespace).
+
+        A lower bound from `f.outq` while that leaves half the buffer free (no syscall per
+        segment when little is queued, as in request/response traffic); SIOCOUTQ otherwise.
+        The bound only errs low, so the advertised window never exceeds the real room and its
+        right edge never moves left (what we write is what the bound grows by)."""
+        if not fresh and f.outq <= f.sndbuf >> 1:
+            return f.sndbuf - f.outq
         try:
-            outq = struct.unpack("i", fcntl.ioctl(f.fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+            f.outq = struct.unpack("i", fcntl.ioctl(f.fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
         except OSError:
             return 0
-        return max(0, f.sndbuf - outq)
+        return max(0, f.sndbuf - f.outq)
 
     # ----------------------------------------------------------------- segments from the tap
     def from_tap(self, v6: bool, src: bytes, dst: bytes, h, buf) -> None:
@@ -271,11 +287,28 @@ class TcpFlows:
         except OSError as e:
             self._reset(f, f"send: {e.strerror}")
             return
-        f.conn.written(n)
+        c = f.conn
+        c.written(n)
+        f.outq += n
         if n < len(data):
             f.partial = True
             self._want(f, f.events | EPOLLOUT)
+        elif seq_diff(c.seq_from_tap, c.seq_ack_to_tap) < 2 * (self.mss6 if f.v6 else self.mss4):
+            # Less than two full segments to acknowledge: within ACK_INTERVAL_S, or sooner on
+            # the data we send back (request/response traffic: one tap write instead of two).
+            # pasta's ACK_TO_TAP_DUE timer, the same 10 ms.
+            self.ack_delayed[f.key] = f
+            if self._delack_timer is None:
+                self._delack_timer = self.engine.call_later(ACK_INTERVAL_S, self._delayed_acks)
+            return
         self._ack_later(f)
+
+    def _delayed_acks(self) -> None:
+        self._delack_timer = None
+        delayed, self.ack_delayed = self.ack_delayed, {}
+        for f in delayed.values():
+            if not f.closed and f.conn.ack_due():
+                self._segment(f, TCP_ACK, f.conn.seq_to_tap)
 
     def _ack_later(self, f: TcpFlow) -> None:
         self.ack_pending[f.key] = f
@@ -416,6 +449,8 @@ class TcpFlows:
             # socket refused at once instead of after its timeout.
             for _ in range(4):
                 self._segment(f, TCP_ACK, c.seq_to_tap)
+        if ev & (EPOLLRDHUP | EPOLLHUP):
+            f.rdhup = True
         if ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP):
             self._push(f)
         if ev & EPOLLHUP and not f.closed and not f.events & (EPOLLIN | EPOLLOUT):
@@ -455,6 +490,12 @@ class TcpFlows:
                 break
             self._segment(f, TCP_ACK | TCP_PSH, c.seq_to_tap, got)
             c.sent(got, now)
+            if got < n and not f.rdhup:
+                # Short: the queue is drained (for now). Edge-triggered EPOLLIN reports every
+                # later arrival, so no second peek to see EAGAIN. (After EOF was reported, peek
+                # on: the EOF itself comes with no further event.)
+                drained = True
+                break
         want = f.events & EPOLLOUT
         if c.send_budget() > 0 and not c.fin & Fin.SOCK_FIN_RCVD:
             want |= EPOLLIN | EPOLLRDHUP
@@ -471,7 +512,7 @@ class TcpFlows:
         for f in list(self.low_window):
             if f.closed:
                 self.low_window.discard(f)
-            elif self._space(f) >= min(f.conn.mss_to_tap, SOCK_BUF // 4):
+            elif self._space(f, fresh=True) >= min(f.conn.mss_to_tap, SOCK_BUF // 4):
                 self.low_window.discard(f)
                 f.wnd_low = False
                 self._segment(f, TCP_ACK, f.conn.seq_to_tap)
@@ -516,6 +557,7 @@ class TcpFlows:
         self.flows.pop(f.key, None)
         self.by_fd.pop(f.fd, None)
         self.ack_pending.pop(f.key, None)
+        self.ack_delayed.pop(f.key, None)
         self.stats["tcp_closed"] += 1
         self.stats["tcp_flows"] = len(self.flows)
 
@@ -628,3 +670,5 @@ class TcpFlows:
             self._sweeper.cancel()
         if self._wnd_timer is not None:
             self._wnd_timer.cancel()
+        if self._delack_timer is not None:
+            self._delack_timer.cancel()

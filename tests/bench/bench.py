@@ -385,6 +385,7 @@ def main(argv=None) -> int:
     p.add_argument("--short", type=float, default=5.0, help="RR and connect-rate duration")
     p.add_argument("--tools", default=",".join(TOOLS))
     p.add_argument("--no-churn", action="store_true", help="skip the 100,000-connection RSS")
+    p.add_argument("--startup-only", action="store_true", help="only the start-up times")
     p.add_argument("--out", default="bench-results")
     a = p.parse_args(argv)
     if os.geteuid() != 0:
@@ -401,6 +402,8 @@ def main(argv=None) -> int:
             for name in tools:
                 tool = Tool(t, name)
                 bench.startup(tool, results[name])
+                if a.startup_only:
+                    continue
                 tool.start()
                 try:
                     bench.measure(tool, results[name], churn=rep == 0 and not a.no_churn)

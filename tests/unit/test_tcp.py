@@ -247,7 +247,8 @@ def test_tap_syn_ack_accepts_only_our_isn_plus_one(isn, ns_isn, ack, window, mss
     assert c.mss_to_tap == (mss or MSS_DEFAULT)
     assert c.ws_from_tap == (wscale or 0)
     assert c.ws_to_tap == (0 if wscale is None else WS_TO_TAP)
-    assert c.timer_at == 3.0 + IDLE_TIMEOUT_S
+    # A zero window arms the zero-window probe; otherwise the idle timer runs.
+    assert c.timer_at == 3.0 + (ACK_TIMEOUT_S if window == 0 else IDLE_TIMEOUT_S)
     # A second SYN,ACK (retransmitted) changes nothing.
     assert not c.tap_syn_ack(ns_isn, ack, 1, None, None, 4.0)
     assert c.wnd_from_tap == window
