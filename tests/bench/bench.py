@@ -88,7 +88,10 @@ class Tool:
             api = os.path.join(self.t.workdir, "slirp.sock")
             if os.path.exists(api):
                 os.unlink(api)
-            wait_until(lambda: _netns(self.nspid) != _netns(os.getpid()) or
+            # Until unshare has run, the process is still in the host's namespaces (and
+            # slirp4netns would fail to join them): wait for a netns that is not the host's.
+            host_ns = f"net:[{os.stat(self.t.host_ns_path).st_ino}]"
+            wait_until(lambda: _netns(self.nspid) not in (None, host_ns) or
                        self.proc.poll() is not None, 10, "slirp namespace", interval=0.0005)
             self.slirp = self.t.hostns.popen(
                 ["slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
@@ -397,19 +400,33 @@ def main(argv=None) -> int:
     results: dict = {name: {} for name in tools}
     with Topology() as t:
         bench = Bench(t, a.seconds, a.short)
+        # The first start of the rootless copy byte-compiles it: not part of any measurement.
+        warm = Tool(t, "pypasta")
+        warm.start()
+        warm.stop()
         for rep in range(a.reps):
             print(f"repetition {rep + 1}/{a.reps}", flush=True)
             for name in tools:
                 tool = Tool(t, name)
-                bench.startup(tool, results[name])
-                if a.startup_only:
-                    continue
-                tool.start()
                 try:
-                    bench.measure(tool, results[name], churn=rep == 0 and not a.no_churn)
+                    bench.startup(tool, results[name])
+                    if not a.startup_only:
+                        tool.start()
+                        bench.measure(tool, results[name], churn=rep == 0 and not a.no_churn)
+                except Exception as e:          # reported, and the run goes on
+                    print(f"  {name}: FAILED in repetition {rep + 1}: {e}", flush=True)
+                    results[name].setdefault("failures", []).append(f"rep {rep + 1}: {e}")
                 finally:
                     tool.stop()
-    summary, table = summarize(results)
+            table = write(a, results)
+    print(table)
+    return 0
+
+
+def write(a, results: dict) -> str:
+    """Write results.json and results.md (after every repetition); returns the report."""
+    summary, table = summarize({k: {m: v for m, v in r.items() if m != "failures"}
+                                for k, r in results.items()})
     machine = (f"{platform.node()}: {os.cpu_count()} CPUs, {platform.machine()}, Linux "
                f"{platform.release()}, Python {platform.python_version()}, {a.reps} repetitions, "
                f"iperf3 {a.seconds:g} s, RR/connect {a.short:g} s, "
@@ -417,10 +434,10 @@ def main(argv=None) -> int:
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump({"machine": machine, "raw": results, "summary": summary}, f, indent=1)
+    report = f"{machine}\n\nmedian (min-max); ratios of medians\n\n{table}\n"
     with open(os.path.join(a.out, "results.md"), "w") as f:
-        f.write(f"{machine}\n\nmedian (min-max); ratios of medians\n\n{table}\n")
-    print(f"\n{machine}\n\n{table}")
-    return 0
+        f.write(report)
+    return report
 
 
 if __name__ == "__main__":
