@@ -85,7 +85,6 @@ class ProcNet:
 
     def __init__(self, fds: dict):
         self.fds = fds
-        self.buf = bytearray(1 << 16)
 
     @classmethod
     def open_here(cls) -> "ProcNet":

@@ -187,16 +187,21 @@ def halfclose_client(a) -> int:
     s = socket.create_connection((a.addr, a.port), timeout=a.timeout)
     s.sendall(b"request")
     s.shutdown(socket.SHUT_WR)
-    h, n = hashlib.sha256(), 0
+    n, good = _read_to_eof(s, a, hashlib.sha256(), 0)
+    print(f"received {n} {'intact' if good else 'CORRUPT'}", flush=True)
+    return 0 if good else 1
+
+
+def _read_to_eof(s, a, h, n: int) -> tuple[int, bool]:
+    """Read `s` to EOF on top of `n` bytes already hashed into `h`; (total, matches the
+    pattern stream of --seed/--bytes)."""
     while True:
         data = s.recv(CHUNK)
         if not data:
             break
         h.update(data)
         n += len(data)
-    good = n == a.bytes and h.digest() == hashlib.sha256(pattern(a.seed, a.bytes)).digest()
-    print(f"received {n} {'intact' if good else 'CORRUPT'}", flush=True)
-    return 0 if good else 1
+    return n, n == a.bytes and h.digest() == hashlib.sha256(pattern(a.seed, a.bytes)).digest()
 
 
 def _rst_close(s: socket.socket) -> None:
@@ -397,13 +402,7 @@ def lost_window_update_client(a) -> int:
     lost = int(shown.split(" backlog ", 1)[1].split("p", 1)[0].split()[-1])   # "...b Np"
     subprocess.run(tc + ["qdisc", "del", "dev", ifname, "root"], check=True)
     s.settimeout(a.timeout)
-    while True:
-        data = s.recv(CHUNK)
-        if not data:
-            break
-        h.update(data)
-        n += len(data)
-    good = n == a.bytes and h.digest() == hashlib.sha256(pattern(a.seed, a.bytes)).digest()
+    n, good = _read_to_eof(s, a, h, n)
     print(f"received {n} {'intact' if good else 'CORRUPT'} updates-dropped {lost}", flush=True)
     return 0 if good else 1
 
