@@ -13,7 +13,6 @@ The callback `on_gone(reason)` is called once.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import struct
 
@@ -27,7 +26,7 @@ IN_CLOEXEC = os.O_CLOEXEC
 POLL_S = 0.2
 _EVENT = struct.Struct("iIII")
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc = ctypes.CDLL(None, use_errno=True)      # the process's own libc; no ldconfig run
 _libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
 
 

@@ -312,3 +312,30 @@ def test_spawn_runas_drops_to_that_user_first(topology):
     assert r.stdout.split() == ["0", str(uid), "1"]
 
 
+
+
+def test_spawn_config_net_copies_route_attributes(make_topology, user):
+    """Multipath (IPv4 and IPv6), metrics, priority and preference survive the copy, as with
+    pasta's nl_route_dup(): each is one netlink attribute that our rtnetlink code must encode."""
+    t = make_topology()
+    t.hostns.run(["ip", "-batch", "-"], check=True, input="\n".join([
+        f"route add 198.18.4.0/24 via {t.gw4} dev eth0 metric 50 mtu 1400",
+        f"route add 198.18.5.0/24 nexthop via {t.gw4} dev eth0 weight 2 "
+        f"nexthop via 198.51.100.3 dev eth0 weight 1",
+        f"route add 2001:db8:3::/64 via {t.gw6} dev eth0 metric 77 pref high",
+        f"route add 2001:db8:4::/64 nexthop via {t.gw6} dev eth0 weight 1 "
+        f"nexthop via 2001:db8::3 dev eth0 weight 3",
+    ]) + "\n", text=True)
+    script = f"ip -j -d -4 route show; echo '{MARK}'; ip -j -d -6 route show"
+    r = t.pypasta_run(["--config-net", "--", "sh", "-c", script], user=user)
+    assert r.returncode == 0, r.stderr
+    r4, r6 = ({x["dst"]: x for x in json.loads(s)} for s in _sections(r.stdout))
+    assert r4["198.18.4.0/24"]["metric"] == 50
+    assert r4["198.18.4.0/24"]["metrics"] == [{"mtu": 1400}]
+    hops = {(h["gateway"], h["weight"]) for h in r4["198.18.5.0/24"]["nexthops"]}
+    assert hops == {(t.gw4, 2), ("198.51.100.3", 1)}
+    assert r6["2001:db8:3::/64"]["metric"] == 77 and r6["2001:db8:3::/64"]["pref"] == "high"
+    # The kernel lists IPv6 multipath routes as one route per nexthop in JSON.
+    six = [x for x in json.loads(_sections(r.stdout)[1]) if x["dst"] == "2001:db8:4::/64"]
+    gws = {h["gateway"] for x in six for h in x.get("nexthops", [x])}
+    assert gws == {t.gw6, "2001:db8::3"}
