@@ -66,6 +66,9 @@ _WRITE_DROP_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.ENOBUFS, errno.ENOSPC, er
                       errno.ENETDOWN, errno.ENXIO}
 
 
+SINGLE_PROBE = 16           # single-frame tap reads before a full batch read again
+
+
 class TapLink:
     """One tap device, its link state and the dispatch table (module docstring)."""
 
@@ -90,6 +93,12 @@ class TapLink:
         self.icmp = None                # pasta.icmp.EchoFlows
         self.tcp = None                 # pasta.tcpio.TcpFlows
         self._frag_dropped = 0
+        # Adaptive tap reads: while frames come one at a time (request/response), read one
+        # per wake-up and let the level-triggered epoll say when there is more, instead of a
+        # second read that fails with EAGAIN. Every SINGLE_PROBE wake-ups one full batch read
+        # checks again; if it finds several frames, full reads stay until one finds just one.
+        self._read_limit = None
+        self._singles = 0
         self._frag_warned = -FRAG_WARN_INTERVAL_S
         self._rng = random.Random()
         self._ra_timer = None
@@ -161,7 +170,15 @@ class TapLink:
 
     # ----------------------------------------------------------------- input
     def on_readable(self, events: int) -> None:
-        batch = self.tap.read_batch()
+        limit = self._read_limit
+        batch = self.tap.read_batch(limit)
+        if limit is None:
+            if len(batch) == 1:
+                self._read_limit, self._singles = 1, 0
+        else:
+            self._singles += 1
+            if self._singles >= SINGLE_PROBE:
+                self._read_limit = None
         if not batch:
             return
         self.stats["tap_frames_in"] += len(batch)

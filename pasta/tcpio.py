@@ -102,7 +102,7 @@ _LOCAL_ERRNOS = {errno.EADDRNOTAVAIL, errno.EADDRINUSE, errno.ENOBUFS, errno.EMF
 class TcpFlow:
     __slots__ = ("key", "v6", "ns_addr", "ns_port", "peer_addr", "peer_port", "sock", "fd",
                  "conn", "events", "partial", "closed", "registered", "wnd_low", "sndbuf",
-                 "outq", "rdhup")
+                 "outq", "rdhup", "drained")
 
     def __init__(self, key, sock, conn):
         self.key = key
@@ -115,6 +115,9 @@ class TcpFlow:
         self.closed = False
         self.registered = True
         self.wnd_low = False            # we advertised a small window: update when drained
+        # The last _push ended with the socket's queue all in flight (EAGAIN or a short
+        # peek): new data comes with an EPOLLIN edge, so an ACK from the tap need not peek.
+        self.drained = False
         # Payload capacity of the send buffer: set explicitly in _tune (which locks it, no
         # autotuning), so read once instead of on every segment.
         self.sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
@@ -276,8 +279,8 @@ class TcpFlows:
             self._ack_later(f)
         if c.done():
             self._close(f)
-        elif c.send_budget() and c.state == State.ESTABLISHED:
-            self._push(f)
+        elif not f.drained and c.send_budget() and c.state == State.ESTABLISHED:
+            self._push(f)               # the window held data back: this ACK may release it
 
     def _write(self, f: TcpFlow, data) -> None:
         try:
@@ -496,6 +499,7 @@ class TcpFlows:
                 # on: the EOF itself comes with no further event.)
                 drained = True
                 break
+        f.drained = drained
         want = f.events & EPOLLOUT
         if c.send_budget() > 0 and not c.fin & Fin.SOCK_FIN_RCVD:
             want |= EPOLLIN | EPOLLRDHUP
