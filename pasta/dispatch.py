@@ -104,9 +104,9 @@ class TapLink:
         self._ra_timer = None
 
     # ----------------------------------------------------------------- counters
-    def drop(self, reason: str) -> None:
+    def drop(self, reason: str, count: int = 1) -> None:
         key = "drop:" + reason
-        self.stats[key] = self.stats.get(key, 0) + 1
+        self.stats[key] = self.stats.get(key, 0) + count
 
     # ----------------------------------------------------------------- output
     def send(self, pieces, length: int) -> bool:
@@ -183,14 +183,21 @@ class TapLink:
             return
         self.stats["tap_frames_in"] += len(batch)
         views, frame = self.tap.views, self._frame
-        for slot, n in batch:
-            mv = views[slot][:n]
-            if self.pcap is not None:
-                self.pcap.record((mv[self.hdr:],), n - self.hdr)
-            try:
-                frame(mv, n)
-            except Malformed as e:
-                self.drop(str(e))
+        udp = self.udp if len(batch) > 1 else None
+        if udp is not None:
+            udp.batching = True         # datagrams wait for flush(): one send per flow run
+        try:
+            for slot, n in batch:
+                mv = views[slot][:n]
+                if self.pcap is not None:
+                    self.pcap.record((mv[self.hdr:],), n - self.hdr)
+                try:
+                    frame(mv, n)
+                except Malformed as e:
+                    self.drop(str(e))
+        finally:
+            if udp is not None:
+                udp.flush()             # before the next read reuses the slots
 
     def _frame(self, buf, n: int) -> None:
         f = parse_frame(buf, self.vnet, 0, n)

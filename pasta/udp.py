@@ -23,6 +23,11 @@ Theory of operation:
   listening port + delta) and whose peer side is `fwd.to_tap_src(peer)`: the real peer address,
   or the gateway/link-local address for loopback and own-address peers. The namespace's replies
   match the flow's tap tuple and leave through the listening socket with `sendto(peer)`.
+- Batches: while the tap reader hands over several frames at once (`batching`), datagrams are
+  queued per flow and `flush()` sends each run of equal-sized datagrams as one `sendmsg` with
+  UDP_SEGMENT (UDP GSO): the kernel's send path runs once per run instead of once per
+  datagram, and the datagrams are cut apart again, boundaries and order intact, before any
+  receiver sees them. Where the route refuses GSO the run goes datagram by datagram.
 - Zero-length datagrams are ordinary datagrams. ICMP errors surface as socket errors
   (ECONNREFUSED...) and are logged (trace level) only, as pasta does; the flow stays (pasta
   closes a flow on EPOLLERR without a queued error; here such a flow simply idles out).
@@ -52,6 +57,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import struct
 
 from pasta import fwd, log
 from pasta.engine import EPOLLIN
@@ -65,11 +71,17 @@ BATCH = 32
 DGRAM_MAX = 65535
 IPPROTO_UDP = 17
 SOCK_BUF = 4 << 20
+SOL_UDP = 17
+UDP_SEGMENT = 103              # linux/udp.h: the cmsg carrying the GSO segment size
+GSO_MAX_SEGS = 64              # UDP_MAX_SEGMENTS of older kernels (6.x allow 128)
+GSO_MAX_BYTES = 65000          # one GSO send stays one IP packet's worth (64 KiB - headers)
+GSO_ANY = 1 << 16              # UdpFlow.gso_limit: every datagram size may be segmented
+_GSO_SIZE = struct.Struct("=H")
 
 
 class UdpFlow:
     __slots__ = ("key", "v6", "ns_addr", "ns_port", "peer_addr", "peer_port", "sock", "fd",
-                 "listener", "host_peer", "in_key", "last")
+                 "listener", "host_peer", "in_key", "last", "gso_limit")
 
     def __init__(self, key, sock, listener=None, host_peer=None, in_key=None):
         self.key = key
@@ -80,6 +92,7 @@ class UdpFlow:
         self.host_peer = host_peer        # inbound: sockaddr of the real peer
         self.in_key = in_key              # inbound: (listener fd, peer address, peer port)
         self.last = 0.0
+        self.gso_limit = GSO_ANY          # only datagrams shorter than this go out with GSO
 
 
 class Listener:
@@ -109,6 +122,8 @@ class UdpFlows:
         self.hdr6 = udp_hdrs_len(True, link.vnet)
         self.buf = bytearray(self.hdr6 + DGRAM_MAX)
         self.view = memoryview(self.buf)
+        self.batching = False           # set by the tap reader around a batch of frames
+        self.pending: dict = {}         # flow -> payload views waiting for flush()
 
     # ----------------------------------------------------------------- namespace -> host
     def from_tap(self, v6: bool, src: bytes, dst: bytes, sport: int, dport: int, payload) -> None:
@@ -121,6 +136,16 @@ class UdpFlows:
                 return
         else:
             table.touch(key, flow, self.engine.now)
+        if self.batching:
+            q = self.pending.get(flow)
+            if q is None:
+                self.pending[flow] = [payload]
+            else:
+                q.append(payload)
+            return
+        self._send(flow, payload)
+
+    def _send(self, flow: UdpFlow, payload) -> None:
         try:
             if flow.sock is not None:
                 flow.sock.send(payload)
@@ -130,10 +155,71 @@ class UdpFlows:
             self.link.drop("udp: host socket full")
             return
         except OSError as e:
-            log.trace(f"UDP: send to {fwd.text(dst)}:{dport}: {e.strerror}")
+            log.trace(f"UDP: send to {fwd.text(flow.peer_addr)}:{flow.peer_port}: {e.strerror}")
             self.link.drop("udp: send failed")
             return
         self.stats["udp_to_host"] += 1
+
+    def flush(self) -> None:
+        """Send the datagrams queued while `batching`: per flow, in order, and each run of
+        equal-sized datagrams (a shorter one may end it) as one UDP GSO send.
+
+        UDP_SEGMENT makes the kernel walk its send path once for up to 64 datagrams and cut
+        them apart late (on the wire, or at the receiving socket): the receiver sees the same
+        datagrams, with the same boundaries and order. A route that cannot take GSO (EINVAL,
+        EMSGSIZE: a segment above the path MTU; EIO: no checksum offload) gets this run sent
+        datagram by datagram, and the flow does not try GSO again for that size or above.
+        """
+        self.batching = False
+        pending, self.pending = self.pending, {}
+        for flow, q in pending.items():
+            if len(q) == 1:
+                self._send(flow, q[0])
+                continue
+            i, n = 0, len(q)
+            while i < n:
+                size = len(q[i])
+                j = i + 1
+                if 0 < size < flow.gso_limit:
+                    end = min(n, i + GSO_MAX_SEGS, i + GSO_MAX_BYTES // size)
+                    while j < end:
+                        got = len(q[j])
+                        if got != size:
+                            if 0 < got < size:
+                                j += 1          # a shorter datagram may close the run
+                            break
+                        j += 1
+                if j - i == 1:
+                    self._send(flow, q[i])
+                else:
+                    self._send_gso(flow, q[i:j], size)
+                i = j
+
+    def _send_gso(self, flow: UdpFlow, run: list, size: int) -> None:
+        cmsg = [(SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(size))]
+        try:
+            if flow.sock is not None:
+                flow.sock.sendmsg(run, cmsg)
+            else:
+                flow.listener.sendmsg(run, cmsg, 0, flow.host_peer)
+        except (BlockingIOError, InterruptedError):
+            self.link.drop("udp: host socket full", len(run))
+            return
+        except OSError as e:
+            if e.errno in (errno.EINVAL, errno.EMSGSIZE, errno.EIO, errno.ENOPROTOOPT,
+                           errno.EOPNOTSUPP):
+                flow.gso_limit = size if e.errno in (errno.EINVAL, errno.EMSGSIZE) else 0
+                log.trace(f"UDP: no GSO to {fwd.text(flow.peer_addr)}:{flow.peer_port} for "
+                          f"{size}-byte datagrams: {e.strerror}")
+                self.stats["udp_gso_fallbacks"] = self.stats.get("udp_gso_fallbacks", 0) + 1
+                for payload in run:
+                    self._send(flow, payload)
+                return
+            log.trace(f"UDP: send to {fwd.text(flow.peer_addr)}:{flow.peer_port}: {e.strerror}")
+            self.link.drop("udp: send failed", len(run))
+            return
+        self.stats["udp_to_host"] += len(run)
+        self.stats["udp_gso_sends"] = self.stats.get("udp_gso_sends", 0) + 1
 
     def _open_outbound(self, key):
         v6, src, sport, dst, dport = key

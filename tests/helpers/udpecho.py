@@ -4,11 +4,12 @@ that every one comes back intact and in order, and a tiny echo server for what s
 Run as a script (stdlib only, so any interpreter works, including inside a namespace):
 
     python3 udpecho.py client HOST PORT [--count N] [--seed S] [--min B] [--max B]
-                                        [--burst-bytes B] [--timeout S]
+                                        [--burst-bytes B] [--run N] [--timeout S]
     python3 udpecho.py server ADDR PORT
 
 The client sends datagrams whose sizes are drawn from [min, max] and whose bytes are random (both
-from `--seed`), in bursts: as many datagrams as fit in `--burst-bytes` (at least one) are sent
+from `--seed`; with `--run N` each drawn size is used for N datagrams in a row, which is what
+UDP GSO batches), in bursts: as many datagrams as fit in `--burst-bytes` (at least one) are sent
 back to back, then exactly that many replies are read and compared, in order, with what was
 sent. A missing reply (timeout), a changed byte, a wrong size or a reordering is a failure. It
 prints one JSON line `{"sent": N, "ok": N, "bytes": B, "max": M, "zero": Z, "errors": [...]}`
@@ -43,13 +44,19 @@ def client(a) -> int:
     buf = bytearray(70000)
     sent = ok = total = biggest = zero = 0
     errors: list[str] = []
+    size, left = 0, 0
     while sent < a.count and len(errors) < 5:
         burst = []
         used = 0
         while sent + len(burst) < a.count:
-            n = rng.randint(a.min, a.max)
+            if left == 0:
+                size, left = rng.randint(a.min, a.max), a.run
+            n = size
             if burst and used + n > a.burst_bytes:
+                if a.run == 1:
+                    left = 0            # as before --run existed: the drawn size is dropped
                 break
+            left -= 1
             burst.append(rng.randbytes(n))
             used += n
         for d in burst:
@@ -96,6 +103,7 @@ def main(argv=None) -> int:
     c.add_argument("--min", type=int, default=0)
     c.add_argument("--max", type=int, default=65000)
     c.add_argument("--burst-bytes", type=int, default=150000)
+    c.add_argument("--run", type=int, default=1, help="datagrams per drawn size")
     c.add_argument("--timeout", type=float, default=5.0)
     sv = sub.add_parser("server")
     sv.add_argument("addr")

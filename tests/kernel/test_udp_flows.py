@@ -22,6 +22,7 @@ from pasta.wire.l4 import parse_udp
 GW = ipaddress.ip_address("198.51.100.1").packed
 NS = ipaddress.ip_address("198.51.100.2").packed
 RULES = fwd.Rules(map_host_lo4=GW, guest4=NS, our_tap4=GW)
+SO_NO_CHECK = 11                # asm-generic/socket.h (not in the socket module)
 
 
 class Recorder:
@@ -39,8 +40,8 @@ class Recorder:
         self.frames: list[bytes] = []
         self.drops: list[str] = []
 
-    def drop(self, reason: str) -> None:
-        self.drops.append(reason)
+    def drop(self, reason: str, count: int = 1) -> None:
+        self.drops.extend([reason] * count)
 
     def send(self, pieces, length: int) -> bool:
         self.frames.append(b"".join(bytes(p) for p in pieces))
@@ -146,6 +147,10 @@ def test_inbound_listener_delivers_and_replies_leave_from_the_forwarded_port():
     assert link.udp() == (GW, cport, NS, target, b"hello")
     flows.from_tap(False, NS, GW, target, cport, b"world")
     assert client.recvfrom(100) == (b"world", ("127.0.0.1", port))
+    # A batch of replies leaves through the listener with GSO (sendmsg to the peer's address)
+    sent = _batch(flows, target, cport, [1200] * 20 + [5])
+    assert [client.recvfrom(2000) for _ in sent] == [(d, ("127.0.0.1", port)) for d in sent]
+    assert engine.stats["udp_gso_sends"] == 1
     client.close()
     flows.close()
     engine.close()
@@ -157,3 +162,50 @@ def test_non_unicast_and_port_zero_are_dropped():
     flows.from_tap(False, NS, GW, 0, 53, b"z")
     assert link.drops == ["udp: not unicast or port 0"] * 2 and not len(flows.table)
     engine.close()
+
+
+def _batch(flows, sport, port, sizes) -> list[bytes]:
+    """Queue datagrams of `sizes` as one tap batch does, then flush; returns what was sent."""
+    sent = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+    flows.batching = True
+    for d in sent:
+        flows.from_tap(False, NS, GW, sport, port, memoryview(d))
+    flows.flush()
+    return sent
+
+
+def _received(server, count) -> list[bytes]:
+    return [server.recv(70000) for _ in range(count)]
+
+
+def test_batched_datagrams_go_out_with_gso_and_keep_boundaries(server):
+    """A tap batch is sent per flow in runs of equal sizes (a shorter datagram may end a run)
+    with UDP_SEGMENT: the receiving socket still gets each datagram whole and in order."""
+    engine, link, flows = make()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sizes = [1400] * 50 + [700] + [1400] * 3 + [0, 0] + [9000] * 7 + [1] + [300] * 70
+    sent = _batch(flows, free_port(), server.getsockname()[1], sizes)
+    assert _received(server, len(sent)) == sent
+    # GSO runs: 46x1400 (the 65000-byte cap) | 4x1400+700 (a shorter one closes a run) |
+    # 3x1400 | 7x9000 (the byte cap again) | 64x300 (the segment cap) | 6x300; the zero-length
+    # and 1-byte datagrams go alone.
+    assert engine.stats["udp_gso_sends"] == 6
+    assert engine.stats["udp_to_host"] == len(sent) and not link.drops
+
+
+def test_gso_refused_by_the_route_falls_back_to_single_sends(server):
+    """SO_NO_CHECK makes the kernel refuse UDP GSO (EINVAL), as a path MTU below the segment
+    size does: the run goes datagram by datagram and the flow stops trying for that size."""
+    engine, link, flows = make()
+    sport, port = free_port(), server.getsockname()[1]
+    flows.from_tap(False, NS, GW, sport, port, memoryview(b"open"))
+    assert server.recv(100) == b"open"
+    flow = next(iter(flows.table.values()))
+    flow.sock.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
+    sent = _batch(flows, sport, port, [1000] * 10)
+    assert _received(server, len(sent)) == sent
+    assert engine.stats["udp_gso_fallbacks"] == 1 and flow.gso_limit == 1000
+    sent = _batch(flows, sport, port, [1200] * 5)        # not tried again at this size
+    assert _received(server, len(sent)) == sent
+    assert engine.stats["udp_gso_fallbacks"] == 1 and "udp_gso_sends" not in engine.stats
+    assert engine.stats["udp_to_host"] == 16 and not link.drops
