@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import random
+import os
 import socket
 import struct
 import termios
@@ -104,7 +104,7 @@ class TcpFlow:
                  "conn", "events", "partial", "closed", "registered", "wnd_low", "sndbuf",
                  "outq", "rdhup", "drained")
 
-    def __init__(self, key, sock, conn):
+    def __init__(self, key, sock, conn, sndbuf=None):
         self.key = key
         self.v6, self.ns_addr, self.ns_port, self.peer_addr, self.peer_port = key
         self.sock = sock
@@ -119,8 +119,9 @@ class TcpFlow:
         # peek): new data comes with an EPOLLIN edge, so an ACK from the tap need not peek.
         self.drained = False
         # Payload capacity of the send buffer: set explicitly in _tune (which locks it, no
-        # autotuning), so read once instead of on every segment.
-        self.sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
+        # autotuning), so read once instead of on every segment; and once per process where
+        # the caller knows it (every flow socket gets the same setting).
+        self.sndbuf = sndbuf or sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
         # Upper bound of the bytes queued in the send buffer: SIOCOUTQ when last read, plus
         # what we wrote since (the queue only shrinks by the peer's ACKs meanwhile).
         self.outq = 0
@@ -142,7 +143,8 @@ class TcpFlows:
         self.ack_delayed: dict = {}         # flows with a small amount of data to acknowledge
         self._delack_timer = None
         self._sweeper = None
-        self.rng = random.SystemRandom()
+        self._sndbuf = 0                    # SO_SNDBUF payload room of flow sockets, once read
+        self._isn = memoryview(b"")         # os.urandom() pool: 1 syscall per 1024 ISNs
         self.stats = engine.stats
         for k in ("tcp_flows", "tcp_opened", "tcp_closed", "tcp_resets_to_ns",
                   "tcp_retransmits"):
@@ -361,11 +363,12 @@ class TcpFlows:
             else:
                 self._rst_to_ns(key, 0, seq_add(h.seq, 1))
             return
-        conn = TcpConn.from_tap_syn(self.rng.getrandbits(32), self.engine.now, h.seq, h.window,
+        conn = TcpConn.from_tap_syn(self._new_isn(), self.engine.now, h.seq, h.window,
                                     h.mss, h.wscale)
-        f = TcpFlow(key, sock, conn)
-        self._add(f)
+        f = TcpFlow(key, sock, conn, self._sndbuf)
+        self._sndbuf = f.sndbuf
         err = sock.connect_ex(fwd.sockaddr(self.rules, v6, target, dport))
+        self._add(f, EPOLLOUT)
         if err in _LOCAL_ERRNOS:
             # Our own shortage (ports, fds, memory): drop the SYN, the namespace retries.
             log.debug(f"TCP: connect: {errno.errorcode.get(err)}; SYN dropped")
@@ -375,9 +378,15 @@ class TcpFlows:
         if err not in (0, errno.EINPROGRESS):
             self._reset(f, f"connect: {errno.errorcode.get(err)}")
             return
-        self._want(f, EPOLLOUT)
         log.trace(f"TCP: connecting {fwd.text(src)}:{sport} -> {fwd.text(dst)}:{dport}"
                   f" (host {fwd.text(target)}:{dport})")
+
+    def _new_isn(self) -> int:
+        if len(self._isn) < 4:
+            self._isn = memoryview(os.urandom(4096))
+        isn = int.from_bytes(self._isn[:4], "little")
+        self._isn = self._isn[4:]
+        return isn
 
     def _socket(self, v6: bool, ifname) -> socket.socket:
         sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,
@@ -400,10 +409,12 @@ class TcpFlows:
         sock.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def _add(self, f: TcpFlow) -> None:
+    def _add(self, f: TcpFlow, events: int = 0) -> None:
         self.flows[f.key] = f
         self.by_fd[f.fd] = f
-        self.engine.add(f.fd, 0, lambda ev, fl=f: self._sock_event(fl, ev))
+        f.events = events
+        self.engine.add(f.fd, events | EPOLLET if events else 0,
+                        lambda ev, fl=f: self._sock_event(fl, ev))
         self.stats["tcp_opened"] += 1
         self.stats["tcp_flows"] = len(self.flows)
         if self._sweeper is None:
@@ -430,7 +441,7 @@ class TcpFlows:
         c = f.conn
         if c.state == State.SYN_RCVD:
             err = f.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if not err:
+            if not err and not ev & EPOLLOUT:
                 try:
                     f.sock.getpeername()
                 except OSError:
@@ -548,10 +559,14 @@ class TcpFlows:
     def _close(self, f: TcpFlow, reset_host: bool = False) -> None:
         if f.closed:
             return
+        if not reset_host and (f.key in self.ack_pending or f.key in self.ack_delayed):
+            # The ACK of the namespace's FIN (or of its last data) is still due: without it
+            # the namespace retransmits the FIN into a closed flow and gets an RST.
+            self._segment(f, TCP_ACK, f.conn.seq_to_tap)
         f.closed = True
         f.conn.state = State.CLOSED
         if f.registered:
-            self.engine.remove(f.fd)
+            self.engine.forget(f.fd)            # the close below leaves the epoll set
         if reset_host:
             try:
                 f.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER0)
@@ -656,7 +671,7 @@ class TcpFlows:
             self._tune(sock)
         except OSError:
             pass
-        conn = TcpConn.to_tap_syn(self.rng.getrandbits(32), self.engine.now)
+        conn = TcpConn.to_tap_syn(self._new_isn(), self.engine.now)
         f = TcpFlow(key, sock, conn)
         self._add(f)
         self._segment(f, TCP_SYN, conn.seq_init_to_tap, syn_opts=True)
