@@ -312,6 +312,22 @@ class Bench:
             record("rss_after_100k_conns_mb", churn_rss)
         out.setdefault("rss_peak_mb", []).append(round(tool.status("VmHWM"), 1))
 
+    def floor(self, reps: int) -> int:
+        """RR and connect+close from the host namespace straight to the peer, pinned."""
+        subprocess.run(["taskset", "-a", "-p", "-c", CPU, str(self.rr_server.pid)],
+                       capture_output=True, check=True)
+        got: dict = {"rr_median_us_pinned": [], "cc_per_s_pinned": []}
+        for _ in range(reps):
+            for mode, key, metric in (("rr", "median_us", "rr_median_us_pinned"),
+                                      ("cc", "rate", "cc_per_s_pinned")):
+                res = json.loads(self.t.host(["taskset", "-c", CPU, self.py, self.rrtool, mode,
+                                              PEER, str(RR_PORT), "--seconds", str(self.short)],
+                                             timeout=self.short + 30).stdout)
+                got[metric].append(round(res[key], 1))
+        for metric, values in got.items():
+            print(f"no translator: {metric} median {statistics.median(values)} ({values})")
+        return 0
+
     def startup(self, tool: Tool, out: dict) -> None:
         """exec -> command running with a route, and -> its first connect to the peer."""
         w = self.t.workdir
@@ -389,6 +405,10 @@ def main(argv=None) -> int:
     p.add_argument("--tools", default=",".join(TOOLS))
     p.add_argument("--no-churn", action="store_true", help="skip the 100,000-connection RSS")
     p.add_argument("--startup-only", action="store_true", help="only the start-up times")
+    p.add_argument("--floor", action="store_true",
+                   help="only the RR and connect+close figures with no translator at all (the "
+                        "host namespace straight to the peer, pinned as in the pinned tests): "
+                        "what the client, the server and the kernel cost on their own")
     p.add_argument("--out", default="bench-results")
     a = p.parse_args(argv)
     if os.geteuid() != 0:
@@ -401,6 +421,8 @@ def main(argv=None) -> int:
     with Topology() as t:
         bench = Bench(t, a.seconds, a.short)
         # The first start of the rootless copy byte-compiles it: not part of any measurement.
+        if a.floor:
+            return bench.floor(a.reps)
         warm = Tool(t, "pypasta")
         warm.start()
         warm.stop()
