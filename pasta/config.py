@@ -99,6 +99,12 @@ class Config:
     no_splice: bool = False
     host_lo_to_ns_lo: bool = False
 
+    # --- destinations the namespace cannot reach (front ends only; pasta has no such option):
+    # frames to `unreachable` get an ICMP/ICMPv6 "network unreachable" back, frames to
+    # `blackhole` are dropped (slirp4netns's --disable-host-loopback and --disable-dns).
+    unreachable: Tuple[IPAny, ...] = ()
+    blackhole: Tuple[IPAny, ...] = ()
+
     # --- port forwarding: pasta.portspec.PortForward, or None for "not given" (default auto)
     tcp_ports: object = None                       # -t
     udp_ports: object = None                       # -u

@@ -49,7 +49,7 @@ import random
 
 from pasta import arp, dhcp, dhcpv6, fwd, log, ndp
 from pasta.errors import Malformed
-from pasta.wire import (build_arp_frame, build_icmp6_frame, build_udp4_frame, build_udp6_frame,
+from pasta.wire import (build_arp_frame, build_icmp4_frame, build_icmp6_frame, build_udp4_frame, build_udp6_frame,
                         parse_frame)
 from pasta.wire.ip import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP
 from pasta.wire.l2 import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, VNET_HDR_LEN
@@ -77,6 +77,7 @@ class TapLink:
         self.tap = tap
         self.ctx = ctx
         self.rules = rules
+        self.filtered = rules.filtered      # usually empty: one truth test per frame
         self.pcap = pcap
         self.vnet = tap.vnet_hdr
         self.csum_offload = csum_offload and tap.vnet_hdr
@@ -246,6 +247,8 @@ class TapLink:
             return
         if src != self.addr_seen4 and fwd.is_unicast(src):
             self.addr_seen4 = src
+        if self.filtered and dst in self.filtered and self._filtered(buf, f, False):
+            return
         proto = f.proto
         if proto == IPPROTO_UDP:
             u = parse_udp(buf, f.l4_off, f.end)
@@ -270,6 +273,42 @@ class TapLink:
                 self.tcp.from_tap(False, src, dst, parse_tcp(buf, f.l4_off, f.end), buf)
         else:
             self.drop("ipv4: unsupported protocol")
+
+    def _filtered(self, buf, f, v6: bool) -> bool:
+        """A frame to a destination the configuration makes unreachable or a black hole:
+        dropped or answered (True), unless it belongs to a flow that exists already (False):
+        replies to a forwarded port's client that the namespace sees as the gateway."""
+        if f.proto == IPPROTO_UDP and self.udp is not None:
+            u = parse_udp(buf, f.l4_off, f.end)
+            if self.udp.table.get((v6, f.src, u.sport, f.dst, u.dport)) is not None:
+                return False
+        elif f.proto == IPPROTO_TCP and self.tcp is not None:
+            t = parse_tcp(buf, f.l4_off, f.end)
+            if (v6, f.src, t.sport, f.dst, t.dport) in self.tcp.flows:
+                return False
+        if self.filtered[f.dst] == fwd.FILTER_DROP:
+            self.drop("filtered destination")
+            return True
+        icmp_error = f.l4_off < f.end and (
+            (not v6 and f.proto == IPPROTO_ICMP and buf[f.l4_off] != ICMP_ECHO) or
+            (v6 and f.proto == IPPROTO_ICMPV6 and buf[f.l4_off] < 128))
+        if not fwd.is_unicast(f.src) or icmp_error:
+            self.drop("filtered destination")   # no ICMP errors about errors (RFC 1122)
+            return True
+        # RFC 792 / RFC 4443: "network unreachable" quoting the offending packet's IP header
+        # and the start of its payload (8 bytes for IPv4; as much as fits 1280 bytes for IPv6).
+        quote = bytes(buf[f.l3_off:min(f.end, f.l4_off + 8 if not v6 else f.l3_off + 1232)])
+        if v6:
+            frame = build_icmp6_frame(self.guest_mac, self.our_mac, f.dst, f.src, 1, 0,
+                                      bytes(4) + quote, vnet=self.vnet,
+                                      csum_offload=self.csum_offload)
+        else:
+            frame = build_icmp4_frame(self.guest_mac, self.our_mac, f.dst, f.src, 3, 0,
+                                      bytes(4) + quote, vnet=self.vnet,
+                                      csum_offload=self.csum_offload)
+        self.stats["icmp_unreachable_sent"] = self.stats.get("icmp_unreachable_sent", 0) + 1
+        self.send_bytes(frame)
+        return True
 
     def _dhcp(self, buf, u) -> None:
         req = bytes(buf[u.payload_off:u.end])
@@ -298,6 +337,8 @@ class TapLink:
                     self.addr_seen6 = src          # as pasta, until a global one is seen
             elif src != self.addr_seen6:
                 self.addr_seen6 = src
+        if self.filtered and dst in self.filtered and self._filtered(buf, f, True):
+            return
         proto = f.proto
         if proto == IPPROTO_UDP:
             u = parse_udp(buf, f.l4_off, f.end)

@@ -38,7 +38,7 @@ fwd_ports` and translates `struct flowside` values in place.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from pasta import config as C
@@ -88,6 +88,10 @@ def tap_side_ok(v6: bool, src: bytes, dst: bytes) -> bool:
     return src[0] != 127 and dst[0] != 127
 
 
+FILTER_UNREACHABLE = 1                      # answer with ICMP(v6) "network unreachable"
+FILTER_DROP = 2                             # drop silently: the namespace times out
+
+
 @dataclass(frozen=True)
 class Rules:
     """Everything the translation rules read (module docstring)."""
@@ -109,6 +113,8 @@ class Rules:
     outbound_if4: Optional[str] = None
     outbound_if6: Optional[str] = None
     ifindex6: int = 0                       # template interface: scope of link-local targets
+    # packed destination -> FILTER_UNREACHABLE or FILTER_DROP (Config.unreachable/blackhole)
+    filtered: dict = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, cfg: C.Config, plan: NP.NetPlan, resolv_conf: str = "") -> "Rules":
@@ -130,7 +136,9 @@ class Rules:
             our_tap_ll6=_packed(v6.our_ll) if v6.enabled else None,
             outbound4=_packed(cfg.outbound4), outbound6=_packed(cfg.outbound6),
             outbound_if4=cfg.outbound_if4, outbound_if6=cfg.outbound_if6,
-            ifindex6=(v6.template_index or 0) if v6.enabled else 0)
+            ifindex6=(v6.template_index or 0) if v6.enabled else 0,
+            filtered={**{_packed(a): FILTER_DROP for a in cfg.blackhole},
+                      **{_packed(a): FILTER_UNREACHABLE for a in cfg.unreachable}})
 
 
 def from_tap(r: Rules, v6: bool, proto: int, dst: bytes, dport: int) -> bytes:

@@ -116,9 +116,14 @@ def _write_pidfile(fd: int, pid: int) -> None:
         raise SetupError(f"Failed to write PID file: {e.strerror}") from None
 
 
-def run(cfg) -> int:
-    """Entry point from the CLI: returns the exit status."""
-    _close_inherited({cfg.tap_fd} if cfg.tap_fd is not None else set())
+def run(cfg, on_ready=None, keep_fds=()) -> int:
+    """Entry point from the CLI: returns the exit status.
+
+    `on_ready(engine, translator)` (front ends, attach mode only) runs once the tap is set up
+    and the translator exists, after daemonizing and before the loop: the slirp4netns front
+    end adds its API socket and exit fd there and signals its ready fd; `keep_fds` are the
+    inherited fds it needs (all others are closed)."""
+    _close_inherited(set(keep_fds) | ({cfg.tap_fd} if cfg.tap_fd is not None else set()))
     log.setup(cfg)
     for w in cfg.warnings:
         log.warn(w)
@@ -131,7 +136,7 @@ def run(cfg) -> int:
     resolv_conf = read_resolv_conf()           # once, before any privilege change (as pasta)
     if cfg.spawn:
         return _spawn(cfg, plan, resolv_conf)
-    return _attach(cfg, plan, resolv_conf)
+    return _attach(cfg, plan, resolv_conf, on_ready)
 
 
 # --------------------------------------------------------------------------- shared set-up
@@ -413,7 +418,7 @@ def _same_userns(path: str) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def _attach(cfg, plan, resolv_conf: str) -> int:
+def _attach(cfg, plan, resolv_conf: str, on_ready=None) -> int:
     pid = cfg.pid_target
     if pid is not None:
         netns_path = f"/proc/{pid}/ns/net"
@@ -469,6 +474,8 @@ def _attach(cfg, plan, resolv_conf: str) -> int:
     if not cfg.no_netns_quit:
         watch = NsWatch(engine, netns_fd, None if pid is not None else netns_path, pid, gone)
     try:
+        if on_ready is not None:
+            on_ready(engine, translator)
         return _serve(engine, translator)
     finally:
         if watch is not None:

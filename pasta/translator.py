@@ -152,7 +152,7 @@ class Translator:
         if udp is not None and _is_auto(cfg.udp_ports):
             dirs.append(Direction("-u", True, True, cfg.udp_ports, lambda p: _each(
                 fams, lambda v6: udp.bind_listener(v6, None, None, p, 0)),
-                self._remove_udp_listener))
+                self.remove_udp_listener))
         if self.splice is not None and _is_auto(cfg.tcp_ns):
             dirs.append(Direction("-T", False, False, cfg.tcp_ns, lambda p: _each(
                 fams, lambda v6: self._add_ns_listener(v6, p, p)), self._remove_ns_listener))
@@ -213,7 +213,8 @@ class Translator:
         self.engine.remove(entry[0].fileno())
         entry[0].close()
 
-    def _remove_udp_listener(self, lst) -> None:
+    def remove_udp_listener(self, lst) -> None:
+        """Close a -u listener and every flow that used it (spliced loopback ones included)."""
         if self.udpsplice is not None:
             self.udpsplice.end_flows_of(lst.sock)
         self.udp.remove_listener(lst)

@@ -1,0 +1,272 @@
+"""`pypasta-slirp4netns`: a drop-in slirp4netns for Podman and RootlessKit, on pypasta's translator.
+
+Purpose: tools that drive slirp4netns (Podman's `--network slirp4netns` and its rootless-netns,
+RootlessKit's `--net=slirp4netns`) get pypasta by pointing their helper path at this command and
+changing nothing else (real-clients.md sections 1-2).
+
+Theory of operation:
+- `slirp4netns_cli.main_parse` does the command line exactly as slirp4netns 1.2.0 (messages,
+  exit codes, `--help`, `--version`). `to_config()` turns the options into a pasta `Config` for
+  the attach mode: target PID (joining its user namespace, as slirp4netns) or `--netns-type=path`
+  with `--userns-path`; the tap named TAPNAME, created in the namespace or adopted if it already
+  exists (RootlessKit creates a persistent tap0 first); no port forwarding until the API asks.
+- Addressing is libslirp's, on the translator: the guest is cidr+100/prefix with gateway cidr+2
+  (set on the tap with `-c`, offered by DHCP either way); cidr+2 is the host's loopback unless
+  `--disable-host-loopback`, in which case new connections to it get ICMP "network unreachable"
+  (as slirp4netns: "Network is unreachable" in the namespace); cidr+3 forwards DNS to the
+  host's resolver unless `--disable-dns`, in which case it is a black hole (queries time out).
+  `--enable-ipv6`: router advertisements for fd00::/64 from fe80::2, with fd00::2 and fd00::3
+  playing the same parts.
+- The process contract: it stays in the foreground; stdout gets slirp4netns's "Starting slirp"
+  block; once the tap is configured, the translator exists and the API socket listens (and the
+  sandbox and seccomp filter are in place), `1` is written to `--ready-fd` and that fd closed;
+  a hang-up or EOF on `--exit-fd` ends it with status 0; SIGTERM ends it with status 0, and a
+  SIGKILL leaves nothing to clean up (the tap is the namespace's, the API socket file is
+  replaced at the next start).
+- API socket (`--api-socket`): one more fd kind in the engine. Each connection's request is read
+  until EOF, a complete JSON value or `api.MAX_REQUEST_SIZE` bytes, answered by
+  `api.handle_request` and closed. Forwards are ordinary `-t`/`-u` listeners of the translator
+  (`TcpFlows.bind_listener`, `UdpFlows.bind_listener`), so clients keep their real source
+  address and UDP replies work even with `--disable-host-loopback` (slirp4netns drops them).
+
+Limits and not handled: `--target-type=bess` (refused: not supported yet). Loopback clients of
+API forwards go through the tap (the namespace sees them from cidr+2), not through splice(2):
+splicing creates sockets in the namespace per connection (setns), which the seccomp filter
+forbids.
+
+Differences from slirp4netns: it also exits when the target process or netns file goes away;
+a stale API socket file left by a killed helper is replaced instead of failing with EADDRINUSE.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import stat
+import sys
+
+from podman_compat import api, slirp4netns_cli as cli
+
+IPV6_GUEST = ipaddress.IPv6Address("fd00::100")
+IPV6_ROUTER_LL = ipaddress.IPv6Address("fe80::2")
+IPV6_HOST = ipaddress.IPv6Address("fd00::2")
+IPV6_DNS = ipaddress.IPv6Address("fd00::3")
+API_READ_TIMEOUT_S = 5.0
+
+
+def to_config(o: "cli.SlirpOptions"):
+    """The pasta Config that runs slirp4netns's options on the translator."""
+    from pasta import config as C, portspec
+    none = portspec.parse("none")
+    kw = dict(
+        foreground=True, quiet=True,
+        mtu=o.mtu, ns_ifname=o.tapname, ns_mac=o.macaddress,
+        addr4=o.guest_addr, prefix4=o.network.prefixlen, gw4=o.gateway,
+        config_net=o.configure, no_copy_routes=True, no_copy_addrs=True,
+        ipv6=o.enable_ipv6,
+        outbound4=o.outbound_addr, outbound6=o.outbound_addr6,
+        tcp_ports=none, udp_ports=none, tcp_ns=none, udp_ns=none,
+        no_splice=True,
+        map_host_loopback_none=True, no_map_gw=True,
+    )
+    unreachable, blackhole, dns = [], [], []
+    if o.disable_host_loopback:
+        unreachable.append(o.gateway)
+    else:
+        kw["map_host_loopback4"] = o.gateway
+        kw["map_host_loopback_none"] = False
+    if o.disable_dns:
+        blackhole.append(o.dns)
+    else:
+        kw["dns_forward4"] = o.dns
+        dns.append(o.dns)
+    if o.enable_ipv6:
+        kw.update(addr6=IPV6_GUEST, gw6=IPV6_ROUTER_LL)
+        if o.disable_host_loopback:
+            unreachable.append(IPV6_HOST)
+        else:
+            kw["map_host_loopback6"] = IPV6_HOST
+        if o.disable_dns:
+            blackhole.append(IPV6_DNS)
+        else:
+            kw["dns_forward6"] = IPV6_DNS
+            dns.append(IPV6_DNS)
+    kw.update(unreachable=tuple(unreachable), blackhole=tuple(blackhole), dns=tuple(dns),
+              dns_none=not dns)
+    if o.netns_mode == "pid":
+        kw["pid_target"] = o.target_pid
+        kw["userns"] = o.userns_path
+    else:
+        kw["netns"] = o.netns_path
+        kw["userns"] = o.userns_path
+        kw["netns_only"] = o.userns_path is None
+    return C.Config(**kw)
+
+
+class Backend:
+    """`api.HostFwdBackend` on the translator: API forwards are -t/-u listeners."""
+
+    def __init__(self, translator, guest_addr):
+        self.translator = translator
+        self.guest_addr = guest_addr
+        self.listeners: dict = {}
+
+    def add_hostfwd(self, proto, host_addr, host_port, guest_addr, guest_port) -> None:
+        if guest_addr != self.guest_addr:
+            raise api.HostFwdRefused(f"only the guest address {self.guest_addr} can be reached")
+        key = (proto, host_addr, host_port)
+        if key in self.listeners:
+            raise api.HostFwdRefused("already forwarded")
+        addr = None if host_addr == ipaddress.IPv4Address("0.0.0.0") else host_addr
+        flows = self.translator.tcp if proto == "tcp" else self.translator.udp
+        if flows is None:
+            raise api.HostFwdRefused(f"{proto} is disabled")
+        self.listeners[key] = flows.bind_listener(False, addr, None, host_port,
+                                                  guest_port - host_port)
+
+    def remove_hostfwd(self, proto, host_addr, host_port) -> None:
+        entry = self.listeners.pop((proto, host_addr, host_port))
+        if proto == "tcp":
+            self.translator.tcp.remove_listener(entry)
+        else:
+            self.translator.remove_udp_listener(entry)
+
+
+class ApiServer:
+    """The `--api-socket` listener and its connections, as engine handlers."""
+
+    def __init__(self, engine, path: str, table: "api.HostFwdTable", backend: Backend):
+        self.engine, self.path, self.table, self.backend = engine, path, table, backend
+        try:
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)             # left by a helper that was killed
+        except FileNotFoundError:
+            pass
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+                                  | socket.SOCK_CLOEXEC)
+        try:
+            self.sock.bind(path)
+            self.sock.listen(16)
+        except OSError as e:
+            self.sock.close()
+            raise OSError(e.errno, f"{path}: {e.strerror}") from None
+        self.conns: dict = {}
+        engine.add(self.sock.fileno(), 1, self._accept)
+
+    def _accept(self, _ev: int) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            conn.setblocking(False)
+            fd = conn.fileno()
+            timer = self.engine.call_later(API_READ_TIMEOUT_S, lambda fd=fd: self._done(fd))
+            self.conns[fd] = (conn, bytearray(), timer)
+            self.engine.add(fd, 1, lambda ev, fd=fd: self._readable(fd))
+
+    def _readable(self, fd: int) -> None:
+        conn, buf, _ = self.conns[fd]
+        try:
+            chunk = conn.recv(api.MAX_REQUEST_SIZE - len(buf))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._done(fd)
+            return
+        buf += chunk
+        if chunk and len(buf) < api.MAX_REQUEST_SIZE and not api.request_complete(bytes(buf)):
+            return
+        reply = api.handle_request(bytes(buf), self.backend, self.table)
+        try:
+            conn.setblocking(True)
+            conn.settimeout(1.0)
+            conn.sendall(reply)
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self._done(fd)
+
+    def _done(self, fd: int) -> None:
+        item = self.conns.pop(fd, None)
+        if item is None:
+            return
+        conn, _, timer = item
+        timer.cancel()
+        self.engine.remove(fd)
+        conn.close()
+
+    def close(self) -> None:
+        for fd in list(self.conns):
+            self._done(fd)
+        self.engine.remove(self.sock.fileno())
+        self.sock.close()
+
+
+def _signal_ready(fd: int) -> None:
+    try:
+        os.write(fd, b"1")
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    opts = cli.main_parse(argv, "slirp4netns")
+    if isinstance(opts, int):
+        return opts
+    from pasta import supervisor
+    from pasta.errors import PastaError, NotSupportedYet
+    try:
+        if opts.target_type != "netns":
+            raise NotSupportedYet("--target-type=bess")
+        cfg = to_config(opts)
+        state = {}
+
+        def on_ready(engine, translator) -> None:
+            sys.stdout.write(opts.banner())
+            sys.stdout.flush()
+            if opts.exit_fd is not None:
+                def exit_event(_ev: int) -> None:
+                    print("exitfd event", flush=True)
+                    engine.stop(0)
+                engine.add(opts.exit_fd, 1, exit_event)
+            if opts.api_socket is not None:
+                backend = Backend(translator, opts.guest_addr)
+                state["api"] = ApiServer(engine, opts.api_socket,
+                                         api.HostFwdTable(opts.guest_addr), backend)
+            if opts.enable_sandbox or opts.enable_seccomp:
+                from podman_compat import sandbox
+                if opts.enable_sandbox:
+                    sandbox.enter_sandbox()
+                if opts.enable_seccomp:
+                    missing = sandbox.install_seccomp()
+                    print(sandbox.blocked_message(missing), flush=True)
+            if opts.ready_fd is not None:
+                _signal_ready(opts.ready_fd)
+
+        keep = {fd for fd in (opts.exit_fd, opts.ready_fd) if fd is not None}
+        try:
+            return supervisor.run(cfg, on_ready=on_ready, keep_fds=keep)
+        finally:
+            if "api" in state:
+                state["api"].close()
+    except PastaError as e:
+        print(f"pypasta-slirp4netns: {e}", file=sys.stderr)
+        return e.exit_code
+    except OSError as e:
+        print(f"pypasta-slirp4netns: {e.strerror or e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # noqa: BLE001 - a bug: one line, as pypasta's CLI does
+        print(f"pypasta-slirp4netns: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

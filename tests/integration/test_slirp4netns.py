@@ -1,0 +1,308 @@
+"""`pypasta-slirp4netns` driven the way Podman and RootlessKit drive slirp4netns (issue 7).
+
+Each test makes a namespace as the clients do (`unshare --user --map-root-user --net`, as the
+test user for rootless runs), starts the helper on it with slirp4netns's argv and fds, waits for
+`1` on the ready fd, and checks the namespace with real tools (ip, socat, python sockets via
+nsenter) against servers on the host namespace's loopback and on the peer.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from helpers import env
+from helpers.proc import wait_until
+
+PEER4 = "198.18.0.1"
+READY_TIMEOUT_S = 15
+
+
+class SlirpNs:
+    """A namespace and a pypasta-slirp4netns attached to it."""
+
+    def __init__(self, t, user: str):
+        self.t, self.user = t, user
+        self.holder = t.hostns.popen(["unshare", "--user", "--map-root-user", "--net",
+                                      "sleep", "100000"], user=user, name="slirp-ns")
+        host_ns = os.stat(t.host_ns_path).st_ino
+        wait_until(lambda: self._ns_ino() not in (None, host_ns) and self._mapped(), 10,
+                   "namespace created and its uid map written")
+        self.pid = self.holder.pid
+        self.proc = None
+        self._exit_w = None
+
+    def _mapped(self) -> bool:
+        try:
+            with open(f"/proc/{self.holder.pid}/uid_map") as f:
+                return bool(f.read().strip())
+        except OSError:
+            return False
+
+    def _ns_ino(self):
+        try:
+            return os.stat(f"/proc/{self.holder.pid}/ns/net").st_ino
+        except OSError:
+            return None
+
+    def start(self, *opts: str, ready: bool = True, exit_fd: bool = False, target=None,
+              expect_ready: bool = True):
+        """Start the helper with OPTS and PID tap0 (or `target`); wait for the ready fd."""
+        fds, self._exit_w = [], None
+        args = list(opts)
+        if exit_fd:
+            r, self._exit_w = os.pipe()
+            fds.append(r)
+            args += ["-e", str(r)]
+        ready_r = None
+        if ready:
+            ready_r, w = os.pipe()
+            fds.append(w)
+            args += ["-r", str(w)]
+        argv = [env.python_for(self.user), "-m", "podman_compat.slirp4netns", *args,
+                *(target or [str(self.pid), "tap0"])]
+        self.proc = self.t.hostns.popen(argv, user=self.user, name="pypasta-slirp4netns",
+                                        pass_fds=fds)
+        for fd in fds:
+            os.close(fd)
+        if ready_r is not None:
+            got = b""
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while time.monotonic() < deadline:
+                if select.select([ready_r], [], [], 0.1)[0]:
+                    got = os.read(ready_r, 16)
+                    break
+                if self.proc.poll() is not None:
+                    break
+            os.close(ready_r)
+            if expect_ready:
+                assert got == b"1", f"no ready byte ({got!r}): {self.t.logs(self.proc)}"
+        return self.proc
+
+    def hang_up_exit_fd(self) -> None:
+        os.close(self._exit_w)
+        self._exit_w = None
+
+    def ns(self, cmd, check: bool = True, timeout: float = 20, **kw):
+        """Run cmd in the namespace (its network namespace only, as root)."""
+        r = subprocess.run(["nsenter", "-t", str(self.pid), "-n", *cmd], capture_output=True,
+                           text=True, timeout=timeout, env=env.root_env(), **kw)
+        if check:
+            assert r.returncode == 0, f"{cmd}: {r.stdout}{r.stderr}"
+        return r
+
+    def ns_py(self, code: str, **kw):
+        return self.ns([env.python_for("root"), "-c", code], **kw)
+
+    def stop(self) -> int:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(10) if self.proc is not None else None
+
+    def output(self) -> str:
+        return self.t.logs(self.proc)[0]
+
+
+@pytest.fixture
+def slirp(topology, user):
+    made = []
+
+    def make():
+        s = SlirpNs(topology, user)
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        if s.proc is not None and s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait(5)
+        if s._exit_w is not None:
+            os.close(s._exit_w)
+
+
+def _addrs(s: SlirpNs, ifname: str = "tap0") -> dict:
+    link = next(l for l in json.loads(s.ns(["ip", "-j", "addr", "show"]).stdout)
+                if l["ifname"] == ifname)
+    return link
+
+
+def _connect_errno(s: SlirpNs, addr: str, port: int, timeout: float = 3.0):
+    """errno of a TCP connect from the namespace (0: connected), or "timeout"."""
+    code = (f"import socket\ns=socket.socket(); s.settimeout({timeout})\n"
+            f"try:\n    print(s.connect_ex(({addr!r}, {port})))\n"
+            f"except socket.timeout:\n    print('timeout')")
+    out = s.ns_py(code).stdout.strip()
+    if out == "timeout" or int(out) in (errno.EAGAIN, errno.ETIMEDOUT):
+        return "timeout"                # (connect_ex reports a socket timeout as EAGAIN)
+    return int(out)
+
+
+def _host_tcp_server(t, port: int) -> None:
+    t.host_popen(["socat", f"TCP4-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
+                  "SYSTEM:echo host-tcp"], name="host-tcp")
+    t.wait_listening("host", port)
+
+
+def test_configure_ready_banner_and_exit_fd(slirp):
+    """podman's argv: -c sets 10.0.2.100/24 via 10.0.2.2, the MTU, tap0 and lo up before `1`
+    arrives on the ready fd; a hang-up on the exit fd ends the helper with status 0."""
+    s = slirp()
+    s.start("--disable-host-loopback", "--mtu=65520", "-c", exit_fd=True)
+    link = _addrs(s)
+    assert link["mtu"] == 65520 and "UP" in link["flags"]
+    assert {(a["local"], a["prefixlen"]) for a in link["addr_info"] if a["family"] == "inet"} \
+        == {("10.0.2.100", 24)}
+    routes = json.loads(s.ns(["ip", "-j", "-4", "route", "show", "default"]).stdout)
+    assert routes and routes[0]["gateway"] == "10.0.2.2" and routes[0]["dev"] == "tap0"
+    lo = _addrs(s, "lo")
+    assert "UP" in lo["flags"]
+    s.hang_up_exit_fd()
+    assert s.proc.wait(10) == 0
+    out = s.output()
+    assert "Starting slirp" in out and "* Recommended IP:  10.0.2.100" in out
+    assert "exitfd event" in out
+
+
+def test_cidr_mtu_and_sigterm(slirp):
+    s = slirp()
+    s.start("--mtu", "1500", "--cidr", "10.0.3.0/24", "--configure")
+    link = _addrs(s)
+    assert link["mtu"] == 1500
+    assert ("10.0.3.100", 24) in {(a["local"], a["prefixlen"]) for a in link["addr_info"]}
+    routes = json.loads(s.ns(["ip", "-j", "-4", "route", "show", "default"]).stdout)
+    assert routes[0]["gateway"] == "10.0.3.2"
+    assert s.stop() == 0
+
+
+def test_outbound_tcp_and_udp_reach_the_peer(slirp):
+    s = slirp()
+    s.start("-c", "--disable-host-loopback")
+    s.t.peer_popen(["socat", f"TCP4-LISTEN:7040,bind={PEER4},fork,reuseaddr",
+                    "SYSTEM:echo peer-tcp"], name="peer-tcp")
+    s.t.peer_popen(["socat", f"UDP4-LISTEN:7041,bind={PEER4},fork,reuseaddr", "PIPE"],
+                   name="peer-udp")
+    s.t.wait_listening("peer", 7040)
+    s.t.wait_listening("peer", 7041, proto="udp")
+    assert s.ns(["socat", "-T", "5", "-", f"TCP4:{PEER4}:7040"]).stdout == "peer-tcp\n"
+    r = s.ns(["socat", "-T", "3", "-", f"UDP4:{PEER4}:7041"], input="ping\n")
+    assert r.stdout == "ping\n"
+
+
+def test_host_loopback_as_gateway_unless_disabled(slirp):
+    """10.0.2.2 is the host's 127.0.0.1 by default (TCP and UDP); with
+    --disable-host-loopback a connect fails at once with ENETUNREACH, as slirp4netns's."""
+    s = slirp()
+    t = s.t
+    _host_tcp_server(t, 7042)
+    t.host_popen(["socat", "UDP4-LISTEN:7043,bind=127.0.0.1,fork,reuseaddr", "PIPE"],
+                 name="host-udp")
+    t.wait_listening("host", 7043, proto="udp")
+    s.start("-c")
+    assert s.ns(["socat", "-T", "5", "-", "TCP4:10.0.2.2:7042"]).stdout == "host-tcp\n"
+    assert s.ns(["socat", "-T", "3", "-", "UDP4:10.0.2.2:7043"], input="u\n").stdout == "u\n"
+    assert s.stop() == 0
+
+    s2 = slirp()
+    s2.start("-c", "--disable-host-loopback")
+    assert _connect_errno(s2, "10.0.2.2", 7042) == errno.ENETUNREACH
+
+
+def test_disable_dns_makes_the_dns_address_a_black_hole(slirp):
+    s = slirp()
+    s.start("-c", "--disable-dns", "--disable-host-loopback")
+    assert _connect_errno(s, "10.0.2.3", 53, timeout=2.0) == "timeout"
+
+
+def _api(s: SlirpNs, path: str, req) -> dict:
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(5)
+    c.connect(path)
+    c.sendall((json.dumps(req) if not isinstance(req, bytes) else req.decode()).encode()
+              + b"\n")
+    c.shutdown(socket.SHUT_WR)
+    data = c.recv(2048)
+    c.close()
+    return json.loads(data)
+
+
+def test_api_socket_forwards_keep_the_peer_address_and_udp_replies(slirp):
+    """add_hostfwd/list_hostfwd/remove_hostfwd as Podman and rootlessctl send them: a TCP
+    forward from the peer shows the peer's own address in the namespace; a UDP forward used
+    from the host's loopback answers even with --disable-host-loopback (slirp4netns drops
+    those replies, containers/podman#4586)."""
+    s = slirp()
+    t = s.t
+    api = os.path.join(t.workdir, f"api-{s.user}.sock")
+    s.start("-c", "--disable-host-loopback", "--api-socket", api)
+    s.ns(["ip", "link", "show", "tap0"])
+    t_srv = subprocess.Popen(["nsenter", "-t", str(s.pid), "-n", "socat",
+                              "TCP4-LISTEN:80,fork,reuseaddr", "SYSTEM:echo $SOCAT_PEERADDR"],
+                             env=env.root_env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    u_srv = subprocess.Popen(["nsenter", "-t", str(s.pid), "-n", "socat",
+                              "UDP4-LISTEN:53,fork,reuseaddr", "PIPE"],
+                             env=env.root_env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: ":80 " in s.ns(["ss", "-Hltn"]).stdout, 10, "tcp server in ns")
+        wait_until(lambda: ":53 " in s.ns(["ss", "-Hlun"]).stdout, 10, "udp server in ns")
+        r1 = _api(s, api, {"execute": "add_hostfwd", "arguments": {
+            "proto": "tcp", "host_addr": "0.0.0.0", "host_port": 7050, "guest_addr": "",
+            "guest_port": 80}})
+        r2 = _api(s, api, {"execute": "add_hostfwd", "arguments": {
+            "proto": "udp", "host_addr": "127.0.0.1", "host_port": 7051,
+            "guest_addr": "10.0.2.100", "guest_port": 53}})
+        assert r1 == {"return": {"id": 1}} and r2 == {"return": {"id": 2}}
+        busy = _api(s, api, {"execute": "add_hostfwd", "arguments": {
+            "proto": "tcp", "host_addr": "0.0.0.0", "host_port": 7050, "guest_port": 80}})
+        assert busy == {"error": {"desc": "bad request: add_hostfwd: slirp_add_hostfwd failed"}}
+        listed = _api(s, api, {"execute": "list_hostfwd"})
+        assert [(e["id"], e["proto"], e["host_port"], e["guest_addr"], e["guest_port"])
+                for e in listed["entries"]] == [(1, "tcp", 7050, "10.0.2.100", 80),
+                                                (2, "udp", 7051, "10.0.2.100", 53)]
+        got = t.peer(["socat", "-T", "5", "-", f"TCP4:{t.host_ip4}:7050"]).stdout
+        assert got.strip() == t.peer_ip4                     # the real source address
+        got = t.host(["socat", "-T", "3", "-", "UDP4:127.0.0.1:7051"], input="dns?\n").stdout
+        assert got == "dns?\n"
+        assert _api(s, api, {"execute": "remove_hostfwd", "arguments": {"id": 1}}) == \
+            {"return": {}}
+        r = t.peer(["socat", "-T", "2", "-", f"TCP4:{t.host_ip4}:7050"], check=False)
+        assert r.returncode != 0                             # refused: the listener is gone
+        bad = _api(s, api, b"{nonsense")
+        assert bad == {"error": {"desc": "bad request: cannot parse JSON"}}
+    finally:
+        t_srv.kill()
+        u_srv.kill()
+        t_srv.wait()
+        u_srv.wait()
+
+
+def test_existing_persistent_tap_as_rootlesskit_creates_it(slirp):
+    """RootlessKit creates tap0 (persistent) and configures it itself; the helper only
+    attaches: `--mtu 65520 -r 3 PID tap0`, options as separate words."""
+    s = slirp()
+    # As RootlessKit: from the parent, into the child's user and network namespaces (root
+    # needs no user namespace: it has every capability over the child's netns already).
+    pre = ["nsenter", "-t", str(s.pid), "-n"]
+    if s.user == "rootless":
+        pre += ["-U", "--preserve-credentials"]
+    cmds = [["ip", "tuntap", "add", "name", "tap0", "mode", "tap"],
+            ["ip", "link", "set", "lo", "up"], ["ip", "link", "set", "tap0", "up"],
+            ["ip", "link", "set", "dev", "tap0", "mtu", "65520"],
+            ["ip", "addr", "add", "10.0.2.100/24", "dev", "tap0"],
+            ["ip", "route", "add", "default", "via", "10.0.2.2", "dev", "tap0"]]
+    for c in cmds:
+        s.t.hostns.run(pre + c, user=s.user)
+    s.start("--mtu", "65520")
+    _host_tcp_server(s.t, 7044)
+    assert s.ns(["socat", "-T", "5", "-", "TCP4:10.0.2.2:7044"]).stdout == "host-tcp\n"
+    assert s.stop() == 0
+    assert "tap0" in s.ns(["ip", "link", "show", "tap0"]).stdout    # still RootlessKit's
