@@ -20,8 +20,11 @@ VENV=/opt/pypasta-venv
 STAMPS=/var/lib/pypasta-test
 PYTHON=${PYTHON:-python3}
 
-APT_PKGS=(iproute2 busybox socat iputils-ping isc-dhcp-client tcpdump tmux iperf3 curl dnsmasq-base
-          procps psmisc passt slirp4netns python3-venv util-linux)
+# busybox-static rather than busybox (they conflict): the same applets, and the static binary is
+# what the locally built container image for the Podman tests is made of.
+APT_PKGS=(iproute2 busybox-static socat iputils-ping isc-dhcp-client tcpdump tmux iperf3 curl
+          dnsmasq-base procps psmisc passt slirp4netns python3-venv util-linux
+          podman crun conmon uidmap rootlesskit)
 
 die() { echo "install-deps.sh: $*" >&2; exit 1; }
 

@@ -29,11 +29,13 @@ SRC_PREFIX = "pypasta-test-src-"
 
 # Tools the integration tests drive, with the Debian package that ships each.
 REQUIRED_TOOLS = {
-    "ip": "iproute2", "busybox": "busybox", "socat": "socat", "ping": "iputils-ping",
+    "ip": "iproute2", "busybox": "busybox-static", "socat": "socat", "ping": "iputils-ping",
     "dhclient": "isc-dhcp-client", "tcpdump": "tcpdump", "tmux": "tmux", "iperf3": "iperf3",
     "curl": "curl", "dnsmasq": "dnsmasq-base", "ps": "procps", "killall": "psmisc",
     "passt": "passt", "pasta": "passt", "slirp4netns": "slirp4netns",
     "setpriv": "util-linux", "nsenter": "util-linux",
+    "podman": "podman", "crun": "crun", "conmon": "conmon", "newuidmap": "uidmap",
+    "rootlesskit": "rootlesskit", "rootlessctl": "rootlesskit",
 }
 TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
