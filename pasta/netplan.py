@@ -257,9 +257,11 @@ def _plan_v4(cfg: C.Config, snap: HostSnapshot, link: Optional[HostLink]) -> Fam
 
 
 def _plan_v6(cfg: C.Config, snap: HostSnapshot, link: Optional[HostLink]) -> FamilyPlan:
-    if link is None:
+    if link is None and (cfg.addr6 is None or cfg.gw6 is None):
         return FamilyPlan()
-    mine = [a for a in snap.addrs if a.family == AF_INET6 and a.index == link.index
+    # Without a template (a host with no IPv6, e.g. for slirp4netns's fd00::/64): an explicit
+    # address and gateway are enough, as for IPv4.
+    mine = [a for a in snap.addrs if link and a.family == AF_INET6 and a.index == link.index
             and not a.flags & IFA_F_DEPRECATED]
     glob = [a for a in mine if a.scope == RT_SCOPE_UNIVERSE]
     lls = [a for a in mine if a.scope == RT_SCOPE_LINK]
@@ -271,7 +273,7 @@ def _plan_v6(cfg: C.Config, snap: HostSnapshot, link: Optional[HostLink]) -> Fam
     else:
         addr, prefix = None, None
     gw = cfg.gw6
-    if gw is None:
+    if gw is None and link is not None:
         g = _gateway(snap, AF_INET6, link.index)
         gw = ipaddress.IPv6Address(g.split("%")[0]) if g else None
     if gw is not None and gw.is_link_local:
@@ -283,9 +285,10 @@ def _plan_v6(cfg: C.Config, snap: HostSnapshot, link: Optional[HostLink]) -> Fam
     if addr is None or our_ll is None:
         return FamilyPlan()
     copying_addrs = cfg.addr6 is None and not cfg.no_copy_addrs
-    copying_routes = cfg.gw6 is None and not cfg.no_copy_routes
+    copying_routes = cfg.gw6 is None and not cfg.no_copy_routes and link is not None
     return FamilyPlan(
-        enabled=True, template=link.name, template_index=link.index, addr=addr, prefix=prefix,
+        enabled=True, template=link.name if link else None,
+        template_index=link.index if link else None, addr=addr, prefix=prefix,
         gw=gw, our_ll=our_ll,
         copy_addrs=tuple(glob) if copying_addrs else (),
         copy_routes=_routes_through(snap, AF_INET6, link.index) if copying_routes else (),

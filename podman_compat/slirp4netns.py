@@ -219,8 +219,11 @@ def main(argv=None) -> int:
     opts = cli.main_parse(argv, "slirp4netns")
     if isinstance(opts, int):
         return opts
+    # Everything is imported now: inside the sandbox the Python installation is out of sight.
     from pasta import supervisor
     from pasta.errors import PastaError, NotSupportedYet
+    from podman_compat import sandbox
+    import encodings.idna  # noqa: F401 - used by socket calls with host names, lazily
     try:
         if opts.target_type != "netns":
             raise NotSupportedYet("--target-type=bess")
@@ -239,13 +242,12 @@ def main(argv=None) -> int:
                 backend = Backend(translator, opts.guest_addr)
                 state["api"] = ApiServer(engine, opts.api_socket,
                                          api.HostFwdTable(opts.guest_addr), backend)
-            if opts.enable_sandbox or opts.enable_seccomp:
-                from podman_compat import sandbox
-                if opts.enable_sandbox:
-                    sandbox.enter_sandbox()
-                if opts.enable_seccomp:
-                    missing = sandbox.install_seccomp()
-                    print(sandbox.blocked_message(missing), flush=True)
+            if opts.enable_sandbox:
+                sandbox.enter_sandbox()         # needs prctl and unshare: before seccomp
+            if opts.enable_seccomp:
+                missing = sandbox.install_seccomp()
+                print(sandbox.blocked_message(n for n in sandbox.BLOCKED_SYSCALLS
+                                              if n not in missing), flush=True)
             if opts.ready_fd is not None:
                 _signal_ready(opts.ready_fd)
 

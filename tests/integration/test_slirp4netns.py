@@ -33,9 +33,11 @@ class SlirpNs:
         self.t, self.user = t, user
         self.holder = t.hostns.popen(["unshare", "--user", "--map-root-user", "--net",
                                       "sleep", "100000"], user=user, name="slirp-ns")
-        host_ns = os.stat(t.host_ns_path).st_ino
-        wait_until(lambda: self._ns_ino() not in (None, host_ns) and self._mapped(), 10,
-                   "namespace created and its uid map written")
+        # A new user namespace (not just "another netns": before `ip netns exec` has switched,
+        # the process is still in pytest's) whose uid map is written.
+        own = os.stat("/proc/self/ns/user").st_ino
+        wait_until(lambda: self._ns_ino("user") not in (None, own) and self._mapped(), 10,
+                   "user namespace created and its uid map written")
         self.pid = self.holder.pid
         self.proc = None
         self._exit_w = None
@@ -47,9 +49,9 @@ class SlirpNs:
         except OSError:
             return False
 
-    def _ns_ino(self):
+    def _ns_ino(self, kind: str = "net"):
         try:
-            return os.stat(f"/proc/{self.holder.pid}/ns/net").st_ino
+            return os.stat(f"/proc/{self.holder.pid}/ns/{kind}").st_ino
         except OSError:
             return None
 
@@ -155,7 +157,8 @@ def test_configure_ready_banner_and_exit_fd(slirp):
     """podman's argv: -c sets 10.0.2.100/24 via 10.0.2.2, the MTU, tap0 and lo up before `1`
     arrives on the ready fd; a hang-up on the exit fd ends the helper with status 0."""
     s = slirp()
-    s.start("--disable-host-loopback", "--mtu=65520", "-c", exit_fd=True)
+    s.start("--disable-host-loopback", "--mtu=65520", "--enable-sandbox", "--enable-seccomp",
+            "--enable-ipv6", "-c", exit_fd=True)
     link = _addrs(s)
     assert link["mtu"] == 65520 and "UP" in link["flags"]
     assert {(a["local"], a["prefixlen"]) for a in link["addr_info"] if a["family"] == "inet"} \
@@ -164,6 +167,18 @@ def test_configure_ready_banner_and_exit_fd(slirp):
     assert routes and routes[0]["gateway"] == "10.0.2.2" and routes[0]["dev"] == "tap0"
     lo = _addrs(s, "lo")
     assert "UP" in lo["flags"]
+    # --enable-ipv6: fd00::/64 with a default route via fe80::2, as slirp4netns's
+    assert any(a["family"] == "inet6" and a["local"].startswith("fd00::")
+               for a in link["addr_info"])
+    r6 = json.loads(s.ns(["ip", "-j", "-6", "route", "show", "default"]).stdout)
+    assert r6 and r6[0]["gateway"] == "fe80::2"
+    # --enable-sandbox --enable-seccomp: filter on, no new privileges, only CAP_NET_BIND_SERVICE,
+    # and a mount namespace of its own
+    status = dict(line.split(":\t", 1) for line in
+                  open(f"/proc/{s.proc.pid}/status").read().splitlines() if ":\t" in line)
+    assert status["Seccomp"].strip() == "2" and status["NoNewPrivs"].strip() == "1"
+    assert int(status["CapEff"], 16) == 1 << 10
+    assert os.readlink(f"/proc/{s.proc.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
     s.hang_up_exit_fd()
     assert s.proc.wait(10) == 0
     out = s.output()
@@ -241,7 +256,8 @@ def test_api_socket_forwards_keep_the_peer_address_and_udp_replies(slirp):
     s = slirp()
     t = s.t
     api = os.path.join(t.workdir, f"api-{s.user}.sock")
-    s.start("-c", "--disable-host-loopback", "--api-socket", api)
+    s.start("-c", "--disable-host-loopback", "--enable-sandbox", "--enable-seccomp",
+            "--api-socket", api)
     s.ns(["ip", "link", "show", "tap0"])
     t_srv = subprocess.Popen(["nsenter", "-t", str(s.pid), "-n", "socat",
                               "TCP4-LISTEN:80,fork,reuseaddr", "SYSTEM:echo $SOCAT_PEERADDR"],
