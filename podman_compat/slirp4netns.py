@@ -214,9 +214,25 @@ def _signal_ready(fd: int) -> None:
     os.close(fd)
 
 
+def interface_addr(name: str, family: int):
+    """First address of interface `name` (family 4 or 6) in this netns, for
+    `--outbound-addr=IFNAME` as slirp4netns resolves it (getifaddrs); None if it has none."""
+    from pasta import netlink, netplan
+    try:
+        snap = netlink.host_snapshot()
+    except Exception:                   # noqa: BLE001 - reported as "not an address or name"
+        return None
+    fam = netplan.AF_INET if family == 4 else netplan.AF_INET6
+    index = next((link.index for link in snap.links if link.name == name), None)
+    for a in snap.addrs:
+        if a.index == index and a.family == fam:
+            return a.address
+    return None
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    opts = cli.main_parse(argv, "slirp4netns")
+    opts = cli.main_parse(argv, "slirp4netns", interface_addr=interface_addr)
     if isinstance(opts, int):
         return opts
     # Everything is imported now: inside the sandbox the Python installation is out of sight.

@@ -322,3 +322,55 @@ def test_existing_persistent_tap_as_rootlesskit_creates_it(slirp):
     assert s.ns(["socat", "-T", "5", "-", "TCP4:10.0.2.2:7044"]).stdout == "host-tcp\n"
     assert s.stop() == 0
     assert "tap0" in s.ns(["ip", "link", "show", "tap0"]).stdout    # still RootlessKit's
+
+
+def test_outbound_addr_as_address_and_interface_name(slirp):
+    s = slirp()
+    t = s.t
+    t.hostns.run(["ip", "addr", "add", "198.51.100.9/24", "dev", "eth0", "nodad"])
+    t.peer_popen(["socat", f"TCP4-LISTEN:7045,bind={PEER4},fork,reuseaddr",
+                  "SYSTEM:echo $SOCAT_PEERADDR"], name="peer-addr")
+    t.wait_listening("peer", 7045)
+    s.start("-c", "--outbound-addr=198.51.100.9")
+    assert s.ns(["socat", "-T", "5", "-", f"TCP4:{PEER4}:7045"]).stdout == "198.51.100.9\n"
+    assert s.stop() == 0
+    s2 = slirp()
+    s2.start("-c", "--outbound-addr", "eth0")        # its first address, as getifaddrs
+    assert s2.ns(["socat", "-T", "5", "-", f"TCP4:{PEER4}:7045"]).stdout == f"{t.host_ip4}\n"
+    assert s2.stop() == 0
+    assert f"* Outbound IPv4:    {t.host_ip4}" in s2.output()
+
+
+def test_netns_path_userns_path_and_macaddress(slirp):
+    """`--netns-type=path PATH --userns-path=PATH`, ready fd before the exit fd's number."""
+    s = slirp()
+    s.start("--netns-type=path", f"--userns-path=/proc/{s.pid}/ns/user",
+            "--macaddress=02:00:00:00:00:42", "-c",
+            target=[f"/proc/{s.pid}/ns/net", "tap0"])
+    link = _addrs(s)
+    assert link["address"] == "02:00:00:00:00:42"
+    assert ("10.0.2.100", 24) in {(a["local"], a["prefixlen"]) for a in link["addr_info"]}
+
+
+def test_udp_8000_flood_at_mtu_1500_and_a_connect_storm(slirp):
+    """slirp4netns crashes on an 8000-byte UDP flood at MTU 1500 and grows past 1 GB under a
+    connect storm: the helper stays up, keeps forwarding, and its memory stays flat."""
+    s = slirp()
+    t = s.t
+    t.peer_popen(["socat", f"TCP4-LISTEN:7046,bind={PEER4},fork,reuseaddr", "SYSTEM:true"],
+                 name="peer-cc")
+    t.wait_listening("peer", 7046)
+    s.start("-c", "--mtu=1500", "--disable-host-loopback")
+    flood = (f"import socket, time\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+             f"end = time.monotonic() + 2\nn = 0\nwhile time.monotonic() < end:\n"
+             f"    u.sendto(b'x' * 8000, ({PEER4!r}, 7047)); n += 1\nprint(n)")
+    assert int(s.ns_py(flood).stdout) > 1000
+    rss = lambda: int(next(l for l in open(f"/proc/{s.proc.pid}/status")
+                           if l.startswith("VmRSS:")).split()[1]) // 1024
+    before = rss()
+    storm = (f"import socket\nfor i in range(3000):\n    c = socket.create_connection("
+             f"({PEER4!r}, 7046), timeout=5)\n    c.recv(1)\n    c.close()\nprint('done')")
+    assert s.ns_py(storm, timeout=120).stdout.strip() == "done"
+    assert s.proc.poll() is None
+    after = rss()
+    assert after <= 40 and after - before <= 4, (before, after)
