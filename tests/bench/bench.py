@@ -88,10 +88,11 @@ class Tool:
             api = os.path.join(self.t.workdir, "slirp.sock")
             if os.path.exists(api):
                 os.unlink(api)
-            # Until unshare has run, the process is still in the host's namespaces (and
-            # slirp4netns would fail to join them): wait for a netns that is not the host's.
-            host_ns = f"net:[{os.stat(self.t.host_ns_path).st_ino}]"
-            wait_until(lambda: _netns(self.nspid) not in (None, host_ns) or
+            # Wait for the new *user* namespace: before `ip netns exec` has switched, the
+            # process is still in this process's namespaces, whose netns is not the topology's
+            # host netns either (slirp4netns would then configure a tap in the wrong one).
+            own = os.readlink("/proc/self/ns/user")
+            wait_until(lambda: _userns(self.nspid) not in (None, own) or
                        self.proc.poll() is not None, 10, "slirp namespace", interval=0.0005)
             self.slirp = self.t.hostns.popen(
                 ["slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
@@ -179,6 +180,13 @@ class Tool:
     def addr(self) -> str:
         """Where the peer reaches the namespace's forwarded ports."""
         return self.t.host_ip4
+
+
+def _userns(pid: int):
+    try:
+        return os.readlink(f"/proc/{pid}/ns/user")
+    except OSError:
+        return None
 
 
 def _netns(pid: int):
