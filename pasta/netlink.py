@@ -150,7 +150,8 @@ def _route_from_msg(m) -> P.HostRoute:
 
 
 def snapshot_from(nl: _Rtnl) -> P.HostSnapshot:
-    links = tuple(P.HostLink(m["index"], m.get("IFLA_IFNAME"), m.get("IFLA_MTU") or 0)
+    links = tuple(P.HostLink(m["index"], m.get("IFLA_IFNAME"), m.get("IFLA_MTU") or 0,
+                             m.get("IFLA_ADDRESS") or "")
                   for m in nl.dump(ifinfmsg, RTM_GETLINK))
     addrs = []
     for m in nl.dump(ifaddrmsg, RTM_GETADDR):

@@ -54,6 +54,7 @@ class HostLink:
     index: int
     name: str
     mtu: int = 1500
+    mac: str = ""
 
 
 @dataclass(frozen=True)
