@@ -1,9 +1,12 @@
 """Podman 4.3 on the hermetic topology, with pypasta-slirp4netns as its network helper.
 
-- Podman runs in the topology's host namespace, as root or as the test user, through
-  `ip netns exec`, whose private mount namespace gets a cgroup v1 view (crun 1.8 refuses this
-  machine's hybrid layout, where cgroup v2 holds hugetlb; real-clients.md section 5): the
-  machine's own mounts are never touched.
+- Podman runs in the topology's host namespace, as root or as the test user, in one mount
+  namespace per Podman object: a holder process started through `ip netns exec` (a private
+  mount namespace) mounts a cgroup v1 view there (crun 1.8 refuses this machine's hybrid layout,
+  where cgroup v2 holds hugetlb; real-clients.md section 5), and every podman command enters
+  its mount and network namespaces. One mount namespace for all of them matters: Podman's
+  bind mounts of container netns files, made by one command, must be seen by the next (the
+  teardown that runs the network helpers' DEL). The machine's own mounts are never touched.
 - `CONTAINERS_CONF` points at a file of the test's own (it replaces every other
   containers.conf): cgroupfs, rlimits within this machine's hard limits (root), and
   `network_cmd_path` = a wrapper that runs pypasta-slirp4netns from the sources the user can
@@ -15,6 +18,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -23,7 +27,7 @@ import tempfile
 from typing import Optional
 
 from helpers import env
-from helpers.proc import alive
+from helpers.proc import alive, wait_until
 
 IMAGE = "localhost/pypasta-busybox"
 INDEX = "pypasta busybox httpd\n"
@@ -85,7 +89,9 @@ def image_tar() -> str:
 class Podman:
     """`podman` for one user in one topology's host namespace."""
 
-    def __init__(self, t, user: str):
+    def __init__(self, t, user: str, cni: bool = False):
+        """`cni`: the CNI backend, with one network "pypasta" whose conflist uses pypasta-cni
+        (installed as runtimes find plugins: an executable in `cni_plugin_dirs`)."""
         self.t, self.user = t, user
         self.pids = os.path.join(t.workdir, f"helper-pids-{user}")
         self.wrapper = os.path.join(t.workdir, f"pypasta-slirp4netns-{user}")
@@ -97,16 +103,60 @@ class Podman:
                     f"exec {env.python_for(user)} -m podman_compat.slirp4netns \"$@\"\n")
         os.chmod(self.wrapper, 0o755)
         self.netns_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+        self.holder = t.hostns.popen(["sh", "-c", f"{CGROUP_V1} && exec sleep 100000"],
+                                     name=f"podman-mntns-{user}")
+        wait_until(lambda: self._holder_ready(), 10, "podman mount namespace")
         self.conf = os.path.join(t.workdir, f"containers-{user}.conf")
         limits = ('default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
                   if user == "root" else "")
+        network = ""
+        if cni:
+            network = self._cni_files(src)
         with open(self.conf, "w") as f:
             f.write(f"[containers]\n{limits}[engine]\ncgroup_manager = \"cgroupfs\"\n"
-                    f"network_cmd_path = \"{self.wrapper}\"\n")
+                    f"network_cmd_path = \"{self.wrapper}\"\n{network}")
         os.chmod(self.conf, 0o644)
         if user not in _imported:
             self.run(["import", image_tar(), IMAGE], timeout=120)
             _imported.add(user)
+
+    def _cni_files(self, src: str) -> str:
+        """The plugin directory, the conflist and the runtime state directory; returns the
+        containers.conf [network] section."""
+        w = self.t.workdir
+        bin_dir = os.path.join(w, f"cni-bin-{self.user}")
+        net_dir = os.path.join(w, f"cni-net-{self.user}")
+        self.cni_state = os.path.join(w, f"cni-state-{self.user}")
+        for d in (bin_dir, net_dir):
+            os.makedirs(d, exist_ok=True)
+        plugin = os.path.join(bin_dir, "pypasta-cni")
+        with open(plugin, "w") as f:
+            f.write(f"#!/bin/sh\nexport PYTHONPATH={src}\n"
+                    f"exec {env.python_for(self.user)} -m cni.plugin \"$@\"\n")
+        os.chmod(plugin, 0o755)
+        with open(os.path.join(net_dir, "pypasta.conflist"), "w") as f:
+            json.dump({"cniVersion": "1.0.0", "name": "pypasta", "plugins": [
+                {"type": "pypasta-cni", "runtimeDir": self.cni_state,
+                 "capabilities": {"portMappings": True}}]}, f)
+        if self.user == "rootless":
+            pw = env.pw_test_user()
+            for d in (bin_dir, net_dir):
+                os.chown(d, pw.pw_uid, pw.pw_gid)
+        os.chmod(net_dir, 0o755)
+        return (f"[network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [\"{bin_dir}\"]\n"
+                f"network_config_dir = \"{net_dir}\"\n")
+
+    def _holder_ready(self) -> bool:
+        if self.holder.poll() is not None:
+            raise AssertionError(f"podman mount namespace holder died: {self.t.logs(self.holder)}")
+        try:
+            with open(f"/proc/{self.holder.pid}/comm") as f:
+                if f.read().strip() != "sleep":
+                    return False
+            with open(f"/proc/{self.holder.pid}/mounts") as f:
+                return " /sys/fs/cgroup/systemd " in f.read()
+        except OSError:
+            return False
 
     def argv(self, args: list[str]) -> list[str]:
         envs = [f"CONTAINERS_CONF={self.conf}", f"PATH={env.TOOL_PATH}"]
@@ -115,9 +165,8 @@ class Podman:
             pw = env.pw_test_user()
             pre = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups"]
             envs += [f"HOME={pw.pw_dir}", f"XDG_RUNTIME_DIR=/run/user/{pw.pw_uid}"]
-        script = f'{CGROUP_V1} && exec "$@"'
-        return ["ip", "netns", "exec", self.t.host_ns, "sh", "-c", script, "sh", *pre,
-                "env", "-i", *envs, "podman", *args]
+        return ["nsenter", "-t", str(self.holder.pid), "-m", "-n", *pre, "env", "-i", *envs,
+                "podman", *args]
 
     def run(self, args: list[str], timeout: float = 90, check: bool = True,
             **kw) -> subprocess.CompletedProcess:
