@@ -66,6 +66,8 @@ _WRITE_DROP_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.ENOBUFS, errno.ENOSPC, er
                       errno.ENETDOWN, errno.ENXIO}
 
 
+ICMP_ERR_RATE = 1000        # ICMP errors we send per second at most (token bucket)...
+ICMP_ERR_BURST = 50         # ...and at once
 READ_GROW = 8               # full tap reads in a row before the read limit doubles
 
 
@@ -78,6 +80,8 @@ class TapLink:
         self.ctx = ctx
         self.rules = rules
         self.filtered = rules.filtered      # usually empty: one truth test per frame
+        self._icmp_tokens = float(ICMP_ERR_BURST)
+        self._icmp_last = 0.0
         self.pcap = pcap
         self.vnet = tap.vnet_hdr
         self.csum_offload = csum_offload and tap.vnet_hdr
@@ -277,18 +281,46 @@ class TapLink:
     def _filtered(self, buf, f, v6: bool) -> bool:
         """A frame to a destination the configuration makes unreachable or a black hole:
         dropped or answered (True), unless it belongs to a flow that exists already (False):
-        replies to a forwarded port's client that the namespace sees as the gateway."""
-        if f.proto == IPPROTO_UDP and self.udp is not None:
+        replies to a forwarded port's client that the namespace sees as the gateway, and the
+        control plane (DHCP, NDP), which the responders answer as for any address.
+
+        An echo request is answered here, as libslirp answers pings to its gateway and DNS
+        addresses whatever the other flags; ICMP errors go only to unicast frames, at most
+        ICMP_ERR_BURST at once and ICMP_ERR_RATE a second (RFC 1122 3.2.2, RFC 4443 2.4)."""
+        if f.proto == IPPROTO_UDP:
             u = parse_udp(buf, f.l4_off, f.end)
-            if self.udp.table.get((v6, f.src, u.sport, f.dst, u.dport)) is not None:
+            if u.dport == DHCP_SERVER_PORT:
                 return False
+            if self.udp is not None and \
+                    self.udp.table.get((v6, f.src, u.sport, f.dst, u.dport)) is not None:
+                return False
+        elif v6 and f.proto == IPPROTO_ICMPV6 and f.l4_off < f.end and \
+                ND_ROUTER_SOLICIT <= buf[f.l4_off] <= ND_REDIRECT:
+            return False
         elif f.proto == IPPROTO_TCP and self.tcp is not None:
             t = parse_tcp(buf, f.l4_off, f.end)
             if (v6, f.src, t.sport, f.dst, t.dport) in self.tcp.flows:
                 return False
+        if f.l4_off < f.end and (
+                (not v6 and f.proto == IPPROTO_ICMP and buf[f.l4_off] == ICMP_ECHO) or
+                (v6 and f.proto == IPPROTO_ICMPV6 and buf[f.l4_off] == ICMPV6_ECHO_REQUEST)):
+            self._echo_reply(buf, f, v6)
+            return True
         if self.filtered[f.dst] == fwd.FILTER_DROP:
             self.drop("filtered destination")
             return True
+        eth = f.eth_off
+        if buf[eth] & 1:
+            self.drop("filtered destination")   # link-layer multicast or broadcast
+            return True
+        now = self.engine.now
+        self._icmp_tokens = min(ICMP_ERR_BURST,
+                                self._icmp_tokens + (now - self._icmp_last) * ICMP_ERR_RATE)
+        self._icmp_last = now
+        if self._icmp_tokens < 1:
+            self.drop("icmp error rate limit")
+            return True
+        self._icmp_tokens -= 1
         icmp_error = f.l4_off < f.end and (
             (not v6 and f.proto == IPPROTO_ICMP and buf[f.l4_off] != ICMP_ECHO) or
             (v6 and f.proto == IPPROTO_ICMPV6 and buf[f.l4_off] < 128))
@@ -309,6 +341,17 @@ class TapLink:
         self.stats["icmp_unreachable_sent"] = self.stats.get("icmp_unreachable_sent", 0) + 1
         self.send_bytes(frame)
         return True
+
+    def _echo_reply(self, buf, f, v6: bool) -> None:
+        """Answer an echo request for one of the filtered addresses ourselves."""
+        body = bytes(buf[f.l4_off + 4:f.end])            # identifier, sequence, data
+        if v6:
+            frame = build_icmp6_frame(self.guest_mac, self.our_mac, f.dst, f.src, 129, 0, body,
+                                      vnet=self.vnet, csum_offload=self.csum_offload)
+        else:
+            frame = build_icmp4_frame(self.guest_mac, self.our_mac, f.dst, f.src, 0, 0, body,
+                                      vnet=self.vnet, csum_offload=self.csum_offload)
+        self.send_bytes(frame)
 
     def _dhcp(self, buf, u) -> None:
         req = bytes(buf[u.payload_off:u.end])

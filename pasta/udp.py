@@ -293,13 +293,14 @@ class UdpFlows:
             self.stats["udp_to_ns"] += 1
 
     # ----------------------------------------------------------------- -u listeners
-    def bind_listener(self, v6: bool, addr, ifname, port: int, delta: int) -> None:
+    def bind_listener(self, v6: bool, addr, ifname, port: int, delta: int,
+                      reuse: bool = True) -> None:
         """One -u listening socket (`portspec.apply` calls this for every port and family)."""
         family = socket.AF_INET6 if v6 else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
                              | socket.SOCK_CLOEXEC)
         try:
-            prepare_socket(sock, v6, self.freebind, ifname)
+            prepare_socket(sock, v6, self.freebind, ifname, reuse)
             host = str(addr) if addr is not None else ("::" if v6 else "0.0.0.0")
             sock.bind((host, port))
         except OSError:
@@ -407,9 +408,14 @@ class UdpFlows:
             self._sweeper.cancel()
 
 
-def prepare_socket(sock, v6: bool, freebind: bool = False, ifname=None) -> None:
-    """Options of every UDP socket: address reuse, v6-only, large buffers, freebind, device."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def prepare_socket(sock, v6: bool, freebind: bool = False, ifname=None,
+                   reuse: bool = True) -> None:
+    """Options of every UDP socket: address reuse, v6-only, large buffers, freebind, device.
+
+    `reuse=False` (API forwards, as libslirp): a port another socket holds is EADDRINUSE
+    instead of a second socket sharing it."""
+    if reuse:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if v6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     # Reassembled datagrams cost about twice their size in buffer accounting (one skb per

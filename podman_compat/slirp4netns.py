@@ -53,6 +53,8 @@ IPV6_ROUTER_LL = ipaddress.IPv6Address("fe80::2")
 IPV6_HOST = ipaddress.IPv6Address("fd00::2")
 IPV6_DNS = ipaddress.IPv6Address("fd00::3")
 API_READ_TIMEOUT_S = 5.0
+API_MAX_CONNS = 16
+SANDBOX_KEEP = ("/run/", "/etc/")           # what the sandbox keeps visible (sandbox.py)
 
 
 def to_config(o: "cli.SlirpOptions"):
@@ -101,6 +103,11 @@ def to_config(o: "cli.SlirpOptions"):
         kw["netns"] = o.netns_path
         kw["userns"] = o.userns_path
         kw["netns_only"] = o.userns_path is None
+        # The netns file is watched by path (inotify and a stat every 200 ms). Inside the
+        # sandbox only /etc and /run are visible: elsewhere the path would look gone at once,
+        # so the watch is off there (slirp4netns never watches; the exit fd or a signal ends it).
+        if o.enable_sandbox and not os.path.abspath(o.netns_path).startswith(SANDBOX_KEEP):
+            kw["no_netns_quit"] = True
     return C.Config(**kw)
 
 
@@ -119,11 +126,14 @@ class Backend:
         if key in self.listeners:
             raise api.HostFwdRefused("already forwarded")
         addr = None if host_addr == ipaddress.IPv4Address("0.0.0.0") else host_addr
-        flows = self.translator.tcp if proto == "tcp" else self.translator.udp
-        if flows is None:
-            raise api.HostFwdRefused(f"{proto} is disabled")
-        self.listeners[key] = flows.bind_listener(False, addr, None, host_port,
-                                                  guest_port - host_port)
+        delta = guest_port - host_port
+        if proto == "tcp":
+            self.listeners[key] = self.translator.tcp.bind_listener(False, addr, None,
+                                                                    host_port, delta)
+        else:                           # no SO_REUSEADDR: a busy port is refused
+            self.listeners[key] = self.translator.udp.bind_listener(False, addr, None,
+                                                                    host_port, delta,
+                                                                    reuse=False)
 
     def remove_hostfwd(self, proto, host_addr, host_port) -> None:
         entry = self.listeners.pop((proto, host_addr, host_port))
@@ -134,15 +144,13 @@ class Backend:
 
 
 class ApiServer:
-    """The `--api-socket` listener and its connections, as engine handlers."""
+    """The `--api-socket` listener and its connections, as engine handlers. Nothing here
+    blocks the loop: requests are read and replies written as the sockets allow, a client
+    gets API_READ_TIMEOUT_S for the whole exchange, and at most API_MAX_CONNS are open."""
 
     def __init__(self, engine, path: str, table: "api.HostFwdTable", backend: Backend):
         self.engine, self.path, self.table, self.backend = engine, path, table, backend
-        try:
-            if stat.S_ISSOCK(os.lstat(path).st_mode):
-                os.unlink(path)             # left by a helper that was killed
-        except FileNotFoundError:
-            pass
+        _replace_stale_socket(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK
                                   | socket.SOCK_CLOEXEC)
         try:
@@ -151,25 +159,47 @@ class ApiServer:
         except OSError as e:
             self.sock.close()
             raise OSError(e.errno, f"{path}: {e.strerror}") from None
-        self.conns: dict = {}
-        engine.add(self.sock.fileno(), 1, self._accept)
+        self.conns: dict = {}               # fd -> [socket, request bytes, reply left, timer]
+        self.listening = False
+        self._listen(True)
+
+    def _listen(self, on: bool) -> None:
+        if on and not self.listening:
+            self.engine.add(self.sock.fileno(), 1, self._accept)
+        elif not on and self.listening:
+            self.engine.remove(self.sock.fileno())
+        self.listening = on
 
     def _accept(self, _ev: int) -> None:
-        while True:
+        while len(self.conns) < API_MAX_CONNS:
             try:
                 conn, _ = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
+                # Out of fds (EMFILE, ENFILE...): stop accepting for a moment instead of
+                # spinning on a listener that stays readable.
+                self._listen(False)
+                self.engine.call_later(0.1, lambda: self._listen(True))
                 return
             conn.setblocking(False)
             fd = conn.fileno()
             timer = self.engine.call_later(API_READ_TIMEOUT_S, lambda fd=fd: self._done(fd))
-            self.conns[fd] = (conn, bytearray(), timer)
-            self.engine.add(fd, 1, lambda ev, fd=fd: self._readable(fd))
+            self.conns[fd] = [conn, bytearray(), None, timer]
+            self.engine.add(fd, 1, lambda ev, fd=fd: self._event(fd))
+        self._listen(False)                 # at the cap: resumed when one finishes
 
-    def _readable(self, fd: int) -> None:
-        conn, buf, _ = self.conns[fd]
+    def _event(self, fd: int) -> None:
+        item = self.conns.get(fd)
+        if item is None:
+            return
+        if item[2] is None:
+            self._read(fd, item)
+        else:
+            self._write(fd, item)
+
+    def _read(self, fd: int, item) -> None:
+        conn, buf = item[0], item[1]
         try:
             chunk = conn.recv(api.MAX_REQUEST_SIZE - len(buf))
         except (BlockingIOError, InterruptedError):
@@ -180,30 +210,74 @@ class ApiServer:
         buf += chunk
         if chunk and len(buf) < api.MAX_REQUEST_SIZE and not api.request_complete(bytes(buf)):
             return
-        reply = api.handle_request(bytes(buf), self.backend, self.table)
+        item[2] = memoryview(api.handle_request(bytes(buf), self.backend, self.table))
+        self.engine.modify(fd, 4)           # EPOLLOUT: the reply goes out as room allows
+        self._write(fd, item)
+
+    def _write(self, fd: int, item) -> None:
+        conn, left = item[0], item[2]
         try:
-            conn.setblocking(True)
-            conn.settimeout(1.0)
-            conn.sendall(reply)
-            conn.shutdown(socket.SHUT_WR)
+            sent = conn.send(left)
+        except (BlockingIOError, InterruptedError):
+            return
         except OSError:
-            pass
-        self._done(fd)
+            self._done(fd)
+            return
+        item[2] = left = left[sent:]
+        if not left:
+            try:
+                conn.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            self._done(fd)
 
     def _done(self, fd: int) -> None:
         item = self.conns.pop(fd, None)
         if item is None:
             return
-        conn, _, timer = item
+        conn, timer = item[0], item[3]
         timer.cancel()
         self.engine.remove(fd)
         conn.close()
+        if not self.listening:
+            self._listen(True)
 
     def close(self) -> None:
         for fd in list(self.conns):
             self._done(fd)
-        self.engine.remove(self.sock.fileno())
+        self._listen(False)
         self.sock.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def _replace_stale_socket(path: str) -> None:
+    """Unlink a socket file nobody listens on (a helper that was killed); a live one stays and
+    the bind fails, as slirp4netns's does."""
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            return
+    except FileNotFoundError:
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)
+    except OSError:
+        pass
+    finally:
+        probe.close()
+
+
+def _say(text: str, stream=None) -> None:
+    """A line on stdout (Podman's log file, RootlessKit's pipe) that may fail: never fatal."""
+    try:
+        print(text, file=stream or sys.stdout, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def _signal_ready(fd: int) -> None:
@@ -247,12 +321,12 @@ def main(argv=None) -> int:
         state = {}
 
         def on_ready(engine, translator) -> None:
-            sys.stdout.write(opts.banner())
-            sys.stdout.flush()
+            _say(opts.banner().rstrip("\n"))
             if opts.exit_fd is not None:
                 def exit_event(_ev: int) -> None:
-                    print("exitfd event", flush=True)
+                    engine.remove(opts.exit_fd)
                     engine.stop(0)
+                    _say("exitfd event")
                 engine.add(opts.exit_fd, 1, exit_event)
             if opts.api_socket is not None:
                 backend = Backend(translator, opts.guest_addr)
@@ -262,8 +336,10 @@ def main(argv=None) -> int:
                 sandbox.enter_sandbox()         # needs prctl and unshare: before seccomp
             if opts.enable_seccomp:
                 missing = sandbox.install_seccomp()
-                print(sandbox.blocked_message(n for n in sandbox.BLOCKED_SYSCALLS
-                                              if n not in missing), flush=True)
+                _say(sandbox.blocked_message(n for n in sandbox.BLOCKED_SYSCALLS
+                                             if n not in missing))
+                if missing:
+                    _say(sandbox.unmapped_message(missing), sys.stderr)
             if opts.ready_fd is not None:
                 _signal_ready(opts.ready_fd)
 

@@ -27,7 +27,9 @@ def _wrapper(t) -> str:
     and records its PID, so the test can check it is gone afterwards."""
     path = os.path.join(t.workdir, "pypasta-slirp4netns")
     with open(path, "w") as f:
-        f.write(f"#!/bin/sh\necho $$ > {t.workdir}/helper.pid\n"
+        # Probes (--help) are not the helper: only the real run records its PID.
+        f.write(f"#!/bin/sh\ncase \"$1\" in --help|--version) ;; *) echo $$ > "
+                f"{t.workdir}/helper.pid;; esac\n"
                 f"export PYTHONPATH={env.rootless_src()}\n"
                 f"exec {env.python_for('rootless')} -m podman_compat.slirp4netns \"$@\"\n")
     os.chmod(path, 0o755)
@@ -36,6 +38,8 @@ def _wrapper(t) -> str:
 
 @pytest.mark.parametrize("driver", ["builtin", "slirp4netns"])
 def test_rootlesskit_child_network_and_ports(topology, driver):
+    """With the slirp4netns port driver RootlessKit also asks for the sandbox and seccomp:
+    the helper joins the child's user namespace as the test user, then sandboxes."""
     t = topology
     t.host_popen(["socat", f"TCP4-LISTEN:{HOST_PORT},bind=127.0.0.1,fork,reuseaddr",
                   "SYSTEM:echo host-loopback"], name="host-tcp")
@@ -46,6 +50,8 @@ def test_rootlesskit_child_network_and_ports(topology, driver):
                  f"touch {ready}; wait")
     rk = t.hostns.popen(["rootlesskit", "--net=slirp4netns", f"--slirp4netns-binary={_wrapper(t)}",
                          f"--port-driver={driver}", "--mtu=65520", f"--state-dir={state}",
+                         *(["--slirp4netns-sandbox=true", "--slirp4netns-seccomp=true"]
+                           if driver == "slirp4netns" else []),
                          "sh", "-c", child_cmd], user="rootless", name=f"rootlesskit-{driver}")
     try:
         wait_until(lambda: os.path.exists(ready) or rk.poll() is not None, 30, "rootlesskit child")
