@@ -20,6 +20,10 @@ Theory of operation:
   live daemon and the interface of `prevResult` (name, MAC, addresses) in the namespace. GC runs
   DEL for every attachment of this network that `cni.dev/valid-attachments` does not list.
   STATUS checks /dev/net/tun (code 50 when pypasta could not work).
+- Published ports as real root: rootful runtimes reserve the host ports themselves, so they are
+  iptables REDIRECT rules (OUTPUT and PREROUTING, like the portmap plugin's DNAT) to free local
+  ports that pypasta forwards; the rules are kept in the state and deleted by DEL and GC.
+  Rootless, pypasta listens on the host ports directly (in the rootless-netns).
 
 Invariants: no daemon without a state file once ADD returned (a failed ADD stops what it
 started); errors are CNI error JSON on stdout, one line each, never a traceback.
@@ -27,11 +31,14 @@ started); errors are CNI error JSON on stdout, one line each, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import ipaddress
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -62,6 +69,63 @@ def _pypasta(args: list[str]) -> subprocess.CompletedProcess:
                        f"no answer within {PYPASTA_TIMEOUT_S:g} s") from None
     except OSError as e:
         raise CniError(ErrorCode.SETUP_FAILED, f"cannot run pypasta: {e.strerror}") from None
+
+
+# --------------------------------------------------------------------------- rootful port mappings
+
+def _initial_root() -> bool:
+    """Real root: uid 0 in the initial user namespace (not uid 0 of a rootless runtime)."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() == ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
+def _free_port(proto: str, v6: bool) -> int:
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, kind) as s:
+        s.bind(("::1" if v6 else "127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _redirects(conf: N.NetConf, tag: str):
+    """Rootful runtimes (Podman 4, CRI-O) reserve every published host port by binding it
+    themselves, expecting an iptables plugin (portmap): a pypasta listener on that port cannot
+    coexist. So, as portmap does, published ports are NAT rules: REDIRECT from the host port to
+    a free local port that pypasta forwards into the container (clients keep their address).
+
+    Returns (the NetConf with the internal ports, the iptables rules as argument lists)."""
+    mappings, rules = [], []
+    for m in conf.port_mappings:
+        v6 = m.host_ip is not None and m.host_ip.version == 6
+        loopback = m.host_ip is not None and m.host_ip.is_loopback
+        internal = _free_port(m.protocol, v6)
+        mappings.append(dataclasses.replace(m, host_port=internal,
+                                            host_ip=m.host_ip if loopback else None))
+        tool = "ip6tables" if v6 else "iptables"
+        dst = ["-d", str(m.host_ip)] if m.host_ip is not None else []
+        for chain in ("OUTPUT", "PREROUTING"):
+            rules.append([tool, "-t", "nat", chain, "-p", m.protocol, *dst,
+                          "--dport", str(m.host_port), "-m", "addrtype", "--dst-type", "LOCAL",
+                          "-m", "comment", "--comment", f"pypasta-cni {tag}"[:250],
+                          "-j", "REDIRECT", "--to-ports", str(internal)])
+    return dataclasses.replace(conf, port_mappings=tuple(mappings)), rules
+
+
+def _iptables(rule: list, op: str, check: bool = True) -> None:
+    tool, table, nat, chain, *rest = rule
+    if shutil.which(tool) is None:
+        if check:
+            raise CniError(ErrorCode.SETUP_FAILED, f"published ports need {tool} as root")
+        return
+    r = subprocess.run([tool, "-w", table, nat, op, chain, *rest], capture_output=True,
+                       text=True, timeout=30)
+    if r.returncode != 0 and check:
+        raise CniError(ErrorCode.SETUP_FAILED, f"{tool} {op} {chain} failed",
+                       (r.stderr.strip().splitlines() or [""])[-1])
 
 
 # --------------------------------------------------------------------------- the namespace side
@@ -182,6 +246,9 @@ def _stop(pid) -> None:
 
 
 def _remove(path: str, st: dict) -> None:
+    for rule in (st.get("rules") or []) if st else []:
+        if isinstance(rule, list) and len(rule) > 4:
+            _iptables(rule, "-D", check=False)
     _stop(st.get("pid") if st else None)
     try:
         os.unlink(path)
@@ -202,6 +269,9 @@ def cmd_add(env: N.CniEnv, conf: N.NetConf, environ) -> dict:
         raise CniError(ErrorCode.SETUP_FAILED,
                        f"interface {env.ifname} already exists in {env.netns}")
     pid_file = path + ".pid"
+    rules = []
+    if conf.port_mappings and _initial_root():
+        conf, rules = _redirects(conf, os.path.basename(path)[:-len(".json")])
     r = _pypasta(N.pasta_args(conf, env.netns, env.ifname, pid_file))
     pid = None
     try:
@@ -228,10 +298,22 @@ def cmd_add(env: N.CniEnv, conf: N.NetConf, environ) -> dict:
                            addresses=addrs, gateway4=gw4, gateway6=gw6,
                            dns=N.result_dns(conf))
         result = R.result_to_json(R.add_result(ns_link, conf.cni_version, conf.prev_result))
-        state.write(path, {"pid": pid, "network": conf.name, "container_id": env.container_id,
-                           "ifname": env.ifname, "netns": env.netns, "result": result})
+        added = []
+        try:
+            for rule in rules:
+                _iptables(rule, "-A")
+                added.append(rule)
+        finally:
+            state_data = {"pid": pid, "network": conf.name, "container_id": env.container_id,
+                          "ifname": env.ifname, "netns": env.netns, "result": result,
+                          "rules": added}
+        state.write(path, state_data)
+        if len(added) != len(rules):
+            raise CniError(ErrorCode.SETUP_FAILED, "published ports could not be set up")
     except BaseException:
         _stop(pid)
+        if "state_data" in locals():
+            _remove(path, state_data)
         raise
     return result
 

@@ -54,23 +54,23 @@ def test_container_on_a_pypasta_cni_network(podman_cni):
     assert _attachments(p) == []
 
 
-@pytest.mark.rootless
-def test_published_port_reaches_httpd_rootless(topology):
-    """-p 127.0.0.1:P:80 reaches busybox httpd in the container (rootless Podman: rootlessport
-    on the host, pypasta-cni's forward in the rootless-netns)."""
-    p = Podman(topology, "rootless", cni=True)
-    try:
-        p.run(["run", "-d", "--name", "cni-web", "--network", "pypasta",
-               "-p", "127.0.0.1:7141:80", IMAGE, "httpd", "-f", "-p", "80", "-h", "/var/www"])
+def test_published_port_reaches_httpd(podman_cni):
+    """-p 127.0.0.1:P:80 reaches busybox httpd in the container. Rootless: rootlessport on the
+    host, pypasta-cni's listener in the rootless-netns. Rootful: Podman holds the host port
+    itself, so the plugin's iptables REDIRECT sends it to pypasta; the rules go with DEL."""
+    p = podman_cni
+    p.run(["run", "-d", "--name", "cni-web", "--network", "pypasta",
+           "-p", "127.0.0.1:7141:80", IMAGE, "httpd", "-f", "-p", "80", "-h", "/var/www"])
 
-        def served():
-            r = p.t.host(["curl", "-s", "--max-time", "2", "http://127.0.0.1:7141/"],
-                         check=False)
-            return r.stdout == INDEX
-        wait_until(served, 20, "httpd through the published port")
-        (att,) = _attachments(p)
-        p.run(["stop", "-t", "0", "cni-web"])
-        wait_until(lambda: not alive(att["pid"]), 15, "translator stopped with the container")
-        assert _attachments(p) == []
-    finally:
-        p.cleanup()
+    def served():
+        r = p.t.host(["curl", "-s", "--max-time", "2", "http://127.0.0.1:7141/"], check=False)
+        return r.stdout == INDEX
+    wait_until(served, 20, "httpd through the published port")
+    (att,) = _attachments(p)
+    p.run(["stop", "-t", "0", "cni-web"])
+    wait_until(lambda: not alive(att["pid"]), 15, "translator stopped with the container")
+    assert _attachments(p) == []
+    if p.user == "root":
+        assert att["rules"]
+        nat = p.t.host(["iptables", "-w", "-t", "nat", "-S"]).stdout
+        assert "pypasta-cni" not in nat
