@@ -39,6 +39,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -94,38 +95,76 @@ def _free_port(proto: str, v6: bool) -> int:
 def _redirects(conf: N.NetConf, tag: str):
     """Rootful runtimes (Podman 4, CRI-O) reserve every published host port by binding it
     themselves, expecting an iptables plugin (portmap): a pypasta listener on that port cannot
-    coexist. So, as portmap does, published ports are NAT rules: REDIRECT from the host port to
-    a free local port that pypasta forwards into the container (clients keep their address).
+    coexist. So, as portmap does, published ports are NAT rules from the host port to a free
+    local port that pypasta forwards into the container (clients keep their address):
+    - hostIP loopback: REDIRECT (locally generated packets are rewritten to 127.0.0.1/::1),
+      pypasta listening there;
+    - hostIP a specific address: DNAT to that address's internal port, pypasta bound to it;
+    - no hostIP (both families) or an unspecified one (that family): REDIRECT, pypasta on the
+      wildcard address, and an INPUT rule rejecting the internal port unless it was reached
+      through the NAT rule, so that it is not a second way in.
 
-    Returns (the NetConf with the internal ports, the iptables rules as argument lists)."""
+    Returns (the NetConf with the internal ports, the rules as plain data for the state)."""
     mappings, rules = [], []
     for m in conf.port_mappings:
-        v6 = m.host_ip is not None and m.host_ip.version == 6
-        loopback = m.host_ip is not None and m.host_ip.is_loopback
-        internal = _free_port(m.protocol, v6)
-        mappings.append(dataclasses.replace(m, host_port=internal,
-                                            host_ip=m.host_ip if loopback else None))
-        tool = "ip6tables" if v6 else "iptables"
-        dst = ["-d", str(m.host_ip)] if m.host_ip is not None else []
-        for chain in ("OUTPUT", "PREROUTING"):
-            rules.append([tool, "-t", "nat", chain, "-p", m.protocol, *dst,
-                          "--dport", str(m.host_port), "-m", "addrtype", "--dst-type", "LOCAL",
-                          "-m", "comment", "--comment", f"pypasta-cni {tag}"[:250],
-                          "-j", "REDIRECT", "--to-ports", str(internal)])
+        if m.host_ip is None:
+            families = [f for f, on in ((4, conf.ipv4), (6, conf.ipv6)) if on]
+        else:
+            families = [m.host_ip.version]
+        internal = _free_port(m.protocol, families == [6])
+        if m.host_ip is not None and m.host_ip.is_loopback:
+            bind, mode = ipaddress.ip_address("::1" if m.host_ip.version == 6
+                                              else "127.0.0.1"), "redirect"
+        elif m.host_ip is not None and not m.host_ip.is_unspecified:
+            bind, mode = m.host_ip, "dnat"
+        else:
+            bind, mode = (m.host_ip if m.host_ip is not None else None), "redirect"
+        mappings.append(dataclasses.replace(m, host_port=internal, host_ip=bind))
+        dst = None if m.host_ip is None or m.host_ip.is_unspecified else str(m.host_ip)
+        for fam in families:
+            rules.append({"family": fam, "proto": m.protocol, "dst": dst, "port": m.host_port,
+                          "to": internal, "mode": mode, "guard": bind is None or
+                          bind.is_unspecified, "tag": tag})
     return dataclasses.replace(conf, port_mappings=tuple(mappings)), rules
 
 
-def _iptables(rule: list, op: str, check: bool = True) -> None:
-    tool, table, nat, chain, *rest = rule
-    if shutil.which(tool) is None:
-        if check:
-            raise CniError(ErrorCode.SETUP_FAILED, f"published ports need {tool} as root")
-        return
-    r = subprocess.run([tool, "-w", table, nat, op, chain, *rest], capture_output=True,
-                       text=True, timeout=30)
-    if r.returncode != 0 and check:
-        raise CniError(ErrorCode.SETUP_FAILED, f"{tool} {op} {chain} failed",
-                       (r.stderr.strip().splitlines() or [""])[-1])
+def _rule_argvs(rule: dict) -> list:
+    """The iptables commands (without the -A/-D and chain) of one stored rule."""
+    tool = "ip6tables" if rule.get("family") == 6 else "iptables"
+    proto = "udp" if rule.get("proto") == "udp" else "tcp"
+    port, to = int(rule["port"]), int(rule["to"])
+    dst = ["-d", str(ipaddress.ip_address(rule["dst"]))] if rule.get("dst") else []
+    tag = ["-m", "comment", "--comment", f"pypasta-cni {rule.get('tag', '')}"[:250]]
+    if rule.get("mode") == "dnat":
+        target = ["-j", "DNAT", "--to-destination",
+                  (f"[{rule['dst']}]:{to}" if rule.get("family") == 6 else f"{rule['dst']}:{to}")]
+    else:
+        target = ["-j", "REDIRECT", "--to-ports", str(to)]
+    out = [(tool, "nat", chain, ["-p", proto, *dst, "--dport", str(port), "-m", "addrtype",
+                                 "--dst-type", "LOCAL", *tag, *target])
+           for chain in ("OUTPUT", "PREROUTING")]
+    if rule.get("guard"):
+        out.append((tool, "filter", "INPUT", ["-p", proto, "--dport", str(to), "-m", "conntrack",
+                                              "!", "--ctstate", "DNAT", *tag, "-j", "DROP"]))
+    return out
+
+
+def _iptables(rule: dict, op: str, check: bool = True) -> None:
+    for tool, table, chain, rest in _rule_argvs(rule):
+        if shutil.which(tool) is None:
+            if check:
+                raise CniError(ErrorCode.SETUP_FAILED, f"published ports need {tool} as root")
+            continue
+        try:
+            r = subprocess.run([tool, "-w", "5", "-t", table, op, chain, *rest],
+                               capture_output=True, text=True, timeout=30)
+        except (subprocess.SubprocessError, OSError) as e:
+            if check:
+                raise CniError(ErrorCode.TRY_AGAIN_LATER, f"{tool} did not answer: {e}")
+            continue
+        if r.returncode != 0 and check:
+            raise CniError(ErrorCode.SETUP_FAILED, f"{tool} {op} {chain} failed",
+                           (r.stderr.strip().splitlines() or [""])[-1])
 
 
 # --------------------------------------------------------------------------- the namespace side
@@ -163,14 +202,31 @@ def _interface_exists(netns: str, ifname: str) -> bool:
 # --------------------------------------------------------------------------- state
 
 class State:
-    """The runtime directory: a lock and one JSON file per attachment."""
+    """The runtime directory: a lock and one JSON file per attachment.
 
-    def __init__(self, directory: str):
+    As real root the directory is always /run/pypasta-cni (an inherited XDG_RUNTIME_DIR may be
+    another user's, and ADD and DEL may run with different environments); it must belong to
+    us and not be writable by others, because DEL acts on what the files name."""
+
+    def __init__(self, conf: N.NetConf, environ, create: bool = True):
+        directory = N.runtime_dir(conf, {} if _initial_root() else environ)
         self.dir = directory
+        self.ok = True
         try:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
+            if create:
+                os.makedirs(directory, mode=0o700, exist_ok=True)
+            st = os.lstat(directory)
+        except FileNotFoundError:
+            self.ok = False                 # DEL, CHECK, GC: nothing was ever here
+            return
+        except OSError as e:
+            raise CniError(ErrorCode.IO_FAILURE, f"state directory {directory}: {e.strerror}")
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise CniError(ErrorCode.IO_FAILURE, f"state directory {directory} is not ours",
+                           "it must be a directory owned by us and writable by nobody else")
+        try:
             self._lock = os.open(os.path.join(directory, "lock"),
-                                 os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                                 os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
             fcntl.flock(self._lock, fcntl.LOCK_EX)
         except OSError as e:
             raise CniError(ErrorCode.IO_FAILURE, f"state directory {directory}: {e.strerror}")
@@ -179,9 +235,12 @@ class State:
         return os.path.join(self.dir, N.state_key(network, container_id, ifname) + ".json")
 
     def read(self, path: str):
+        if not self.ok:
+            return None
         try:
             with open(path) as f:
-                return json.load(f)
+                data = json.load(f)
+            return data if isinstance(data, dict) else {}
         except FileNotFoundError:
             return None
         except (OSError, ValueError):
@@ -190,7 +249,13 @@ class State:
     def write(self, path: str, data: dict) -> None:
         tmp = path + ".tmp"
         try:
-            with open(tmp, "w") as f:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "w") as f:
                 json.dump(data, f)
             os.replace(tmp, path)
         except OSError as e:
@@ -198,6 +263,8 @@ class State:
 
     def entries(self, network: str):
         """(path, state) of this network's attachments."""
+        if not self.ok:
+            return []
         try:
             names = sorted(os.listdir(self.dir))
         except OSError:
@@ -212,8 +279,10 @@ class State:
         return out
 
 
-def _is_our_daemon(pid) -> bool:
-    """A live pypasta (not a recycled PID): its command line names the pasta module."""
+def _is_our_daemon(pid, path: str) -> bool:
+    """The live pypasta of the attachment whose state is `path`: its command line carries that
+    attachment's own --pid file, so a recycled PID (another attachment's translator included)
+    is never taken for it."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -224,72 +293,102 @@ def _is_our_daemon(pid) -> bool:
                 return False
     except OSError:
         return False
-    return b"pasta" in argv or any(a.endswith(b"/pypasta") for a in argv)
+    return f"--pid={path}.pid".encode() in argv
 
 
-def _stop(pid) -> None:
-    if not _is_our_daemon(pid):
-        return
+def _stop(pid, path: str) -> bool:
+    """Stop the attachment's daemon; False if it is still running afterwards."""
+    if not _is_our_daemon(pid, path):
+        return True
     try:
         os.kill(pid, signal.SIGTERM)
     except OSError:
-        return
+        return True
     deadline = time.monotonic() + STOP_TIMEOUT_S
     while time.monotonic() < deadline:
-        if not _is_our_daemon(pid):
-            return
+        if not _is_our_daemon(pid, path):
+            return True
         time.sleep(0.01)
     try:
         os.kill(pid, signal.SIGKILL)
     except OSError:
-        pass
+        return True
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        if not _is_our_daemon(pid, path):
+            return True
+        time.sleep(0.01)
+    return False
 
 
-def _remove(path: str, st: dict) -> None:
-    for rule in (st.get("rules") or []) if st else []:
-        if isinstance(rule, list) and len(rule) > 4:
-            _iptables(rule, "-D", check=False)
-    _stop(st.get("pid") if st else None)
+def _pid_from_file(path: str):
     try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+        with open(path + ".pid") as f:
+            return int(f.read().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def _remove(path: str, st: dict) -> bool:
+    """Undo an attachment (rules, daemon, files); False if its daemon would not stop."""
+    for rule in (st.get("rules") or []) if st else []:
+        if isinstance(rule, dict):
+            try:
+                _iptables(rule, "-D", check=False)
+            except (KeyError, TypeError, ValueError):
+                pass                        # a damaged state entry: nothing it names is safe
+    pid = (st.get("pid") if st else None) or _pid_from_file(path)
+    stopped = _stop(pid, path)
+    for f in (path, path + ".pid", path + ".tmp"):
+        try:
+            os.unlink(f)
+        except OSError:
+            pass
+    return stopped
 
 
 # --------------------------------------------------------------------------- operations
 
+def _same_netns(path: str) -> bool:
+    try:
+        a, b = os.stat(path), os.stat("/proc/self/ns/net")
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def cmd_add(env: N.CniEnv, conf: N.NetConf, environ) -> dict:
-    state = State(N.runtime_dir(conf, environ))
+    if _same_netns(env.netns) and not env.netns_override:
+        raise CniError(ErrorCode.INVALID_NETNS,
+                       "netns is the same as the plugin's own (host) namespace",
+                       "set CNI_NETNS_OVERRIDE=1 to attach to it anyway")
+    state = State(conf, environ)
     path = state.path(conf.name, env.container_id, env.ifname)
     old = state.read(path)
-    if old is not None and _is_our_daemon(old.get("pid")):
-        raise CniError(ErrorCode.SETUP_FAILED, f"container {env.container_id} already has "
-                       f"{env.ifname} on network {conf.name}", "DEL it before a new ADD")
+    if old is not None:
+        if _is_our_daemon(old.get("pid") or _pid_from_file(path), path):
+            raise CniError(ErrorCode.SETUP_FAILED, f"container {env.container_id} already has "
+                           f"{env.ifname} on network {conf.name}", "DEL it before a new ADD")
+        _remove(path, old)                  # a stale attachment: its rules too
     if _interface_exists(env.netns, env.ifname):
         raise CniError(ErrorCode.SETUP_FAILED,
                        f"interface {env.ifname} already exists in {env.netns}")
-    pid_file = path + ".pid"
     rules = []
     if conf.port_mappings and _initial_root():
         conf, rules = _redirects(conf, os.path.basename(path)[:-len(".json")])
-    r = _pypasta(N.pasta_args(conf, env.netns, env.ifname, pid_file))
-    pid = None
+    base = {"network": conf.name, "container_id": env.container_id, "ifname": env.ifname,
+            "netns": env.netns}
+    # Written before anything exists: an ADD killed half-way (libcni's timeout) still leaves
+    # DEL what it needs (the daemon through its pid file, the rules added so far).
+    state.write(path, {**base, "pending": True, "pid": None, "rules": []})
     try:
-        with open(pid_file) as f:
-            pid = int(f.read().strip() or 0)
-    except (OSError, ValueError):
-        pass
-    finally:
-        try:
-            os.unlink(pid_file)
-        except OSError:
-            pass
-    if r.returncode != 0 or not pid:
-        _stop(pid)
-        lines = [x for x in (r.stderr or "").splitlines() if x.strip()]
-        raise CniError(ErrorCode.SETUP_FAILED, "pypasta failed to attach",
-                       lines[-1] if lines else f"exit status {r.returncode}")
-    try:
+        r = _pypasta(N.pasta_args(conf, env.netns, env.ifname, path + ".pid"))
+        pid = _pid_from_file(path)
+        if r.returncode != 0 or not pid:
+            lines = [x for x in (r.stderr or "").splitlines() if x.strip()]
+            raise CniError(ErrorCode.SETUP_FAILED, "pypasta failed to attach",
+                           lines[-1] if lines else f"exit status {r.returncode}")
+        state.write(path, {**base, "pending": True, "pid": pid, "rules": []})
         seen = _observe(env.netns, env.ifname)
         if seen is None:
             raise CniError(ErrorCode.SETUP_FAILED, f"{env.ifname} missing after set-up")
@@ -299,40 +398,37 @@ def cmd_add(env: N.CniEnv, conf: N.NetConf, environ) -> dict:
                            dns=N.result_dns(conf))
         result = R.result_to_json(R.add_result(ns_link, conf.cni_version, conf.prev_result))
         added = []
-        try:
-            for rule in rules:
-                _iptables(rule, "-A")
-                added.append(rule)
-        finally:
-            state_data = {"pid": pid, "network": conf.name, "container_id": env.container_id,
-                          "ifname": env.ifname, "netns": env.netns, "result": result,
-                          "rules": added}
-        state.write(path, state_data)
-        if len(added) != len(rules):
-            raise CniError(ErrorCode.SETUP_FAILED, "published ports could not be set up")
+        for rule in rules:
+            state.write(path, {**base, "pending": True, "pid": pid, "rules": added + [rule]})
+            _iptables(rule, "-A")
+            added.append(rule)
+        state.write(path, {**base, "pid": pid, "result": result, "rules": added})
     except BaseException:
-        _stop(pid)
-        if "state_data" in locals():
-            _remove(path, state_data)
+        _remove(path, state.read(path) or {})
         raise
     return result
 
 
 def cmd_del(env: N.CniEnv, conf: N.NetConf, environ) -> None:
-    state = State(N.runtime_dir(conf, environ))
-    path = state.path(conf.name, env.container_id, env.ifname)
-    st = state.read(path)
-    if st is not None:
-        _remove(path, st)
+    state = State(conf, environ, create=False)
+    path = state.path(conf.name, env.container_id, env.ifname) if state.ok else ""
+    st = state.read(path) if state.ok else None
+    if st is not None and not _remove(path, st):
+        raise CniError(ErrorCode.CLEANUP_FAILED, f"the pypasta of {env.ifname} would not stop")
 
 
 def cmd_check(env: N.CniEnv, conf: N.NetConf, environ) -> None:
-    state = State(N.runtime_dir(conf, environ))
-    st = state.read(state.path(conf.name, env.container_id, env.ifname))
-    if not st:
+    state = State(conf, environ, create=False)
+    path = state.path(conf.name, env.container_id, env.ifname) if state.ok else ""
+    st = state.read(path) if state.ok else None
+    if st is None:
         raise CniError(ErrorCode.UNKNOWN_CONTAINER,
                        f"no attachment of {env.container_id} ({env.ifname}) on {conf.name}")
-    if not _is_our_daemon(st.get("pid")):
+    if not st or st.get("pending"):
+        raise CniError(ErrorCode.SETUP_FAILED, f"the attachment of {env.ifname} is incomplete")
+    if st.get("netns") != env.netns:
+        raise CniError(ErrorCode.SETUP_FAILED, f"{env.ifname} was attached to {st.get('netns')}")
+    if not _is_our_daemon(st.get("pid"), path):
         raise CniError(ErrorCode.SETUP_FAILED, f"the pypasta of {env.ifname} is not running")
     seen = _observe(env.netns, env.ifname)
     if seen is None:
@@ -340,18 +436,24 @@ def cmd_check(env: N.CniEnv, conf: N.NetConf, environ) -> None:
     link, addrs, _, _ = seen
     prev = conf.prev_result
     if prev is not None:
-        mine = [i for i in prev.interfaces if i.name == env.ifname and i.sandbox]
-        if mine and mine[0].mac and mine[0].mac.lower() != link.mac.lower():
+        index = next((i for i, itf in enumerate(prev.interfaces)
+                      if itf.name == env.ifname and itf.sandbox), None)
+        if index is None:
+            raise CniError(ErrorCode.SETUP_FAILED,
+                           f"prevResult does not list {env.ifname}, which this plugin made")
+        mine = prev.interfaces[index]
+        if mine.mac and mine.mac.lower() != link.mac.lower():
             raise CniError(ErrorCode.SETUP_FAILED, f"{env.ifname} has MAC {link.mac}, "
-                           f"prevResult says {mine[0].mac}")
-        missing = [str(ip.address) for ip in prev.ips if ip.address not in addrs]
-        if mine and missing:
+                           f"prevResult says {mine.mac}")
+        missing = [str(ip.address) for ip in prev.ips
+                   if ip.interface == index and ip.address not in addrs]
+        if missing:
             raise CniError(ErrorCode.SETUP_FAILED,
                            f"{env.ifname} lacks address(es) {', '.join(missing)}")
 
 
 def cmd_gc(env: N.CniEnv, conf: N.NetConf, environ) -> None:
-    state = State(N.runtime_dir(conf, environ))
+    state = State(conf, environ, create=False)
     entries = state.entries(conf.name)
     existing = [N.Attachment(st.get("container_id", ""), st.get("ifname", ""))
                 for _, st in entries]
@@ -361,7 +463,8 @@ def cmd_gc(env: N.CniEnv, conf: N.NetConf, environ) -> None:
     for path, st in entries:
         if (st.get("container_id", ""), st.get("ifname", "")) in stale:
             try:
-                _remove(path, st)
+                if not _remove(path, st):
+                    failures.append(f"{path}: the daemon would not stop")
             except OSError as e:
                 failures.append(f"{path}: {e.strerror}")
     err = R.gc_error(failures)

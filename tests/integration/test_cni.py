@@ -109,6 +109,11 @@ def _conf(state: str, version: str = "1.1.0", **extra) -> dict:
             "runtimeDir": state, **extra}
 
 
+def _states(state: str) -> list[dict]:
+    return [json.load(open(os.path.join(state, n))) for n in sorted(os.listdir(state))
+            if n.endswith(".json")] if os.path.isdir(state) else []
+
+
 def _daemons(state: str) -> list[int]:
     pids = []
     for name in os.listdir(state) if os.path.isdir(state) else []:
@@ -165,6 +170,10 @@ def test_add_check_del_lifecycle(ctr, version):
         srv.wait()
     daemons = _daemons(c.state)
     assert len(daemons) == 1 and alive(daemons[0])
+    (st,) = _states(c.state)
+    # As real root published ports are NAT rules to pypasta (the runtime holds the host port);
+    # rootless, pypasta listens on it.
+    assert bool(st["rules"]) == (c.user == "root")
     if version != "0.3.1":                               # CHECK exists from 0.4.0
         rc, out = c.plugin("CHECK", {**conf, "prevResult": result})
         assert rc == 0 and out is None
@@ -178,8 +187,11 @@ def test_add_check_del_lifecycle(ctr, version):
         assert rc == 0 and out is None
     wait_until(lambda: not alive(daemons[0]), 10, "translator stopped by DEL")
     assert _daemons(c.state) == []
-    rc, out = c.plugin("CHECK", {**conf, "prevResult": result}) if version != "0.3.1" else (1, {})
-    assert rc == 1
+    if c.user == "root":
+        assert "pypasta-cni" not in t.host(["iptables", "-w", "-t", "nat", "-S"]).stdout
+    if version != "0.3.1":
+        rc, out = c.plugin("CHECK", {**conf, "prevResult": result})
+        assert rc == 1 and out["code"] == 3                   # no such attachment any more
 
 
 def test_explicit_addressing_dns_in_result_and_del_after_netns_gone(ctr):
@@ -210,13 +222,13 @@ def test_gc_stops_attachments_not_listed(ctr):
     assert rc == 0, r1
     rc, r2 = c.plugin("ADD", conf, ifname="eth1", cid="drop")
     assert rc == 0, r2
-    keep, drop = sorted(_daemons(c.state))
+    by_cid = {st["container_id"]: st["pid"] for st in _states(c.state)}
     gc = {**conf, "cni.dev/valid-attachments": [{"containerID": "keep", "ifname": "eth0"}]}
     rc, out = c.plugin("GC", gc)
     assert rc == 0 and out is None
-    left = _daemons(c.state)
-    assert len(left) == 1
-    assert all(not alive(p) for p in (keep, drop) if p not in left)
+    assert [st["container_id"] for st in _states(c.state)] == ["keep"]
+    assert alive(by_cid["keep"])
+    wait_until(lambda: not alive(by_cid["drop"]), 10, "the unlisted attachment's translator")
     rc, out = c.plugin("STATUS", conf)
     assert rc == 0 and out is None
     rc, out = c.plugin("GC", {**conf, "cni.dev/valid-attachments": []})
@@ -236,6 +248,9 @@ def test_errors_are_spec_codes(ctr):
     assert rc == 1 and out["code"] in (4, 100)
     rc, out = c.plugin("GC", _conf(c.state, "1.0.0"))
     assert rc == 1 and out["code"] == 1                   # GC needs 1.1.0
+    if c.user == "root":                                  # the plugin's own netns: code 8
+        rc, out = c.plugin("ADD", _conf(c.state), netns=c.t.host_ns_path)
+        assert rc == 1 and out["code"] == 8
     rc, out = c.plugin("BOGUS", _conf(c.state))
     assert rc == 1 and out["code"] == 4
 
@@ -256,3 +271,18 @@ def test_plugin_copied_into_a_cni_path_directory(ctr, user):
     assert_valid_result(result, "1.0.0")
     rc, _ = c.plugin("DEL", _conf(c.state, "1.0.0"), argv=[os.path.join(plugin_dir, "pypasta-cni")])
     assert rc == 0 and _daemons(c.state) == []
+
+
+def test_failed_add_leaves_nothing_behind(ctr):
+    """pypasta refuses (no such outbound interface): the error is code 100 with pypasta's
+    reason, and no state, pid file or translator remains; a DEL after it succeeds."""
+    c = ctr
+    conf = _conf(c.state, outboundInterface="nonexistent0")
+    rc, out = c.plugin("ADD", conf)
+    assert rc == 1 and out["code"] == 100 and out["details"]
+    leftovers = [n for n in os.listdir(c.state) if n != "lock"] if os.path.isdir(c.state) else []
+    assert leftovers == []
+    r = subprocess.run(["pgrep", "-f", f"--pid={c.state}"], capture_output=True, text=True)
+    assert r.stdout.strip() == ""
+    rc, out = c.plugin("DEL", conf)
+    assert rc == 0
