@@ -35,7 +35,7 @@ REQUIRED_TOOLS = {
     "passt": "passt", "pasta": "passt", "slirp4netns": "slirp4netns",
     "setpriv": "util-linux", "nsenter": "util-linux",
     "podman": "podman", "crun": "crun", "conmon": "conmon", "newuidmap": "uidmap",
-    "rootlesskit": "rootlesskit", "rootlessctl": "rootlesskit",
+    "rootlesskit": "rootlesskit", "rootlessctl": "rootlesskit", "iptables": "iptables",
 }
 TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
