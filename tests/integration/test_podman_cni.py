@@ -60,12 +60,19 @@ def test_published_port_reaches_httpd(podman_cni):
     itself, so the plugin's iptables REDIRECT sends it to pypasta; the rules go with DEL."""
     p = podman_cni
     p.run(["run", "-d", "--name", "cni-web", "--network", "pypasta",
-           "-p", "127.0.0.1:7141:80", IMAGE, "httpd", "-f", "-p", "80", "-h", "/var/www"])
+           "-p", "127.0.0.1:7141:80", "-p", "7142:53/udp", IMAGE, "sh", "-c",
+           "socat UDP4-LISTEN:53,fork,reuseaddr PIPE & exec httpd -f -p 80 -h /var/www"])
 
     def served():
         r = p.t.host(["curl", "-s", "--max-time", "2", "http://127.0.0.1:7141/"], check=False)
         return r.stdout == INDEX
     wait_until(served, 20, "httpd through the published port")
+
+    def udp_echo():                 # no hostIP: from the peer, to the host's address
+        r = p.t.peer(["socat", "-T", "2", "-", f"UDP4:{p.t.host_ip4}:7142"], input="u\n",
+                     check=False)
+        return r.stdout == "u\n"
+    wait_until(udp_echo, 20, "UDP echo through the published port from the peer")
     (att,) = _attachments(p)
     p.run(["stop", "-t", "0", "cni-web"])
     wait_until(lambda: not alive(att["pid"]), 15, "translator stopped with the container")
