@@ -13,8 +13,9 @@ Theory of operation:
   addressing came from (the host's, copied, or the configuration's).
 - State: one JSON file per (network, container id, ifname) under the runtime directory
   (`runtimeDir`, else `$XDG_RUNTIME_DIR/pypasta-cni`, else /run/pypasta-cni), holding the
-  daemon's PID, the netns path, the container id, the ifname and the result. Every operation
-  holds an exclusive lock on the directory's `lock` file.
+  daemon's PID, the netns path, the container id, the ifname and the result. ADD, DEL and CHECK
+  hold the directory's `lock` shared and their attachment's own lock exclusively, so different
+  containers are set up in parallel; GC holds the directory lock exclusively.
 - DEL stops the daemon (SIGTERM, then SIGKILL after 5 s) if the state names a live pypasta
   and removes the state; it succeeds when anything is already gone. CHECK wants the state, a
   live daemon and the interface of `prevResult` (name, MAC, addresses) in the namespace. GC runs
@@ -208,7 +209,8 @@ class State:
     another user's, and ADD and DEL may run with different environments); it must belong to
     us and not be writable by others, because DEL acts on what the files name."""
 
-    def __init__(self, conf: N.NetConf, environ, create: bool = True):
+    def __init__(self, conf: N.NetConf, environ, create: bool = True,
+                 exclusive: bool = False):
         directory = N.runtime_dir(conf, {} if _initial_root() else environ)
         self.dir = directory
         self.ok = True
@@ -227,12 +229,24 @@ class State:
         try:
             self._lock = os.open(os.path.join(directory, "lock"),
                                  os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            fcntl.flock(self._lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         except OSError as e:
             raise CniError(ErrorCode.IO_FAILURE, f"state directory {directory}: {e.strerror}")
 
     def path(self, network: str, container_id: str, ifname: str) -> str:
-        return os.path.join(self.dir, N.state_key(network, container_id, ifname) + ".json")
+        """The attachment's state file, its own lock held from here on: operations on
+        different attachments run in parallel (runtimes start containers concurrently; the
+        spec rules out concurrent calls for one attachment), GC excludes them all."""
+        path = os.path.join(self.dir, N.state_key(network, container_id, ifname) + ".json")
+        if self.ok:
+            try:
+                fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+                             | os.O_NOFOLLOW, 0o600)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as e:
+                raise CniError(ErrorCode.IO_FAILURE, f"cannot lock {path}: {e.strerror}")
+            self._held = fd
+        return path
 
     def read(self, path: str):
         if not self.ok:
@@ -339,7 +353,7 @@ def _remove(path: str, st: dict) -> bool:
                 pass                        # a damaged state entry: nothing it names is safe
     pid = (st.get("pid") if st else None) or _pid_from_file(path)
     stopped = _stop(pid, path)
-    for f in (path, path + ".pid", path + ".tmp"):
+    for f in (path, path + ".pid", path + ".tmp", path + ".lock"):
         try:
             os.unlink(f)
         except OSError:
@@ -453,7 +467,7 @@ def cmd_check(env: N.CniEnv, conf: N.NetConf, environ) -> None:
 
 
 def cmd_gc(env: N.CniEnv, conf: N.NetConf, environ) -> None:
-    state = State(conf, environ, create=False)
+    state = State(conf, environ, create=False, exclusive=True)
     entries = state.entries(conf.name)
     existing = [N.Attachment(st.get("container_id", ""), st.get("ifname", ""))
                 for _, st in entries]

@@ -286,3 +286,18 @@ def test_failed_add_leaves_nothing_behind(ctr):
     assert r.stdout.strip() == ""
     rc, out = c.plugin("DEL", conf)
     assert rc == 0
+
+
+def test_parallel_adds_of_different_attachments(ctr):
+    """Runtimes start containers concurrently: ADDs of different attachments run side by side
+    (each holds only its own lock) and all succeed; GC then clears them."""
+    from concurrent.futures import ThreadPoolExecutor
+    c = ctr
+    conf = _conf(c.state)
+    with ThreadPoolExecutor(3) as pool:
+        got = list(pool.map(lambda i: c.plugin("ADD", conf, ifname=f"eth{i}", cid=f"par{i}"),
+                            range(3)))
+    assert [rc for rc, _ in got] == [0, 0, 0], got
+    assert sorted(st["container_id"] for st in _states(c.state)) == ["par0", "par1", "par2"]
+    rc, _ = c.plugin("GC", {**conf, "cni.dev/valid-attachments": []})
+    assert rc == 0 and _states(c.state) == []
