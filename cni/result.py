@@ -432,7 +432,14 @@ def parse_cidr(text: Any) -> Optional[IPIface]:
 def parse_result(obj: Any, version: str, path: str = "prevResult") -> Result:
     """Read a result in the shape of any supported version (0.x `ips[].version` is checked)."""
     top = JsonObject(obj, path)
-    top.string("cniVersion")
+    own = top.string("cniVersion")
+    if own and not is_supported(own):
+        raise CniError(ErrorCode.INCOMPATIBLE_CNI_VERSION, f"{path}: unsupported cniVersion "
+                       f"{describe(own)}", "results of 0.3.0 to 1.1.0 can be read")
+    if top.has("ip4") or top.has("ip6"):
+        raise CniError(ErrorCode.INCOMPATIBLE_CNI_VERSION,
+                       f"{path}: a 0.1/0.2 result (ip4/ip6)", "results of 0.3.0 to 1.1.0 can "
+                       "be read")
     interfaces = tuple(
         Interface(name=o.string("name", required=True), mac=o.string("mac") or "",
                   mtu=o.integer("mtu") or 0, sandbox=o.string("sandbox") or "",

@@ -401,7 +401,8 @@ def test_result_parse_any_json_gives_result_or_cni_error(doc):
     try:
         res = parse_result(doc, "1.1.0")
     except CniError as e:
-        assert e.code == ErrorCode.INVALID_NETWORK_CONFIG
+        # 7 for a malformed result, 1 for one of a version (or 0.1/0.2 shape) we cannot read
+        assert e.code in (ErrorCode.INVALID_NETWORK_CONFIG, ErrorCode.INCOMPATIBLE_CNI_VERSION)
         assert one_line(e.msg) == e.msg
         return
     # Pass-through values (MACs, names) are not validated, as in libcni, so only the structure
@@ -629,3 +630,15 @@ def test_version_docstrings_name_every_enum_member():
                     and obj.__module__ == name and not attr.startswith("_"):
                 missing = [m.name for m in obj if f"{attr}.{m.name}" not in module.__doc__]
                 assert not missing, f"{name} docstring does not mention {attr}.{missing}"
+
+
+@pytest.mark.parametrize("prev", [
+    {"cniVersion": "9.9.9", "interfaces": [], "ips": []},
+    {"cniVersion": "0.2.0", "ip4": {"ip": "10.0.0.2/24"}},
+])
+def test_parse_result_refuses_results_of_versions_it_cannot_read(prev):
+    """A prevResult of an unknown version, or in the 0.1/0.2 shape, is code 1: read as an
+    empty result it would make ADD drop the earlier plugins' addresses and CHECK pass."""
+    with pytest.raises(CniError) as e:
+        R.parse_result(prev, "1.0.0")
+    assert e.value.code == ErrorCode.INCOMPATIBLE_CNI_VERSION
