@@ -68,6 +68,7 @@ import termios
 from pasta import fwd, log
 from pasta.engine import EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP
 from pasta.errors import SetupError
+from pasta.listeners import Listener, Listeners
 from pasta.udp import set_freebind
 from pasta.tcp import Fin, State, TcpConn, Timeout, mss_for_mtu, seq_add, seq_diff
 from pasta.wire import pack_tcp_hdrs_into, tcp_hdrs_len
@@ -137,7 +138,7 @@ class TcpFlows:
         self.mss6 = mss_for_mtu(mtu or 65520, True)
         self.flows: dict = {}
         self.by_fd: dict = {}
-        self.listeners: list = []
+        self.listeners = Listeners(engine)
         self.ack_pending: dict = {}
         self._ack_deferred = False
         self.ack_delayed: dict = {}         # flows with a small amount of data to acknowledge
@@ -618,22 +619,17 @@ class TcpFlows:
         except OSError:
             sock.close()
             raise
-        entry = (sock, v6, port, delta)
-        self.listeners.append(entry)
-        self.engine.add(sock.fileno(), EPOLLIN, lambda ev, e=entry: self._accept(e))
-        return entry
+        return self.listeners.add(sock, v6, port, port + delta, self._accept)
 
-    def remove_listener(self, entry) -> None:
+    def remove_listener(self, lst: Listener) -> None:
         """Stop listening (`auto`: the port went away); accepted connections carry on."""
-        self.listeners.remove(entry)
-        self.engine.remove(entry[0].fileno())
-        entry[0].close()
+        self.listeners.remove(lst)
 
     def listen_ports(self) -> set:
-        return {port for _, _, port, _ in self.listeners}
+        return self.listeners.ports()
 
-    def _accept(self, entry) -> None:
-        lsock, v6, port, delta = entry
+    def _accept(self, lst: Listener) -> None:
+        lsock, v6, port, delta = lst.sock, lst.v6, lst.port, lst.delta
         for _ in range(32):
             try:
                 sock, peer = lsock.accept()
@@ -681,10 +677,7 @@ class TcpFlows:
     def close(self) -> None:
         for f in list(self.flows.values()):
             self._close(f)
-        for sock, *_ in self.listeners:
-            self.engine.remove(sock.fileno())
-            sock.close()
-        self.listeners = []
+        self.listeners.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self._wnd_timer is not None:

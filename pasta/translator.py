@@ -36,6 +36,7 @@ from pasta.dispatch import TapLink
 from pasta.engine import EPOLLERR, EPOLLHUP, EPOLLIN
 from pasta.errors import SetupError
 from pasta.icmp import EchoFlows
+from pasta.listeners import Listeners
 from pasta.pcap import Pcap
 from pasta.portspec import EPHEMERAL_DEFAULT, FwdMode
 from pasta.splice import TcpSplice
@@ -98,7 +99,7 @@ class Translator:
         self.udp = self.icmp = self.tcp = self.splice = self.udpsplice = None
         self.netns_fd = netns_fd
         self.host_lo_to_ns_lo = cfg.host_lo_to_ns_lo
-        self.ns_listeners: list = []
+        self.ns_listeners = Listeners(engine)
         self.auto = None
         try:
             if not cfg.no_udp:
@@ -176,7 +177,7 @@ class Translator:
         if in_ns:
             if udp:
                 return self.udpsplice.listen_ports() if self.udpsplice is not None else set()
-            return {entry[3] for entry in self.ns_listeners}
+            return self.ns_listeners.ports()
         part = self.udp if udp else self.tcp
         return part.listen_ports() if part is not None else set()
 
@@ -203,15 +204,10 @@ class Translator:
     def _add_ns_listener(self, v6: bool, port: int, target: int) -> None:
         """-T: a loopback listener inside the namespace (127.0.0.1 or ::1 only, as pasta)."""
         sock = netns.ns_call(self.netns_fd, _ns_listener, v6, port)
-        entry = (sock, v6, target, port)
-        self.ns_listeners.append(entry)
-        self.engine.add(sock.fileno(), EPOLLIN, lambda ev, e=entry: self._accept_ns(e))
-        return entry
+        return self.ns_listeners.add(sock, v6, port, target, self._accept_ns)
 
-    def _remove_ns_listener(self, entry) -> None:
-        self.ns_listeners.remove(entry)
-        self.engine.remove(entry[0].fileno())
-        entry[0].close()
+    def _remove_ns_listener(self, lst) -> None:
+        self.ns_listeners.remove(lst)
 
     def remove_udp_listener(self, lst) -> None:
         """Close a -u listener and every flow that used it (spliced loopback ones included)."""
@@ -219,8 +215,8 @@ class Translator:
             self.udpsplice.end_flows_of(lst.sock)
         self.udp.remove_listener(lst)
 
-    def _accept_ns(self, entry) -> None:
-        lsock, v6, port, _ = entry
+    def _accept_ns(self, lst) -> None:
+        lsock, v6, port = lst.sock, lst.v6, lst.target     # connections go to the host's target
         for _ in range(32):
             try:
                 sock, peer = lsock.accept()
@@ -268,10 +264,7 @@ class Translator:
         if self.auto is not None:
             self.auto.close()
         self.engine.remove(self.tap.fd)
-        for sock, *_ in self.ns_listeners:
-            self.engine.remove(sock.fileno())
-            sock.close()
-        self.ns_listeners = []
+        self.ns_listeners.close()
         for part in (self.splice, self.udpsplice, self.tcp, self.udp, self.icmp, self.link,
                      self.pcap):
             if part is not None:

@@ -62,6 +62,7 @@ import struct
 from pasta import fwd, log
 from pasta.engine import EPOLLIN
 from pasta.flowtab import FlowTable
+from pasta.listeners import Listener, Listeners
 from pasta.wire import pack_udp_hdrs_into, udp_hdrs_len
 
 UDP_TIMEOUT_S = 180.0
@@ -95,14 +96,6 @@ class UdpFlow:
         self.gso_limit = GSO_ANY          # only datagrams shorter than this go out with GSO
 
 
-class Listener:
-    __slots__ = ("sock", "fd", "v6", "delta", "port")
-
-    def __init__(self, sock, v6, delta, port=0):
-        self.sock, self.fd, self.v6, self.delta = sock, sock.fileno(), v6, delta
-        self.port = port
-
-
 class UdpFlows:
     def __init__(self, engine, link, rules: fwd.Rules, freebind: bool = False,
                  timeout: float = UDP_TIMEOUT_S, capacity: int = MAX_FLOWS):
@@ -112,7 +105,7 @@ class UdpFlows:
         self.freebind = freebind
         self.table = FlowTable(timeout, capacity)
         self.inbound: dict = {}
-        self.listeners: list[Listener] = []
+        self.listeners = Listeners(engine)
         self.stats = engine.stats
         for k in ("udp_flows", "udp_to_host", "udp_to_ns"):
             self.stats.setdefault(k, 0)
@@ -306,10 +299,7 @@ class UdpFlows:
         except OSError:
             sock.close()
             raise
-        lst = Listener(sock, v6, delta, port)
-        self.listeners.append(lst)
-        self.engine.add(lst.fd, EPOLLIN, lambda ev, l=lst: self._listener_readable(l))
-        return lst
+        return self.listeners.add(sock, v6, port, port + delta, self._listener_readable)
 
     def remove_listener(self, lst: Listener) -> None:
         """Stop listening (`auto`: the port went away). Its flows end with it: replies leave
@@ -320,12 +310,10 @@ class UdpFlows:
                 self.table.remove(flow.key)
                 self._close(flow)
         self.listeners.remove(lst)
-        self.engine.remove(lst.fd)
-        lst.sock.close()
         self.stats["udp_flows"] = len(self.table)
 
     def listen_ports(self) -> set:
-        return {lst.port for lst in self.listeners}
+        return self.listeners.ports()
 
     def _listener_readable(self, lst: Listener) -> None:
         off = self.hdr6 if lst.v6 else self.hdr4
@@ -400,10 +388,7 @@ class UdpFlows:
     def close(self) -> None:
         for flow in self.table.clear():
             self._close(flow)
-        for lst in self.listeners:
-            self.engine.remove(lst.fd)
-            lst.sock.close()
-        self.listeners = []
+        self.listeners.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
 

@@ -36,6 +36,7 @@ import socket
 from pasta import log, netns
 from pasta.engine import EPOLLIN
 from pasta.flowtab import FlowTable
+from pasta.listeners import Listener, Listeners
 from pasta.udp import prepare_socket
 
 UDP_TIMEOUT_S = 180.0
@@ -97,7 +98,7 @@ class UdpSplice:
         self.drop = drop
         self.host_lo_to_ns_lo = host_lo_to_ns_lo
         self.table = FlowTable(UDP_TIMEOUT_S, MAX_FLOWS)
-        self.listeners: list = []
+        self.listeners = Listeners(engine)
         self.buf = bytearray(65536)
         self.view = memoryview(self.buf)
         self._sweeper = None
@@ -109,17 +110,12 @@ class UdpSplice:
     def add_ns_listener(self, v6: bool, port: int, target: int) -> None:
         """One -U loopback listener inside the namespace (`portspec.apply` calls this)."""
         sock = netns.ns_call(self.netns_fd, _ns_listener, v6, port)
-        entry = (sock, v6, target, port)
-        self.listeners.append(entry)
-        self.engine.add(sock.fileno(), EPOLLIN, lambda ev, e=entry: self._ns_readable(e))
-        return entry
+        return self.listeners.add(sock, v6, port, target, self._ns_readable)
 
-    def remove_ns_listener(self, entry) -> None:
+    def remove_ns_listener(self, lst: Listener) -> None:
         """Stop listening (`auto`: the host port went away); its flows end with it."""
-        self.end_flows_of(entry[0])
-        self.listeners.remove(entry)
-        self.engine.remove(entry[0].fileno())
-        entry[0].close()
+        self.end_flows_of(lst.sock)
+        self.listeners.remove(lst)
 
     def end_flows_of(self, lsock) -> None:
         """Close the flows whose clients talk to listening socket `lsock` (about to close)."""
@@ -130,10 +126,10 @@ class UdpSplice:
         self.stats["udp_splice_flows"] = len(self.table)
 
     def listen_ports(self) -> set:
-        return {port for _, _, _, port in self.listeners}
+        return self.listeners.ports()
 
-    def _ns_readable(self, entry) -> None:
-        lsock, v6, port, _ = entry
+    def _ns_readable(self, lst: Listener) -> None:
+        lsock, v6, port = lst.sock, lst.v6, lst.target   # datagrams go to the host's target
         for _ in range(BATCH):
             try:
                 n, client = lsock.recvfrom_into(self.buf)
@@ -229,9 +225,6 @@ class UdpSplice:
         for flow in self.table.clear():
             self.engine.remove(flow.fd)
             flow.sock.close()
-        for sock, *_ in self.listeners:
-            self.engine.remove(sock.fileno())
-            sock.close()
-        self.listeners = []
+        self.listeners.close()
         if self._sweeper is not None:
             self._sweeper.cancel()

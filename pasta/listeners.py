@@ -1,0 +1,65 @@
+"""Listening sockets of the four port options (-t, -u, -T, -U): one record, one set.
+
+Purpose: every forwarded port is a listening socket registered with the engine that, when
+readable, hands itself to its owner (TCP accept, UDP datagrams, spliced loopback accepts or
+datagrams). `auto` forwarding adds and removes them at run time, and the slirp4netns API does
+the same for its forwards, so adding, removing and listing must be one piece of code.
+
+Theory of operation: a `Listener` records the socket, its fd, the family, the port it listens
+on and the `target` port connections or datagrams go to on the other side (pasta's `PORT:TARGET`
+mapping; `delta` = target - port). A `Listeners` set owns its records: `add` registers the
+socket with the engine (EPOLLIN, level-triggered) with the owner's handler, `remove`
+unregisters and closes it, `ports` lists the listening ports (for `auto`, which must not
+forward pypasta's own listeners back), `close` removes them all.
+
+Invariants: a listener is registered with the engine exactly while it is in its set; its socket
+is closed when it leaves the set. What depends on a listener (UDP flows replying through it,
+spliced flows) is ended by the owner before it calls `remove`.
+"""
+
+from __future__ import annotations
+
+from pasta.engine import EPOLLIN
+
+
+class Listener:
+    __slots__ = ("sock", "fd", "v6", "port", "target")
+
+    def __init__(self, sock, v6: bool, port: int, target: int):
+        self.sock, self.fd, self.v6 = sock, sock.fileno(), v6
+        self.port, self.target = port, target
+
+    @property
+    def delta(self) -> int:
+        return self.target - self.port
+
+
+class Listeners:
+    def __init__(self, engine):
+        self.engine = engine
+        self.items: list[Listener] = []
+
+    def add(self, sock, v6: bool, port: int, target: int, on_readable) -> Listener:
+        """Register `sock`, listening on `port` for `target`; `on_readable(listener)`."""
+        lst = Listener(sock, v6, port, target)
+        self.items.append(lst)
+        self.engine.add(lst.fd, EPOLLIN, lambda ev, l=lst: on_readable(l))
+        return lst
+
+    def remove(self, lst: Listener) -> None:
+        self.items.remove(lst)
+        self.engine.remove(lst.fd)
+        lst.sock.close()
+
+    def ports(self) -> set:
+        return {lst.port for lst in self.items}
+
+    def close(self) -> None:
+        for lst in list(self.items):
+            self.remove(lst)
+
+    def __iter__(self):
+        return iter(list(self.items))
+
+    def __len__(self) -> int:
+        return len(self.items)
