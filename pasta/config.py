@@ -104,6 +104,10 @@ class Config:
     # `blackhole` are dropped (slirp4netns's --disable-host-loopback and --disable-dns).
     unreachable: Tuple[IPAny, ...] = ()
     blackhole: Tuple[IPAny, ...] = ()
+    # libslirp's aliases (front ends only): every other address of this IPv4 network is the
+    # host's loopback (or, listed in `unreachable_net4`, unreachable), except the DNS address.
+    alias_net4: Optional[ipaddress.IPv4Network] = None
+    unreachable_net4: bool = False
 
     # --- port forwarding: pasta.portspec.PortForward, or None for "not given" (default auto)
     tcp_ports: object = None                       # -t

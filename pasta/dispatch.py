@@ -80,6 +80,7 @@ class TapLink:
         self.ctx = ctx
         self.rules = rules
         self.filtered = rules.filtered      # usually empty: one truth test per frame
+        self.unreachable_net4 = rules.unreachable_net4
         self._icmp_tokens = float(ICMP_ERR_BURST)
         self._icmp_last = 0.0
         self.pcap = pcap
@@ -253,6 +254,10 @@ class TapLink:
             self.addr_seen4 = src
         if self.filtered and dst in self.filtered and self._filtered(buf, f, False):
             return
+        if self.unreachable_net4 is not None and fwd.in_net4(dst, self.unreachable_net4) \
+                and dst not in (self.ctx.v4.addr, self.rules.dns_match4) \
+                and self._filtered(buf, f, False, True):
+            return
         proto = f.proto
         if proto == IPPROTO_UDP:
             u = parse_udp(buf, f.l4_off, f.end)
@@ -278,7 +283,7 @@ class TapLink:
         else:
             self.drop("ipv4: unsupported protocol")
 
-    def _filtered(self, buf, f, v6: bool) -> bool:
+    def _filtered(self, buf, f, v6: bool, by_net: bool = False) -> bool:
         """A frame to a destination the configuration makes unreachable or a black hole:
         dropped or answered (True), unless it belongs to a flow that exists already (False):
         replies to a forwarded port's client that the namespace sees as the gateway, and the
@@ -306,7 +311,8 @@ class TapLink:
                 (v6 and f.proto == IPPROTO_ICMPV6 and buf[f.l4_off] == ICMPV6_ECHO_REQUEST)):
             self._echo_reply(buf, f, v6)
             return True
-        if self.filtered[f.dst] == fwd.FILTER_DROP:
+        action = fwd.FILTER_UNREACHABLE if by_net else self.filtered[f.dst]
+        if action == fwd.FILTER_DROP:
             self.drop("filtered destination")
             return True
         eth = f.eth_off

@@ -115,6 +115,9 @@ class Rules:
     ifindex6: int = 0                       # template interface: scope of link-local targets
     # packed destination -> FILTER_UNREACHABLE or FILTER_DROP (Config.unreachable/blackhole)
     filtered: dict = field(default_factory=dict)
+    # libslirp aliases: (network, mask) as integers; other addresses there are host loopback
+    alias_net4: Optional[tuple] = None
+    unreachable_net4: Optional[tuple] = None    # the same network, unreachable instead
 
     @classmethod
     def from_config(cls, cfg: C.Config, plan: NP.NetPlan, resolv_conf: str = "") -> "Rules":
@@ -138,7 +141,11 @@ class Rules:
             outbound_if4=cfg.outbound_if4, outbound_if6=cfg.outbound_if6,
             ifindex6=(v6.template_index or 0) if v6.enabled else 0,
             filtered={**{_packed(a): FILTER_DROP for a in cfg.blackhole},
-                      **{_packed(a): FILTER_UNREACHABLE for a in cfg.unreachable}})
+                      **{_packed(a): FILTER_UNREACHABLE for a in cfg.unreachable}},
+            alias_net4=_net(cfg.alias_net4) if cfg.alias_net4 and not cfg.unreachable_net4
+            else None,
+            unreachable_net4=_net(cfg.alias_net4) if cfg.alias_net4 and cfg.unreachable_net4
+            else None)
 
 
 def from_tap(r: Rules, v6: bool, proto: int, dst: bytes, dport: int) -> bytes:
@@ -160,7 +167,22 @@ def from_tap(r: Rules, v6: bool, proto: int, dst: bytes, dport: int) -> bytes:
         return LOOPBACK4
     if r.map_guest4 is not None and dst == r.map_guest4 and r.guest4 is not None:
         return r.guest4
+    if r.alias_net4 is not None and in_net4(dst, r.alias_net4):
+        # libslirp: the DNS address is the host's resolver on any port, any other address
+        # of the virtual network the host's loopback
+        if dst == r.dns_match4 and r.dns_host4 is not None:
+            return r.dns_host4
+        return LOOPBACK4
     return dst
+
+
+def in_net4(addr: bytes, net: tuple) -> bool:
+    """`addr` (4 packed bytes) in (network, mask) given as integers."""
+    return int.from_bytes(addr, "big") & net[1] == net[0]
+
+
+def _net(n) -> tuple:
+    return int(n.network_address), int(n.netmask)
 
 
 def to_tap_src(r: Rules, v6: bool, peer: bytes, addr_seen: Optional[bytes]) -> Optional[bytes]:

@@ -15,6 +15,9 @@ Theory of operation:
   `--disable-host-loopback`, in which case new connections to it get ICMP "network unreachable"
   (as slirp4netns: "Network is unreachable" in the namespace); cidr+3 forwards DNS to the
   host's resolver unless `--disable-dns`, in which case it is a black hole (queries time out).
+  Like libslirp, every other address of the virtual network is an alias of the host's
+  loopback too (or unreachable with `--disable-host-loopback`), never an address on the
+  host's own networks.
   `--enable-ipv6`: router advertisements for fd00::/64 from fe80::2, with fd00::2 and fd00::3
   playing the same parts.
 - The process contract: it stays in the foreground; stdout gets slirp4netns's "Starting slirp"
@@ -57,9 +60,17 @@ API_MAX_CONNS = 16
 SANDBOX_KEEP = ("/run/", "/etc/")           # what the sandbox keeps visible (sandbox.py)
 
 
-def to_config(o: "cli.SlirpOptions"):
-    """The pasta Config that runs slirp4netns's options on the translator."""
-    from pasta import config as C, portspec
+def to_config(o: "cli.SlirpOptions", resolv_conf: str | None = None):
+    """The pasta Config that runs slirp4netns's options on the translator.
+
+    `resolv_conf`: the host's resolv.conf text (read here if None): its first nameserver of
+    each family is where queries to the DNS address go, as libslirp's get_dns_addr()."""
+    from pasta import config as C, linkctx, portspec
+    from pasta.translator import read_resolv_conf
+    servers, _ = linkctx.parse_resolv_conf(read_resolv_conf() if resolv_conf is None
+                                           else resolv_conf)
+    host4 = next((a for a in servers if a.version == 4), None)
+    host6 = next((a for a in servers if a.version == 6), None)
     none = portspec.parse("none")
     kw = dict(
         foreground=True, quiet=True,
@@ -82,6 +93,7 @@ def to_config(o: "cli.SlirpOptions"):
         blackhole.append(o.dns)
     else:
         kw["dns_forward4"] = o.dns
+        kw["dns_host4"] = host4
         dns.append(o.dns)
     if o.enable_ipv6:
         kw.update(addr6=IPV6_GUEST, gw6=IPV6_ROUTER_LL)
@@ -93,9 +105,11 @@ def to_config(o: "cli.SlirpOptions"):
             blackhole.append(IPV6_DNS)
         else:
             kw["dns_forward6"] = IPV6_DNS
+            kw["dns_host6"] = host6
             dns.append(IPV6_DNS)
     kw.update(unreachable=tuple(unreachable), blackhole=tuple(blackhole), dns=tuple(dns),
-              dns_none=not dns)
+              dns_none=not dns, alias_net4=o.network,
+              unreachable_net4=o.disable_host_loopback)
     if o.netns_mode == "pid":
         kw["pid_target"] = o.target_pid
         kw["userns"] = o.userns_path

@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -222,12 +223,15 @@ def test_host_loopback_as_gateway_unless_disabled(slirp):
     t.wait_listening("host", 7043, proto="udp")
     s.start("-c")
     assert s.ns(["socat", "-T", "5", "-", "TCP4:10.0.2.2:7042"]).stdout == "host-tcp\n"
+    # libslirp's aliases: any other address of the virtual network is the host's loopback too
+    assert s.ns(["socat", "-T", "5", "-", "TCP4:10.0.2.77:7042"]).stdout == "host-tcp\n"
     assert s.ns(["socat", "-T", "3", "-", "UDP4:10.0.2.2:7043"], input="u\n").stdout == "u\n"
     assert s.stop() == 0
 
     s2 = slirp()
     s2.start("-c", "--disable-host-loopback")
     assert _connect_errno(s2, "10.0.2.2", 7042) == errno.ENETUNREACH
+    assert _connect_errno(s2, "10.0.2.77", 7042) == errno.ENETUNREACH
     # ...while a ping to the gateway is still answered, as libslirp answers it
     assert s2.ns(["ping", "-c", "1", "-W", "3", "10.0.2.2"], check=False).returncode == 0
 
@@ -389,3 +393,40 @@ def test_udp_8000_flood_at_mtu_1500_and_a_connect_storm(slirp):
     assert s.proc.poll() is None
     after = rss()
     assert after <= 40 and after - before <= 4, (before, after)
+
+
+QUERY = r"""
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+q = struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + b"\x07example\x04test\x00" + \
+    struct.pack("!HH", 1, 1)
+s.sendto(q, (sys.argv[1], 53))
+data, src = s.recvfrom(2048)
+print(src[0], data[-4:].hex())
+"""
+
+
+def test_dns_address_forwards_to_the_hosts_resolver(slirp):
+    """10.0.2.3 forwards to the first nameserver of the host's resolv.conf, with host loopback
+    disabled too. `ip netns exec` shows the helper /etc/netns/NAME/resolv.conf, pointing at a
+    dnsmasq on the host namespace's loopback (no query leaves the topology)."""
+    s = slirp()
+    t = s.t
+    etc = f"/etc/netns/{t.host_ns}"
+    os.makedirs(etc, exist_ok=True)
+    try:
+        with open(f"{etc}/resolv.conf", "w") as f:
+            f.write("nameserver 127.0.0.1\n")
+        t.host_popen(["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                      "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53",
+                      "--user=root", "--pid-file=", "--address=/example.test/198.18.0.7"],
+                     name="dnsmasq")
+        t.wait_listening("host", 53, proto="udp")
+        s.start("-c", "--disable-host-loopback")
+        q = os.path.join(t.workdir, "q.py")
+        with open(q, "w") as f:
+            f.write(QUERY)
+        out = s.ns([env.python_for("root"), q, "10.0.2.3"]).stdout.split()
+        assert out == ["10.0.2.3", "c6120007"]           # the answer, from the DNS address
+    finally:
+        shutil.rmtree(etc, ignore_errors=True)

@@ -112,3 +112,27 @@ def test_tap_side_ok():
     assert not fwd.tap_side_ok(False, P("127.0.0.1"), P("198.18.0.1"))
     assert not fwd.tap_side_ok(True, P("2001:db8::2"), P("::1"))
     assert fwd.tap_side_ok(False, P("198.51.100.2"), P("198.18.0.1"))
+
+
+def test_slirp_aliases_of_the_virtual_network():
+    """pypasta-slirp4netns's Config: like libslirp, the DNS address is the host's resolver on
+    any port and every other address of the virtual network the host's loopback."""
+    from podman_compat import slirp4netns, slirp4netns_cli
+    opts = slirp4netns_cli.parse(["-c", "1", "tap0"])
+    cfg = slirp4netns.to_config(opts, "nameserver 198.18.0.53\n")
+    snap = NP.HostSnapshot(
+        links=(NP.HostLink(2, "eth0", 1500),),
+        addrs=(NP.HostAddr(2, 2, "198.51.100.2", 24),),
+        routes=(NP.HostRoute(2, None, 0, oif=2, gateway="198.51.100.1"),))
+    r = fwd.Rules.from_config(cfg, NP.plan(cfg, snap), "nameserver 198.18.0.53\n")
+    assert fwd.from_tap(r, False, 17, P("10.0.2.3"), 53) == P("198.18.0.53")
+    assert fwd.from_tap(r, False, 6, P("10.0.2.3"), 853) == P("198.18.0.53")
+    assert fwd.from_tap(r, False, 6, P("10.0.2.2"), 80) == fwd.LOOPBACK4
+    assert fwd.from_tap(r, False, 6, P("10.0.2.77"), 80) == fwd.LOOPBACK4
+    assert fwd.from_tap(r, False, 6, P("10.0.3.77"), 80) == P("10.0.3.77")
+    assert r.unreachable_net4 is None
+    off = slirp4netns.to_config(slirp4netns_cli.parse(["-c", "--disable-host-loopback", "1",
+                                                       "tap0"]), "nameserver 198.18.0.53\n")
+    r = fwd.Rules.from_config(off, NP.plan(off, snap), "nameserver 198.18.0.53\n")
+    assert r.alias_net4 is None and fwd.in_net4(P("10.0.2.77"), r.unreachable_net4)
+    assert fwd.from_tap(r, False, 17, P("10.0.2.3"), 53) == P("198.18.0.53")
