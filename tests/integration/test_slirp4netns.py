@@ -413,6 +413,7 @@ def test_dns_address_forwards_to_the_hosts_resolver(slirp):
     s = slirp()
     t = s.t
     etc = f"/etc/netns/{t.host_ns}"
+    made_parent = not os.path.exists("/etc/netns")
     os.makedirs(etc, exist_ok=True)
     try:
         with open(f"{etc}/resolv.conf", "w") as f:
@@ -430,3 +431,8 @@ def test_dns_address_forwards_to_the_hosts_resolver(slirp):
         assert out == ["10.0.2.3", "c6120007"]           # the answer, from the DNS address
     finally:
         shutil.rmtree(etc, ignore_errors=True)
+        if made_parent:
+            try:
+                os.rmdir("/etc/netns")
+            except OSError:
+                pass
