@@ -363,16 +363,9 @@ def _remove(path: str, st: dict) -> bool:
 
 # --------------------------------------------------------------------------- operations
 
-def _same_netns(path: str) -> bool:
-    try:
-        a, b = os.stat(path), os.stat("/proc/self/ns/net")
-    except OSError:
-        return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
 def cmd_add(env: N.CniEnv, conf: N.NetConf, environ) -> dict:
-    if _same_netns(env.netns) and not env.netns_override:
+    from pasta import netns as NS
+    if NS.is_own_ns(env.netns) and not env.netns_override:
         raise CniError(ErrorCode.INVALID_NETNS,
                        "netns is the same as the plugin's own (host) namespace",
                        "set CNI_NETNS_OVERRIDE=1 to attach to it anyway")

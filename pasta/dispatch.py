@@ -79,8 +79,10 @@ class TapLink:
         self.tap = tap
         self.ctx = ctx
         self.rules = rules
-        self.filtered = rules.filtered      # usually empty: one truth test per frame
+        self.filtered = rules.filtered
         self.unreachable_net4 = rules.unreachable_net4
+        # Front ends' unreachable or black-hole destinations: usually none, one test per frame
+        self.filtering = bool(rules.filtered) or rules.unreachable_net4 is not None
         self._icmp_tokens = float(ICMP_ERR_BURST)
         self._icmp_last = 0.0
         self.pcap = pcap
@@ -252,11 +254,7 @@ class TapLink:
             return
         if src != self.addr_seen4 and fwd.is_unicast(src):
             self.addr_seen4 = src
-        if self.filtered and dst in self.filtered and self._filtered(buf, f, False):
-            return
-        if self.unreachable_net4 is not None and fwd.in_net4(dst, self.unreachable_net4) \
-                and dst not in (self.ctx.v4.addr, self.rules.dns_match4) \
-                and self._filtered(buf, f, False, True):
+        if self.filtering and self._filter4(buf, f, dst):
             return
         proto = f.proto
         if proto == IPPROTO_UDP:
@@ -282,6 +280,16 @@ class TapLink:
                 self.tcp.from_tap(False, src, dst, parse_tcp(buf, f.l4_off, f.end), buf)
         else:
             self.drop("ipv4: unsupported protocol")
+
+    def _filter4(self, buf, f, dst: bytes) -> bool:
+        """IPv4: a filtered address, or one of the unreachable network (but our own and the
+        DNS address); True if the frame was dropped or answered."""
+        if dst in self.filtered:
+            return self._filtered(buf, f, False)
+        if self.unreachable_net4 is not None and fwd.in_net4(dst, self.unreachable_net4) \
+                and dst not in (self.ctx.v4.addr, self.rules.dns_match4):
+            return self._filtered(buf, f, False, True)
+        return False
 
     def _filtered(self, buf, f, v6: bool, by_net: bool = False) -> bool:
         """A frame to a destination the configuration makes unreachable or a black hole:
@@ -386,7 +394,7 @@ class TapLink:
                     self.addr_seen6 = src          # as pasta, until a global one is seen
             elif src != self.addr_seen6:
                 self.addr_seen6 = src
-        if self.filtered and dst in self.filtered and self._filtered(buf, f, True):
+        if self.filtering and dst in self.filtered and self._filtered(buf, f, True):
             return
         proto = f.proto
         if proto == IPPROTO_UDP:

@@ -120,6 +120,15 @@ def write_id_maps(uid: int, gid: int, pid: str = "self") -> list[str]:
     return warnings
 
 
+def is_own_ns(path: str, kind: str = "net") -> bool:
+    """True if the namespace file `path` is this process's own `kind` namespace."""
+    try:
+        a, b = os.stat(path), os.stat(f"/proc/self/ns/{kind}")
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def open_ns(path: str, what: str = "network namespace") -> int:
     """Open a namespace file O_RDONLY|O_CLOEXEC with a one-line error on failure."""
     try:

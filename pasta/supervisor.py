@@ -410,14 +410,6 @@ def _child(cfg, ready_w: int, go_r: int) -> None:
 
 # --------------------------------------------------------------------------- attach modes
 
-def _same_userns(path: str) -> bool:
-    try:
-        a, b = os.stat(path), os.stat("/proc/self/ns/user")
-    except OSError:
-        return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
 def _attach(cfg, plan, resolv_conf: str, on_ready=None) -> int:
     pid = cfg.pid_target
     if pid is not None:
@@ -430,7 +422,7 @@ def _attach(cfg, plan, resolv_conf: str, on_ready=None) -> int:
         userns = None if cfg.netns_only else cfg.userns
     pidfile = _open_pidfile(cfg)
     _switch_ids(*_ids(cfg))
-    if userns and not _same_userns(userns):
+    if userns and not netns.is_own_ns(userns, "user"):
         netns.join_userns(userns)
     netns_fd = netns.open_ns(netns_path)
     try:
