@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
