@@ -474,9 +474,50 @@ def cmd_gc(env: N.CniEnv, conf: N.NetConf, environ) -> None:
                     failures.append(f"{path}: the daemon would not stop")
             except OSError as e:
                 failures.append(f"{path}: {e.strerror}")
+    if conf.valid_attachments is not None and _initial_root():
+        keep = {N.state_key(conf.name, a.container_id, a.ifname)
+                for a in conf.valid_attachments}
+        keep |= {os.path.basename(p)[:-len(".json")] for p, st in entries
+                 if (st.get("container_id", ""), st.get("ifname", "")) not in stale}
+        failures += _sweep_rules(conf.name, keep)
     err = R.gc_error(failures)
     if err is not None:
         raise err
+
+
+def _sweep_rules(network: str, keep: set) -> list:
+    """GC: delete this network's NAT/guard rules whose attachment is neither listed nor known
+    (their state file was lost, e.g. with a runtime directory on a tmpfs that was emptied)."""
+    import shlex
+    failures = []
+    for tool in ("iptables", "ip6tables"):
+        if shutil.which(tool) is None:
+            continue
+        for table in ("nat", "filter"):
+            try:
+                r = subprocess.run([tool, "-w", "5", "-t", table, "-S"], capture_output=True,
+                                   text=True, timeout=30)
+            except (subprocess.SubprocessError, OSError) as e:
+                failures.append(f"{tool} -t {table} -S: {e}")
+                continue
+            for line in r.stdout.splitlines():
+                try:
+                    words = shlex.split(line)
+                except ValueError:
+                    continue
+                if len(words) < 3 or words[0] != "-A" or "--comment" not in words:
+                    continue
+                comment = words[words.index("--comment") + 1]
+                if not comment.startswith("pypasta-cni "):
+                    continue
+                key = comment[len("pypasta-cni "):]
+                if not key.startswith(f"{network[:64]}:") or key in keep:
+                    continue
+                d = subprocess.run([tool, "-w", "5", "-t", table, "-D", *words[1:]],
+                                   capture_output=True, text=True, timeout=30)
+                if d.returncode != 0:
+                    failures.append(f"{tool} -D {' '.join(words[1:3])}: {d.stderr.strip()}")
+    return failures
 
 
 def cmd_status(env: N.CniEnv, conf: N.NetConf, environ) -> None:

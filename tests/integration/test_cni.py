@@ -301,3 +301,27 @@ def test_parallel_adds_of_different_attachments(ctr):
     assert sorted(st["container_id"] for st in _states(c.state)) == ["par0", "par1", "par2"]
     rc, _ = c.plugin("GC", {**conf, "cni.dev/valid-attachments": []})
     assert rc == 0 and _states(c.state) == []
+
+
+@pytest.mark.parametrize("user", ["root"])
+def test_gc_removes_rules_whose_state_was_lost(ctr, user):
+    """As root published ports are iptables rules: GC removes this network's rules of
+    attachments it does not know any more (state file lost), and keeps listed ones."""
+    c = ctr
+    conf = _conf(c.state, capabilities={"portMappings": True},
+                 runtimeConfig={"portMappings": [{"hostPort": 7150, "containerPort": 80,
+                                                  "protocol": "tcp"}]})
+    rc, out = c.plugin("ADD", conf, cid="lost")
+    assert rc == 0, out
+    (st,) = _states(c.state)
+    os.kill(st["pid"], 9)
+    for name in os.listdir(c.state):
+        if name != "lock":
+            os.unlink(os.path.join(c.state, name))        # the state is gone, the rules not
+    nat = lambda: c.t.host(["iptables", "-w", "-t", "nat", "-S"]).stdout
+    assert "pypasta-cni pypasta-net:lost:eth0" in nat()
+    rc, out = c.plugin("GC", {**conf, "cni.dev/valid-attachments": [
+        {"containerID": "other", "ifname": "eth0"}]})
+    assert rc == 0, out
+    assert "pypasta-cni" not in nat()
+    assert "pypasta-cni" not in c.t.host(["iptables", "-w", "-t", "filter", "-S"]).stdout
