@@ -9,7 +9,7 @@ Theory of operation:
   touches the system only to resolve `--runas` names (pwd/grp). It raises `UsageError` for
   getopt-level errors (printed by `main` with the usage text), `ConfigError`/`PortSpecError` for bad
   values, and `ExitRequest` for `-h/--help` and `--version`.
-- `_Getopt` is a hand-written GNU `getopt_long` for the optstring `+dqfel:hs:F:I:p:P:m:a:n:M:g:i:o:D:S:
+- `_Getopt` is the GNU `getopt_long` of `pasta.getopt` (shared with the slirp4netns front end) for the optstring `+dqfel:hs:F:I:p:P:m:a:n:M:g:i:o:D:S:
   461t:u:T:U:` plus the long-option table `LONG_OPTIONS` (in pasta's order, which matters for the
   list printed for an ambiguous abbreviation). It yields options lazily, so a problem is reported
   at the point pasta would report it: `-h` before a bad option wins, a bad option before `-h` wins.
@@ -70,12 +70,12 @@ import pwd
 import re
 import sys
 import traceback
-from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from pasta import __version__
 from pasta.config import IFNAMSIZ, LOG_SIZE_MIN, Config
 from pasta.errors import ConfigError, PastaError, UsageError
+from pasta.getopt import Getopt, GetoptError, LongOpt, short_table
 from pasta import portspec
 from pasta.portspec import show
 
@@ -102,15 +102,6 @@ class ExitRequest(Exception):
         self.code = code
         self.text = text
         self.stream = stream     # "stdout" or "stderr"
-
-
-@dataclass(frozen=True)
-class LongOpt:
-    """One entry of the getopt_long table; entries with equal (has_arg, key) are aliases."""
-
-    name: str
-    has_arg: bool
-    key: str          # the short option letter, or the canonical long name when there is none
 
 
 def _lo(name: str, has_arg: bool, short: Optional[str] = None) -> LongOpt:
@@ -190,94 +181,17 @@ CANONICAL: Dict[str, str] = {o.key: o.name for o in reversed(LONG_OPTIONS)}
 PASST_ONLY = frozenset({"s", "1", "vhost-user", "print-capabilities", "no-dhcp-dns", "no-dhcp-search"})
 
 
-def _short_table(optstring: str) -> Dict[str, bool]:
-    table: Dict[str, bool] = {}
-    chars = optstring.lstrip("+")
-    for i, c in enumerate(chars):
-        if c == ":":
-            continue
-        table[c] = i + 1 < len(chars) and chars[i + 1] == ":"
-    return table
+def _usage_errors(g: Getopt):
+    """The options of `g`, with glibc's diagnostics raised as UsageError."""
+    try:
+        yield from g
+    except GetoptError as e:
+        raise UsageError(str(e)) from None
 
 
-class _Getopt:
-    """GNU getopt_long with a leading '+': yields (key, optarg or None, spelling) in order.
-
-    After iteration, `optind` indexes the first non-option argument.
-    """
-
-    def __init__(self, argv: Sequence[str], optstring: str = SHORT_OPTIONS,
-                 longopts: Sequence[LongOpt] = LONG_OPTIONS):
-        self.argv = list(argv)
-        self.short = _short_table(optstring)
-        self.longopts = tuple(longopts)
-        self.optind = 0
-
-    def __iter__(self) -> Iterator[Tuple[str, Optional[str], str]]:
-        argv = self.argv
-        while self.optind < len(argv):
-            arg = argv[self.optind]
-            if arg == "--":
-                self.optind += 1
-                return
-            if not arg.startswith("-") or arg == "-":
-                return      # '+': stop at the first non-option
-            if arg.startswith("--"):
-                yield self._long(arg[2:])
-                continue
-            i = 1
-            while i < len(arg):
-                c = arg[i]
-                i += 1
-                if c not in self.short:
-                    if i == len(arg):
-                        self.optind += 1
-                    raise UsageError(f"invalid option -- '{show(c)}'")
-                if self.short[c]:
-                    if i < len(arg):
-                        value = arg[i:]
-                        self.optind += 1
-                    elif self.optind + 1 < len(argv):
-                        value = argv[self.optind + 1]
-                        self.optind += 2
-                    else:
-                        self.optind += 1
-                        raise UsageError(f"option requires an argument -- '{show(c)}'")
-                    yield c, value, "-" + c
-                    break
-                if i == len(arg):
-                    self.optind += 1
-                yield c, None, "-" + c
-
-    def _long(self, body: str) -> Tuple[str, Optional[str], str]:
-        name, eq, value = body.partition("=")
-        found = next((o for o in self.longopts if o.name == name), None)
-        if found is None:
-            matches = [o for o in self.longopts if o.name.startswith(name)]
-            if not matches:
-                self.optind += 1
-                raise UsageError(f"unrecognized option '--{show(body)}'")
-            first = matches[0]
-            ambiguous = [first] + [o for o in matches[1:]
-                                   if (o.has_arg, o.key) != (first.has_arg, first.key)]
-            if len(ambiguous) > 1:
-                self.optind += 1
-                listed = "".join(f" '--{o.name}'" for o in ambiguous)
-                raise UsageError(f"option '--{show(body)}' is ambiguous; possibilities:{listed}")
-            found = first
-        self.optind += 1
-        spelled = "--" + found.name
-        if eq:
-            if not found.has_arg:
-                raise UsageError(f"option '{spelled}' doesn't allow an argument")
-            return found.key, value, spelled
-        if found.has_arg:
-            if self.optind >= len(self.argv):
-                raise UsageError(f"option '{spelled}' requires an argument")
-            value = self.argv[self.optind]
-            self.optind += 1
-            return found.key, value, spelled
-        return found.key, None, spelled
+def _Getopt(argv: Sequence[str]) -> Getopt:
+    """pasta's getopt_long: stops at the first non-option ('+'); errors are UsageError."""
+    return Getopt(argv, SHORT_OPTIONS, LONG_OPTIONS, quote=show)
 
 
 # --- value parsers -----------------------------------------------------------------------------
@@ -423,7 +337,7 @@ def parse_args(argv: Sequence[str]) -> Config:
     copy_routes_opt = copy_addrs_opt = False
 
     g = _Getopt(argv)
-    for key, val, spelled in g:
+    for key, val, spelled in _usage_errors(g):
         given.add(CANONICAL[key])
         if key in PASST_ONLY:
             raise ConfigError(f"{spelled} is for passt mode only")
@@ -784,7 +698,7 @@ def version_text() -> str:
 
 def _wants_traceback(argv: Sequence[str]) -> bool:
     """True if -d/--debug/--trace appears among the options (a cheap scan, no validation)."""
-    short = _short_table(SHORT_OPTIONS)
+    short = short_table(SHORT_OPTIONS)
     skip = False
     for arg in argv:
         if skip:

@@ -15,7 +15,7 @@ Theory of operation:
 - `main_parse(argv, prog)` is the thin printing wrapper for the entry point: it writes what
   slirp4netns writes (warnings and usage on stdout, errors on stderr) and returns either the
   options or the exit code; it reads POSIXLY_CORRECT from the environment as glibc does.
-- `_Getopt` is glibc's `getopt_long` for the optstring `ce:r:m:a:6hv` and the long-option table
+- `pasta.getopt.Getopt` is glibc's `getopt_long` (shared with pasta's CLI), here for the optstring `ce:r:m:a:6hv` and the long-option table
   `LONG_OPTIONS` (in slirp4netns's order, which is the order of the "possibilities" glibc lists
   for an ambiguous abbreviation). Without `posixly_correct` non-options are permuted to the end
   as glibc does; `--` ends the options; unique abbreviations of long options are accepted;
@@ -85,10 +85,11 @@ import re
 import sys
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
-from typing import Callable, Iterator, Optional, Sequence, TextIO, Tuple, Union
+from typing import Callable, Optional, Sequence, TextIO, Tuple, Union
 
 from pasta import __version__ as PYPASTA_VERSION
 from pasta.errors import ConfigError
+from pasta.getopt import Getopt, GetoptError, LongOpt
 
 # --- constants (main.c) -------------------------------------------------------------------------
 
@@ -118,15 +119,6 @@ _LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
 _ULONG_MAX = (1 << 64) - 1
 _C_SPACE = " \t\n\v\f\r"                 # isspace() in the C locale
 _HEX = "0123456789abcdefABCDEF"
-
-
-@dataclass(frozen=True)
-class LongOpt:
-    """One entry of slirp4netns's `struct option longopts[]`."""
-
-    name: str
-    has_arg: bool
-    key: str            # the short letter, or the long name for long-only options
 
 
 LONG_OPTIONS: Tuple[LongOpt, ...] = (
@@ -578,99 +570,6 @@ def stat_path_error(path: str) -> Optional[str]:
 
 # --- getopt_long --------------------------------------------------------------------------------
 
-class _GetoptError(Exception):
-    """glibc's diagnostic (exact stderr text, newline included)."""
-
-
-def _short_table(optstring: str) -> dict:
-    table = {}
-    for i, ch in enumerate(optstring):
-        if ch != ":":
-            table[ch] = optstring[i + 1:i + 2] == ":"
-    return table
-
-
-_SHORT = _short_table(SHORT_OPTIONS)
-
-
-class _Getopt:
-    """glibc `getopt_long(argc, argv, SHORT_OPTIONS, LONG_OPTIONS)`: yields (key, optarg|None).
-
-    Non-options collect in `positionals` (in order; after the iteration ends, the ones following
-    `--` are appended, as glibc's permutation leaves them).
-    """
-
-    def __init__(self, argv: Sequence[str], prog: str, posixly_correct: bool = False):
-        self.argv = list(argv)
-        self.prog = prog
-        self.posixly_correct = posixly_correct
-        self.positionals: list = []
-
-    def __iter__(self) -> Iterator[Tuple[str, Optional[str]]]:
-        argv, n, i = self.argv, len(self.argv), 0
-        while i < n:
-            arg = argv[i]
-            if arg == "--":
-                self.positionals.extend(argv[i + 1:])
-                return
-            if not arg.startswith("-") or arg == "-":
-                if self.posixly_correct:
-                    self.positionals.extend(argv[i:])
-                    return
-                self.positionals.append(arg)
-                i += 1
-                continue
-            if arg.startswith("--"):
-                key, optarg, i = self._long(arg[2:], i)
-                yield key, optarg
-                continue
-            i += 1
-            j = 1
-            while j < len(arg):
-                ch = arg[j]
-                j += 1
-                if ch not in _SHORT:
-                    raise _GetoptError(f"{self.prog}: invalid option -- '{ch}'\n")
-                if not _SHORT[ch]:
-                    yield ch, None
-                    continue
-                if j < len(arg):
-                    optarg = arg[j:]
-                elif i < n:
-                    optarg = argv[i]
-                    i += 1
-                else:
-                    raise _GetoptError(f"{self.prog}: option requires an argument -- '{ch}'\n")
-                yield ch, optarg
-                break
-
-    def _long(self, body: str, i: int) -> Tuple[str, Optional[str], int]:
-        name, eq, value = body.partition("=")
-        found = next((o for o in LONG_OPTIONS if o.name == name), None)
-        if found is None:
-            matches = [o for o in LONG_OPTIONS if o.name.startswith(name)]
-            if not matches:
-                raise _GetoptError(f"{self.prog}: unrecognized option '--{body}'\n")
-            found = matches[0]
-            ambiguous = [found] + [o for o in matches[1:]
-                                   if (o.has_arg, o.key) != (found.has_arg, found.key)]
-            if len(ambiguous) > 1:
-                raise _GetoptError(
-                    f"{self.prog}: option '--{body}' is ambiguous; possibilities:"
-                    + "".join(f" '--{o.name}'" for o in ambiguous) + "\n")
-        i += 1
-        if eq:
-            if not found.has_arg:
-                raise _GetoptError(
-                    f"{self.prog}: option '--{found.name}' doesn't allow an argument\n")
-            return found.key, value, i
-        if found.has_arg:
-            if i < len(self.argv):
-                return found.key, self.argv[i], i + 1
-            raise _GetoptError(f"{self.prog}: option '--{found.name}' requires an argument\n")
-        return found.key, None, i
-
-
 # --- parse ----------------------------------------------------------------------------------------
 
 PathError = Callable[[str], Optional[str]]
@@ -712,9 +611,9 @@ def parse(argv: Sequence[str], prog: str = "slirp4netns", *,
             raise fail(f"{what} must be a non-negative integer")
         return value
 
-    getopt = _Getopt(argv, prog, posixly_correct)
+    getopt = Getopt(argv, SHORT_OPTIONS, LONG_OPTIONS, posixly_correct)
     try:
-        for key, optarg in getopt:
+        for key, optarg, _ in getopt:
             given.add(_LONG_NAME_OF_KEY[key])
             if key == "c":
                 kw["configure"] = True
@@ -774,8 +673,8 @@ def parse(argv: Sequence[str], prog: str = "slirp4netns", *,
                 kw["target_type"] = optarg
             else:                                            # pragma: no cover - table bug
                 raise AssertionError(f"unhandled option key {key!r}")
-    except _GetoptError as e:
-        text = str(e)
+    except GetoptError as e:
+        text = f"{prog}: {e}\n"
         raise fail(text.rstrip("\n"), stderr=text) from None
 
     # parse_args(), after the loop: errors print the usage text too.
