@@ -5,7 +5,9 @@ handler)`; `handler(events)` is called from the loop. Timers are (deadline, seq,
 in a heap; `call_at()` returns a `Timer` whose `cancel()` marks it stale, and stale entries are
 dropped lazily when they reach the top (cheaper than one timerfd per flow). The earliest deadline
 becomes the epoll timeout. Work queued with `defer()` runs once after the current batch of events
-(passt's post-handler/deferred free). Signals arrive through `signal.set_wakeup_fd` on a
+(passt's post-handler/deferred free); work that deferred work queues runs in the same loop turn
+(rounds until the queue is empty, at most `DEFER_ROUNDS`; anything left then makes the next poll
+return at once), and work deferred outside the loop makes the first poll return at once. Signals arrive through `signal.set_wakeup_fd` on a
 non-blocking socketpair, so they are handled as ordinary events in the loop, never inside a Python
 signal handler.
 
@@ -40,6 +42,7 @@ EPOLLERR = select.EPOLLERR
 EPOLLHUP = select.EPOLLHUP
 EPOLLRDHUP = getattr(select, "EPOLLRDHUP", 0x2000)
 EPOLLET = select.EPOLLET
+DEFER_ROUNDS = 64       # deferred work that keeps deferring more yields to events after this
 
 
 class Timer:
@@ -141,7 +144,9 @@ class Engine:
             timeout = -1.0
             while self.timers and self.timers[0][2].cancelled:
                 heapq.heappop(self.timers)
-            if self.timers:
+            if self.deferred:
+                timeout = 0.0
+            elif self.timers:
                 timeout = max(0.0, self.timers[0][0] - time.monotonic())
             try:
                 events = self.ep.poll(timeout)
@@ -158,11 +163,17 @@ class Engine:
                 _, _, t = heapq.heappop(self.timers)
                 if not t.cancelled:
                     self._run_guarded(t.callback)
-            if self.deferred:
-                work, self.deferred = self.deferred, []
-                for fn in work:
-                    self._run_guarded(fn)
+            self.run_deferred()
         return self.exit_code
+
+    def run_deferred(self) -> None:
+        """Run deferred work, and the work it defers in turn, up to DEFER_ROUNDS rounds."""
+        for _ in range(DEFER_ROUNDS):
+            if not self.deferred:
+                return
+            work, self.deferred = self.deferred, []
+            for fn in work:
+                self._run_guarded(fn)
 
     def close(self) -> None:
         if self._sig_r is not None:
