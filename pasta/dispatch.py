@@ -156,7 +156,7 @@ class TapLink:
         """A UDP datagram to the namespace from a small payload (control plane)."""
         build = build_udp6_frame if v6 else build_udp4_frame
         return self.send_bytes(build(self.guest_mac, self.our_mac, src, dst, sport, dport,
-                                     payload, vnet=self.vnet, csum_offload=self.csum_offload))
+                                     payload, vnet=self.vnet))
 
     # ----------------------------------------------------------------- router advertisements
     def start(self) -> None:
@@ -174,8 +174,7 @@ class TapLink:
 
     def _send_icmp6(self, msg: bytes, src: bytes, dst: bytes) -> None:
         self.send_bytes(build_icmp6_frame(self.guest_mac, self.our_mac, src, dst, msg[0], msg[1],
-                                          msg[4:], vnet=self.vnet,
-                                          csum_offload=self.csum_offload))
+                                          msg[4:], vnet=self.vnet))
 
     # ----------------------------------------------------------------- input
     def on_readable(self, events: int) -> None:
@@ -346,12 +345,10 @@ class TapLink:
         quote = bytes(buf[f.l3_off:min(f.end, f.l4_off + 8 if not v6 else f.l3_off + 1232)])
         if v6:
             frame = build_icmp6_frame(self.guest_mac, self.our_mac, f.dst, f.src, 1, 0,
-                                      bytes(4) + quote, vnet=self.vnet,
-                                      csum_offload=self.csum_offload)
+                                      bytes(4) + quote, vnet=self.vnet)
         else:
             frame = build_icmp4_frame(self.guest_mac, self.our_mac, f.dst, f.src, 3, 0,
-                                      bytes(4) + quote, vnet=self.vnet,
-                                      csum_offload=self.csum_offload)
+                                      bytes(4) + quote, vnet=self.vnet)
         self.stats["icmp_unreachable_sent"] = self.stats.get("icmp_unreachable_sent", 0) + 1
         self.send_bytes(frame)
         return True
@@ -361,10 +358,10 @@ class TapLink:
         body = bytes(buf[f.l4_off + 4:f.end])            # identifier, sequence, data
         if v6:
             frame = build_icmp6_frame(self.guest_mac, self.our_mac, f.dst, f.src, 129, 0, body,
-                                      vnet=self.vnet, csum_offload=self.csum_offload)
+                                      vnet=self.vnet)
         else:
             frame = build_icmp4_frame(self.guest_mac, self.our_mac, f.dst, f.src, 0, 0, body,
-                                      vnet=self.vnet, csum_offload=self.csum_offload)
+                                      vnet=self.vnet)
         self.send_bytes(frame)
 
     def _dhcp(self, buf, u) -> None:

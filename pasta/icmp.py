@@ -164,7 +164,7 @@ class EchoFlows:
             link = self.link
             build = build_icmp6_frame if flow.v6 else build_icmp4_frame
             frame = build(link.guest_mac, link.our_mac, flow.dst, flow.src, want, buf[1],
-                          memoryview(buf)[4:n], vnet=link.vnet, csum_offload=link.csum_offload)
+                          memoryview(buf)[4:n], vnet=link.vnet)
             link.send_bytes(frame)
             self.stats["icmp_replies"] += 1
 

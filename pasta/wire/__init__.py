@@ -14,12 +14,15 @@ Theory of operation:
   `ethertype` and `proto` and calls `l4.parse_tcp()` / `parse_udp()` / `parse_icmp*()` or
   `l2.parse_arp()` with `(buf, l4_off, end)` for details; nothing is parsed twice except ARP.
 - Out: `build_*_frame()` return the bytes of a whole frame (virtio-net header first when
-  `vnet`), ready for `Tap.write_frame()`. With `vnet` and `csum_offload` the virtio-net header
-  carries `VIRTIO_NET_HDR_F_NEEDS_CSUM`, `csum_start` (the L4 header, counted from the Ethernet
-  header) and `csum_offset` (6 for UDP, 2 for ICMP and ICMPv6), and the L4 checksum field holds only
-  the folded pseudo-header sum (0 for ICMPv4, which has none): the kernel finishes it. Otherwise the
-  checksum is computed in software (a `vnet` header is then all zeros). The IPv4 header checksum is
-  always computed in software. TTL and hop limit are 255 (NDP requires 255, RFC 4861 section 6.1).
+  `vnet`, all zeros), ready for `Tap.write_frame()`, always with complete checksums: pypasta
+  composes these frames, and a raw socket or tcpdump in the namespace must see valid ones.
+  `pack_udp_hdrs_into()` and `pack_tcp_hdrs_into()` write the headers in front of socket data;
+  with `vnet`, `csum_offload` and a payload the virtio-net header carries
+  `VIRTIO_NET_HDR_F_NEEDS_CSUM`, `csum_start` (the L4 header, counted from the Ethernet header)
+  and `csum_offset` (6 for UDP, 16 for TCP), and the L4 checksum field holds only the folded
+  pseudo-header sum: the kernel finishes it. A segment or datagram without payload is checksummed
+  in software. The IPv4 header checksum is always computed in software. TTL and hop limit are
+  255 (NDP requires 255, RFC 4861 section 6.1).
 
 States and events: none (stateless codecs).
 
@@ -131,9 +134,13 @@ def _check_len(name: str, value, size: int) -> None:
 
 
 def _ip_frame(v6: bool, dst_mac, src_mac, src_ip, dst_ip, proto: int, l4_msg: bytes,
-              csum_field: int, use_pseudo: bool, udp: bool, vnet: bool, csum_offload: bool,
-              flow: int = 0) -> bytes:
-    """Ethernet + IP around an L4 message whose checksum field (at `csum_field`) is zero."""
+              csum_field: int, use_pseudo: bool, udp: bool, vnet: bool, flow: int = 0) -> bytes:
+    """Ethernet + IP around an L4 message whose checksum field (at `csum_field`) is zero.
+
+    The checksum is always complete: these frames are composed here, and a raw socket or
+    tcpdump in the namespace must see what a real network would give it (offload would leave
+    the pseudo-header sum in the field; issue 13 item 2).
+    """
     _check_len("dst_mac", dst_mac, 6)
     _check_len("src_mac", src_mac, 6)
     alen = 16 if v6 else 4
@@ -149,8 +156,7 @@ def _ip_frame(v6: bool, dst_mac, src_mac, src_ip, dst_ip, proto: int, l4_msg: by
     _, psum = _ip_into(buf, v6, vnet, dst_mac, src_mac, src_ip, dst_ip, proto, l4_len, flow,
                        pseudo=use_pseudo)
     buf[l4:end] = l4_msg
-    _l4_csum_into(buf, vnet, csum_offload, l4, end, csum_field, l4 - vh + csum_field + 2, psum,
-                  udp)
+    _l4_csum_into(buf, vnet, False, l4, end, csum_field, l4 - vh + csum_field + 2, psum, udp)
     return bytes(buf)
 
 
@@ -192,21 +198,17 @@ def _udp_msg(sport: int, dport: int, payload) -> bytearray:
 
 
 def build_udp4_frame(dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes, sport: int,
-                     dport: int, payload, vnet: bool = True,
-                     csum_offload: bool = True) -> bytes:
+                     dport: int, payload, vnet: bool = True) -> bytes:
     """A whole Ethernet/IPv4/UDP frame (with a virtio-net header first if `vnet`)."""
     return _ip_frame(False, dst_mac, src_mac, src_ip, dst_ip, IPPROTO_UDP,
-                     _udp_msg(sport, dport, payload), _UDP_CSUM_OFF, True, True, vnet,
-                     csum_offload)
+                     _udp_msg(sport, dport, payload), _UDP_CSUM_OFF, True, True, vnet)
 
 
 def build_udp6_frame(dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes, sport: int,
-                     dport: int, payload, vnet: bool = True, csum_offload: bool = True,
-                     flow: int = 0) -> bytes:
+                     dport: int, payload, vnet: bool = True, flow: int = 0) -> bytes:
     """A whole Ethernet/IPv6/UDP frame (with a virtio-net header first if `vnet`)."""
     return _ip_frame(True, dst_mac, src_mac, src_ip, dst_ip, IPPROTO_UDP,
-                     _udp_msg(sport, dport, payload), _UDP_CSUM_OFF, True, True, vnet,
-                     csum_offload, flow)
+                     _udp_msg(sport, dport, payload), _UDP_CSUM_OFF, True, True, vnet, flow)
 
 
 def _icmp_msg(type: int, code: int, body) -> bytes:
@@ -214,22 +216,20 @@ def _icmp_msg(type: int, code: int, body) -> bytes:
 
 
 def build_icmp4_frame(dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes, type: int,
-                      code: int, body, vnet: bool = True, csum_offload: bool = True) -> bytes:
+                      code: int, body, vnet: bool = True) -> bytes:
     """A whole Ethernet/IPv4/ICMP frame; `body` is everything after type, code and checksum.
 
     For an echo reply, body = ident and sequence (2 bytes each, network order) + data.
     """
     return _ip_frame(False, dst_mac, src_mac, src_ip, dst_ip, IPPROTO_ICMP,
-                     _icmp_msg(type, code, body), ICMP_CSUM_OFF, False, False, vnet, csum_offload)
+                     _icmp_msg(type, code, body), ICMP_CSUM_OFF, False, False, vnet)
 
 
 def build_icmp6_frame(dst_mac: bytes, src_mac: bytes, src_ip: bytes, dst_ip: bytes, type: int,
-                      code: int, body, vnet: bool = True, csum_offload: bool = True,
-                      flow: int = 0) -> bytes:
+                      code: int, body, vnet: bool = True, flow: int = 0) -> bytes:
     """A whole Ethernet/IPv6/ICMPv6 frame (NDP, echo reply); `body` follows the checksum."""
     return _ip_frame(True, dst_mac, src_mac, src_ip, dst_ip, IPPROTO_ICMPV6,
-                     _icmp_msg(type, code, body), ICMP_CSUM_OFF, True, False, vnet, csum_offload,
-                     flow)
+                     _icmp_msg(type, code, body), ICMP_CSUM_OFF, True, False, vnet, flow)
 
 
 def udp_hdrs_len(v6: bool, vnet: bool) -> int:
@@ -244,8 +244,9 @@ def pack_udp_hdrs_into(buf, v6: bool, vnet: bool, csum_offload: bool, dst_mac: b
     """Write every header of a UDP frame in front of a payload already at buf[H:H + plen].
 
     H is `udp_hdrs_len(v6, vnet)`; the data path receives datagrams straight into a buffer at
-    that offset, so the payload is never copied. Returns the frame length H + plen. With `vnet`
-    and `csum_offload` the kernel completes the UDP checksum; otherwise it is computed here.
+    that offset, so the payload is never copied. Returns the frame length H + plen. With `vnet`,
+    `csum_offload` and a payload the kernel completes the UDP checksum; otherwise it is computed
+    here (an empty datagram is all header: nothing to gain from offload).
     """
     vh = VNET_HDR_LEN if vnet else 0
     ulen = UDP_HLEN + plen
@@ -254,8 +255,8 @@ def pack_udp_hdrs_into(buf, v6: bool, vnet: bool, csum_offload: bool, dst_mac: b
     l4, psum = _ip_into(buf, v6, vnet, dst_mac, src_mac, src_ip, dst_ip, IPPROTO_UDP, ulen)
     pack_udp_into(buf, l4, sport, dport, ulen)
     end = l4 + ulen
-    _l4_csum_into(buf, vnet, csum_offload, l4, end, _UDP_CSUM_OFF, l4 + UDP_HLEN - vh, psum,
-                  True)
+    _l4_csum_into(buf, vnet, csum_offload and plen > 0, l4, end, _UDP_CSUM_OFF, l4 + UDP_HLEN - vh,
+                  psum, True)
     return end
 
 
@@ -275,8 +276,10 @@ def pack_tcp_hdrs_into(buf, v6: bool, vnet: bool, csum_offload: bool, dst_mac: b
     """Write every header of a TCP segment in front of a payload at buf[H:H + plen].
 
     H is `tcp_hdrs_len(v6, vnet)` plus 4 for the MSS option and 4 for NOP + window scale (the
-    only options pypasta sends, on SYN and SYN,ACK; window scale only with MSS). Returns the frame length. With `vnet` and
-    `csum_offload` the kernel completes the TCP checksum; otherwise it is computed here.
+    only options pypasta sends, on SYN and SYN,ACK; window scale only with MSS). Returns the frame
+    length. With `vnet`, `csum_offload` and a payload the kernel completes the TCP checksum;
+    otherwise it is computed here: a segment without data (SYN, ACK, FIN, RST, probe) is composed
+    by pypasta, so it carries a complete checksum, as on a real network (issue 13 item 2).
     """
     vh = VNET_HDR_LEN if vnet else 0
     if mss is None:
@@ -286,7 +289,8 @@ def pack_tcp_hdrs_into(buf, v6: bool, vnet: bool, csum_offload: bool, dst_mac: b
     l4, psum = _ip_into(buf, v6, vnet, dst_mac, src_mac, src_ip, dst_ip, IPPROTO_TCP, tlen, flow)
     pack_tcp_into(buf, l4, sport, dport, seq, ack, flags, window, mss=mss, wscale=wscale)
     end = l4 + tlen
-    _l4_csum_into(buf, vnet, csum_offload, l4, end, _TCP_CSUM_OFF, l4 + thlen - vh, psum, False)
+    _l4_csum_into(buf, vnet, csum_offload and plen > 0, l4, end, _TCP_CSUM_OFF, l4 + thlen - vh,
+                  psum, False)
     return end
 
 
