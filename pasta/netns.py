@@ -7,7 +7,11 @@ Theory of operation:
 - `unshare()` and `setns()` call libc through ctypes (Python 3.11 has neither `os.unshare` nor
   `os.setns`). Creating or joining a *user* namespace only works while the process has one thread;
   `assert_single_threaded()` checks that before we try, so the failure is ours and clear instead of
-  the kernel's EINVAL.
+  the kernel's EINVAL. A Python thread that was joined is not gone yet: `Thread.join()` returns
+  when the thread's Python state is released, and the kernel task leaves the thread group (and
+  /proc/self/task) a moment later, on a busy machine much later. So the check waits, bounded by
+  `THREAD_EXIT_WAIT_S`, for threads that Python no longer runs to finish exiting; only a thread
+  that is still alive (or does not exit in time) makes it fail.
 - `ns_call(netns_fd, fn, *args)` is the analogue of pasta's NS_CALL: it runs `fn` in a short-lived
   thread that first enters the target network namespace (network namespaces are per thread on
   Linux). Threads share the fd table, so sockets, netlink handles and the tap fd created there stay
@@ -26,6 +30,7 @@ import ctypes
 import errno
 import os
 import threading
+import time
 
 from pasta.errors import SetupError
 
@@ -91,8 +96,24 @@ def thread_count() -> int:
         return threading.active_count()
 
 
+THREAD_EXIT_WAIT_S = 5.0
+
+
+def wait_single_threaded(timeout: float = THREAD_EXIT_WAIT_S) -> int:
+    """Wait until the kernel lists only this thread; returns the thread count at the end (1 on
+    success). Returns at once while another Python thread is alive: it will not go away."""
+    deadline = time.monotonic() + timeout
+    delay = 0.0001
+    while True:
+        n = thread_count()
+        if n == 1 or threading.active_count() > 1 or time.monotonic() >= deadline:
+            return n
+        time.sleep(delay)       # exiting threads need CPU time; no event tells us when done
+        delay = min(delay * 2, 0.01)
+
+
 def assert_single_threaded(what: str) -> None:
-    n = thread_count()
+    n = wait_single_threaded()
     if n != 1:
         raise SetupError(f"internal error: {what} needs a single-threaded process, found {n} threads")
 

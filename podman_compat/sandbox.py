@@ -396,7 +396,7 @@ def enter_sandbox(keep_paths: Iterable[str] = KEEP_PATHS_DEFAULT) -> None:
         raise SetupError("sandbox: must be entered before the seccomp filter is installed "
                          "(the filter kills unshare and mount)")
     arch = host_arch("sandbox")
-    threads = netns.thread_count()
+    threads = netns.wait_single_threaded()
     if threads != 1:
         raise SetupError(f"sandbox: needs a single-threaded process, found {threads} threads "
                          "(unshare(CLONE_NEWNS) would move only the calling thread)")
