@@ -8,10 +8,17 @@ Theory of operation: the tap dispatcher passes every ICMPv6 message of type 133.
 body; the input checksum is not checked here). The result is `(message, src, dst)`: an ICMPv6
 message whose checksum field is zero (the dispatcher fills it with the pseudo-header sum), the
 IPv6 source (always `ctx.v6.our_ll`) and destination; the dispatcher sends it with hop limit 255
-(RFC 4861 7.1.2 / 6.1.2) to the guest MAC. For unsolicited RAs the engine calls
-`next_deadline(now, rng)` once at start, and whenever that deadline passes sends
-`unsolicited_ra(ctx)` (if not None) and calls `next_deadline` again: pasta sends nothing at the
-first tick, then one RA every 200..599 s.
+(RFC 4861 7.1.2 / 6.1.2) to the guest MAC. For unsolicited RAs the engine arms a timer at
+`first_deadline(now, rng)` at start, and whenever a deadline passes sends `unsolicited_ra(ctx)`
+(if not None) and arms the next at `next_deadline(now, rng)`: as pasta, nothing at start, then
+one RA every 200..599 s.
+
+Why no RA at start: the kernel accepts an RA while its link-local address is still tentative
+(duplicate address detection, 1..2 s after the link comes up) and configures the default route and
+SLAAC address from it at once. An early RA therefore makes "SLAAC has completed" true before the
+link-local address is usable, and a DHCPv6 client started then (ISC dhclient -6 binds that address)
+fails with EADDRNOTAVAIL (issue 13, item 3). The kernel sends its Router Solicitation only once
+the link-local address is usable, so answering that RS is both soon enough and safe.
 
 States and events (`NdpType`, one per message):
 - `NdpType.NS` -> `NdpType.NA` for the requested target, whatever it is (every address on the
@@ -202,6 +209,12 @@ def unsolicited_ra(ctx: LinkCtx) -> Optional[tuple[bytes, bytes, bytes]]:
     if ctx.no_ndp or ctx.no_ra:
         return None
     return router_advertisement(ctx), ctx.v6.our_ll, ALL_NODES
+
+
+def first_deadline(now: float, rng) -> float:
+    """When the first unsolicited RA is due: one whole interval after start, as pasta's ndp_timer
+    (its first call only arms the timer). Never earlier: see "Why no RA at start" above."""
+    return next_deadline(now, rng)
 
 
 def next_deadline(now: float, rng) -> float:

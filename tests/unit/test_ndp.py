@@ -216,6 +216,13 @@ def test_ndp_next_deadline_random_200_to_600_seconds():
     assert ndp.next_deadline(5.0, random.Random(1)) == ndp.next_deadline(5.0, random.Random(1))
 
 
+def test_ndp_first_unsolicited_ra_not_before_200_seconds():
+    # An RA before the namespace's link-local address is usable breaks dhclient -6 (issue 13):
+    # the first one comes a whole interval after start, as pasta's.
+    rng = random.Random(7)
+    assert all(200 <= ndp.first_deadline(3.0, rng) - 3.0 < 600 for _ in range(500))
+
+
 @pytest.mark.parametrize("payload", [
     b"",
     b"\x87\x00\x00",
