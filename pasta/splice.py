@@ -19,10 +19,26 @@ Theory of operation:
   pair is closed (an error or reset on one side closes the other with SO_LINGER 0, so the reset
   is carried across).
 
+- A side with nothing to wait for (its read direction blocked behind a full pipe or finished, and
+  nothing to write into it) is taken out of the epoll set and put back when that changes:
+  EPOLLHUP and EPOLLERR cannot be masked, and a side whose FIN has arrived behind bytes we cannot
+  read yet would otherwise wake every poll until the other direction drains (a busy loop that
+  took a CPU away from a loaded machine).
+- Limit: at most `max_pairs` pairs at once (`MAX_PAIRS`, fewer if RLIMIT_NOFILE cannot hold
+  `FDS_PER_PAIR` descriptors per pair plus `FD_RESERVE` for everything else); a connection beyond
+  that is closed with an RST at once, counted in `splice_refused`.
+- Fault isolation: an error that belongs to one pair (EMFILE or ENFILE making a pipe, an epoll
+  registration failing, a setsockopt or splice error) closes that pair with an RST, counted in
+  `splice_errors`; every fd the pair had taken is closed. Any other exception (a bug) closes the
+  pair the same way and is re-raised for the engine to log and count as an internal error.
+  `refuse(sock)` closes a client the caller could not hand over (with an RST, so the client's
+  pending writes fail at once rather than look delivered).
+
 States: connecting -> joined -> closed (per pair; per direction: reading, eof, shut).
 
-Invariants: a pair owns two sockets and two pipes, all closed together; `pending[d]` is exactly
-the number of bytes in pipe d.
+Invariants: a pair owns two sockets and up to two pipes, all closed together (also when the second
+pipe cannot be made); `pending[d]` is exactly the number of bytes in pipe d; a closed pair has no
+fd registered with the engine.
 
 Limits: pipes are made per connection (pasta keeps a pool); no SO_RCVLOWAT batching.
 
@@ -30,7 +46,9 @@ Kernel assumptions: splice(2) between TCP sockets and pipes; F_SETPIPE_SZ up to
 /proc/sys/fs/pipe-max-size (1 MiB by default for unprivileged users).
 
 Differences from passt: pasta takes pre-opened sockets and pipes from pools; here they are
-created on demand.
+created on demand. pasta closes a pair on EPOLLHUP; here EPOLLHUP is read as end of file, so bytes
+still in a pipe for the other side are delivered first. pasta's only limit is its flow table
+(FLOW_MAX, shared with every other flow); here spliced pairs have their own.
 """
 
 from __future__ import annotations
@@ -38,6 +56,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import resource
 import socket
 import struct
 
@@ -46,52 +65,104 @@ from pasta.engine import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP
 
 F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1 << 20
+MAX_PAIRS = 4096                # spliced connections at once
+FDS_PER_PAIR = 6                # two sockets, two pipes
+FD_RESERVE = 64                 # descriptors kept for the tap path, listeners, namespace calls
 _FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 _LINGER0 = struct.pack("ii", 1, 0)
 
 
+def default_max_pairs() -> int:
+    """MAX_PAIRS, or fewer if the fd limit cannot hold that many pairs (never below 1)."""
+    try:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (OSError, ValueError):
+        return MAX_PAIRS
+    if soft == resource.RLIM_INFINITY:
+        return MAX_PAIRS
+    return max(1, min(MAX_PAIRS, (soft - FD_RESERVE) // FDS_PER_PAIR))
+
+
+def _rst_close(sock: socket.socket) -> None:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER0)
+    except OSError:
+        pass
+    sock.close()
+
+
 class Pair:
-    __slots__ = ("socks", "fds", "pipes", "pending", "eof", "shut", "joined", "closed", "masks")
+    __slots__ = ("socks", "fds", "pipes", "pending", "eof", "shut", "joined", "closed", "masks",
+                 "handlers")
 
     def __init__(self, a, b):
         self.socks = (a, b)
         self.fds = (a.fileno(), b.fileno())
-        self.pipes = None
-        self.pending = [0, 0]          # bytes in pipe d (d = 0: a -> b, 1: b -> a)
+        self.pipes: list = []           # (read fd, write fd) per direction, once joined
+        self.pending = [0, 0]           # bytes in pipe d (d = 0: a -> b, 1: b -> a)
         self.eof = [False, False]
         self.shut = [False, False]
         self.joined = False
         self.closed = False
-        self.masks = [None, None]
+        self.masks = [None, None]       # None: not registered with the engine
+        self.handlers = (None, None)
 
 
 class TcpSplice:
-    def __init__(self, engine):
+    def __init__(self, engine, max_pairs: int | None = None):
         self.engine = engine
         self.pairs: set = set()
+        self.max_pairs = default_max_pairs() if max_pairs is None else max_pairs
         self.stats = engine.stats
-        for k in ("splice_conns", "splice_opened", "splice_closed"):
+        for k in ("splice_conns", "splice_opened", "splice_closed", "splice_refused",
+                  "splice_errors"):
             self.stats.setdefault(k, 0)
 
+    def refuse(self, sock: socket.socket) -> None:
+        """Close a client that cannot be spliced, with an RST."""
+        self.stats["splice_refused"] += 1
+        _rst_close(sock)
+
     def join(self, accepted: socket.socket, target: socket.socket, sockaddr) -> None:
-        accepted.setblocking(False)
-        target.setblocking(False)
-        for s in (accepted, target):
-            try:
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        if len(self.pairs) >= self.max_pairs:
+            log.debug(f"splice: {len(self.pairs)} connections, the limit: refused")
+            target.close()
+            self.refuse(accepted)
+            return
         p = Pair(accepted, target)
         self.pairs.add(p)
         self.stats["splice_opened"] += 1
         self.stats["splice_conns"] = len(self.pairs)
-        err = target.connect_ex(sockaddr)
+        self._guarded(p, self._connect, p, sockaddr)
+
+    def _connect(self, p: Pair, sockaddr) -> None:
+        for s in p.socks:
+            s.setblocking(False)
+            try:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        err = p.socks[1].connect_ex(sockaddr)
         if err not in (0, errno.EINPROGRESS):
             log.debug(f"splice: connect {sockaddr}: {errno.errorcode.get(err, err)}")
             self._close(p, reset=True)
             return
-        self.engine.add(p.fds[1], EPOLLOUT, lambda ev, pr=p: self._connected(pr, ev))
-        p.masks[1] = EPOLLOUT
+        p.masks[1] = EPOLLOUT           # set first: a failed add is still removed on close
+        self.engine.add(p.fds[1], EPOLLOUT, lambda ev, pr=p: self._guarded(pr, self._connected,
+                                                                          pr, ev))
+
+    def _guarded(self, p: Pair, fn, *args) -> None:
+        """fn(*args); an exception costs pair p only (module docstring: fault isolation)."""
+        try:
+            fn(*args)
+        except OSError as e:
+            log.debug(f"splice: {fn.__name__}: {e.strerror or e}")
+            self.stats["splice_errors"] += 1
+            self._close(p, reset=True)
+        except Exception:
+            self.stats["splice_errors"] += 1
+            self._close(p, reset=True)
+            raise
 
     def _connected(self, p: Pair, ev: int) -> None:
         if p.closed:
@@ -106,18 +177,13 @@ class TcpSplice:
             log.debug(f"splice: connect failed: {errno.errorcode.get(err, err)}")
             self._close(p, reset=True)
             return
-        try:
-            p.pipes = (self._pipe(), self._pipe())
-        except OSError as e:
-            log.debug(f"splice: pipe: {e.strerror}")
-            self._close(p, reset=True)
-            return
+        for _ in range(2):
+            p.pipes.append(self._pipe())                 # an OSError here: _guarded closes all
         p.joined = True
         self.engine.remove(p.fds[1])
         p.masks = [None, None]
-        for i in (0, 1):
-            self.engine.add(p.fds[i], 0, lambda ev, pr=p, side=i: self._event(pr, side, ev))
-            p.masks[i] = 0
+        p.handlers = tuple((lambda ev, side=i: self._guarded(p, self._event, p, side, ev))
+                           for i in (0, 1))
         self._update(p)
         for d in (0, 1):
             self._pump(p, d)
@@ -193,9 +259,19 @@ class TcpSplice:
                 mask |= EPOLLIN | EPOLLRDHUP
             if p.pending[d_out]:
                 mask |= EPOLLOUT
-            if mask != p.masks[side]:
+            old = p.masks[side]
+            if mask == old or (not mask and old is None):
+                continue
+            fd = p.fds[side]
+            if not mask:
+                p.masks[side] = None                   # nothing to wait for: out of the set
+                self.engine.remove(fd)
+            elif old is None:
+                p.masks[side] = mask                   # set first: a failed add is removed
+                self.engine.add(fd, mask, p.handlers[side])
+            else:
                 p.masks[side] = mask
-                self.engine.modify(p.fds[side], mask)
+                self.engine.modify(fd, mask)
 
     def _close(self, p: Pair, reset: bool = False) -> None:
         if p.closed:
@@ -204,16 +280,18 @@ class TcpSplice:
         for i, s in enumerate(p.socks):
             if p.masks[i] is not None:
                 self.engine.remove(p.fds[i])
+                p.masks[i] = None
             if reset:
+                _rst_close(s)
+            else:
+                s.close()
+        for fds in p.pipes:
+            for fd in fds:
                 try:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER0)
+                    os.close(fd)
                 except OSError:
                     pass
-            s.close()
-        if p.pipes:
-            for r, w in p.pipes:
-                os.close(r)
-                os.close(w)
+        p.pipes = []
         self.pairs.discard(p)
         self.stats["splice_closed"] += 1
         self.stats["splice_conns"] = len(self.pairs)
