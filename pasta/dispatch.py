@@ -61,7 +61,7 @@ ARP_REPLY = 2
 DHCP_SERVER_PORT, DHCP_CLIENT_PORT = 67, 68
 DHCP6_SERVER_PORT, DHCP6_CLIENT_PORT = 547, 546
 FRAG_WARN_INTERVAL_S = 10.0
-RA_FIRST_DELAY_S = 0.5
+MLD_TYPES = frozenset((130, 131, 132, 143))   # MLD queries, reports and done; MLDv2 reports
 _WRITE_DROP_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.ENOBUFS, errno.ENOSPC, errno.EIO,
                       errno.ENETDOWN, errno.ENXIO}
 
@@ -162,7 +162,10 @@ class TapLink:
     def start(self) -> None:
         """Arm the periodic unsolicited RA (if NDP and RA are on)."""
         if ndp.unsolicited_ra(self.ctx) is not None:
-            self._ra_timer = self.engine.call_later(RA_FIRST_DELAY_S, self._unsolicited_ra)
+            # As pasta: none at start (see pasta.ndp, "Why no RA at start"); the namespace's
+            # Router Solicitation is answered at once.
+            self._ra_timer = self.engine.call_at(ndp.first_deadline(self.engine.now, self._rng),
+                                                 self._unsolicited_ra)
 
     def _unsolicited_ra(self) -> None:
         out = ndp.unsolicited_ra(self.ctx)
@@ -420,6 +423,8 @@ class TapLink:
                     return
                 e = parse_icmp6_echo(buf, f.l4_off, f.end)
                 self.icmp.from_tap(True, src, dst, e.ident, e.seq, buf[f.l4_off:f.end])
+            elif h.type in MLD_TYPES:
+                self.drop("icmpv6: mld (ignored)")      # no multicast routing here, as pasta
             else:
                 self.drop("icmpv6: unsupported type")
         elif proto == IPPROTO_TCP:

@@ -24,7 +24,7 @@ PYTHON=${PYTHON:-python3}
 # what the locally built container image for the Podman tests is made of.
 APT_PKGS=(iproute2 busybox-static socat iputils-ping isc-dhcp-client tcpdump tmux iperf3 curl
           dnsmasq-base procps psmisc passt slirp4netns python3-venv util-linux
-          podman crun conmon uidmap rootlesskit containernetworking-plugins iptables)
+          podman crun conmon uidmap rootlesskit containernetworking-plugins iptables dhcpcd-base)
 
 die() { echo "install-deps.sh: $*" >&2; exit 1; }
 

@@ -36,6 +36,7 @@ REQUIRED_TOOLS = {
     "setpriv": "util-linux", "nsenter": "util-linux",
     "podman": "podman", "crun": "crun", "conmon": "conmon", "newuidmap": "uidmap",
     "rootlesskit": "rootlesskit", "rootlessctl": "rootlesskit", "iptables": "iptables",
+    "dhcpcd": "dhcpcd-base",
 }
 TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
