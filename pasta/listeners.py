@@ -10,7 +10,10 @@ on and the `target` port connections or datagrams go to on the other side (pasta
 mapping; `delta` = target - port). A `Listeners` set owns its records: `add` registers the
 socket with the engine (EPOLLIN, level-triggered) with the owner's handler, `remove`
 unregisters and closes it, `ports` lists the listening ports (for `auto`, which must not
-forward pypasta's own listeners back), `close` removes them all.
+forward pypasta's own listeners back), `close` removes them all. `accept_failed` is for an
+owner whose accept() failed for lack of fds or memory: the connection stays in the backlog, and
+a level-triggered listener would wake the loop for it on every turn, so the listener is not
+polled for `ACCEPT_PAUSE_S` (it is served again once fds are free; issue 13 item 6).
 
 Invariants: a listener is registered with the engine exactly while it is in its set; its socket
 is closed when it leaves the set. What depends on a listener (UDP flows replying through it,
@@ -19,15 +22,21 @@ spliced flows) is ended by the owner before it calls `remove`.
 
 from __future__ import annotations
 
+import errno
+
 from pasta.engine import EPOLLIN
+
+ACCEPT_PAUSE_S = 0.1
+RESOURCE_ERRNOS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 
 
 class Listener:
-    __slots__ = ("sock", "fd", "v6", "port", "target")
+    __slots__ = ("sock", "fd", "v6", "port", "target", "paused")
 
     def __init__(self, sock, v6: bool, port: int, target: int):
         self.sock, self.fd, self.v6 = sock, sock.fileno(), v6
         self.port, self.target = port, target
+        self.paused = False
 
     @property
     def delta(self) -> int:
@@ -45,6 +54,22 @@ class Listeners:
         self.items.append(lst)
         self.engine.add(lst.fd, EPOLLIN, lambda ev, l=lst: on_readable(l))
         return lst
+
+    def accept_failed(self, lst: Listener, err: OSError) -> bool:
+        """accept() on `lst` raised `err`: pause the listener if we ran out of fds or memory
+        (True: stop accepting for now); False for other errors (go on accepting)."""
+        if err.errno not in RESOURCE_ERRNOS:
+            return False
+        if not lst.paused and lst in self.items:
+            lst.paused = True
+            self.engine.modify(lst.fd, 0)
+            self.engine.call_later(ACCEPT_PAUSE_S, lambda: self._resume(lst))
+        return True
+
+    def _resume(self, lst: Listener) -> None:
+        lst.paused = False
+        if lst in self.items:
+            self.engine.modify(lst.fd, EPOLLIN)
 
     def remove(self, lst: Listener) -> None:
         self.items.remove(lst)

@@ -191,13 +191,13 @@ class Translator:
         else:
             addr = link.addr_seen6 if v6 else link.addr_seen4
         if addr is None:
-            sock.close()
+            self.splice.refuse(sock)
             return
         try:
             target = netns.ns_call(self.netns_fd, _tcp_socket, v6)
-        except OSError as e:
-            log.debug(f"splice: socket in namespace: {e.strerror}")
-            sock.close()
+        except Exception as e:  # noqa: BLE001 - no thread (RuntimeError), no fd: this client only
+            log.debug(f"splice: socket in namespace: {e}")
+            self.splice.refuse(sock)
             return
         self.splice.join(sock, target, fwd.sockaddr(self.rules, v6, addr, port))
 
@@ -224,14 +224,22 @@ class Translator:
                 return
             except OSError as e:
                 log.debug(f"splice: accept: {e.strerror}")
-                return
+                if self.ns_listeners.accept_failed(lst, e):
+                    return
+                continue
             # Section 9.3: to the host's loopback, from the loopback address the client used.
             try:
                 host = _tcp_socket(v6)
+            except OSError as e:
+                log.debug(f"splice: host socket: {e.strerror}")
+                self.splice.refuse(sock)
+                continue
+            try:
                 host.bind((peer[0], 0))
             except OSError as e:
                 log.debug(f"splice: host socket: {e.strerror}")
-                sock.close()
+                host.close()
+                self.splice.refuse(sock)
                 continue
             self.splice.join(sock, host, ("::1", port, 0, 0) if v6 else ("127.0.0.1", port))
 
