@@ -21,7 +21,10 @@ Theory of operation:
 - Output: `send(pieces, length)` writes one frame with `os.writev`; the pcap capture, if any,
   records it without its virtio-net header. Errors that mean "the interface is down or its queue
   is full" (EAGAIN, ENOBUFS, ENOSPC, EIO, ...) drop the frame, counted, as pasta does; any other
-  write error stops pypasta ("Error on tap device, exiting").
+  write error stops pypasta ("Error on tap device, exiting"). A socket error raised while a
+  frame is handled (EMFILE, an epoll registration failure) belongs to that frame's flow: the
+  frame is dropped and counted under `drop:flow error: ERRNO`, and only a read error on the tap
+  itself stops pypasta.
 - Periodic unsolicited router advertisements are scheduled on the engine's timer heap.
 
 States and events: none beyond the tracked link state; the engine calls `on_readable(events)`.
@@ -207,6 +210,12 @@ class TapLink:
                     frame(mv, n)
                 except Malformed as e:
                     self.drop(str(e))
+                except OSError as e:
+                    # A socket error that belongs to one flow (EMFILE, ENOBUFS, an epoll
+                    # registration failure): that frame is lost, the namespace retries; the
+                    # tap and every other flow carry on (issue 13 item 6).
+                    log.debug(f"frame dropped: {e.strerror or e}")
+                    self.drop(f"flow error: {errno.errorcode.get(e.errno, e.errno)}")
         finally:
             if udp is not None:
                 udp.flush()             # before the next read reuses the slots

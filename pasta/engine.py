@@ -73,8 +73,9 @@ class Engine:
 
     # --- registry
     def add(self, fd: int, events: int, handler) -> None:
-        self.handlers[fd] = handler
+        """Register `fd`; an OSError from epoll (ENOMEM, ENOSPC) leaves nothing behind."""
         self.ep.register(fd, events)
+        self.handlers[fd] = handler
 
     def modify(self, fd: int, events: int) -> None:
         self.ep.modify(fd, events)

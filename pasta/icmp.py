@@ -127,7 +127,13 @@ class EchoFlows:
         except OSError as e:
             log.debug(f"ICMP: bind to {addr and fwd.text(addr)}%{ifname}: {e.strerror}")
         flow = EchoFlow(key, sock, v6, src, dst, ident, target)
-        self.engine.add(flow.fd, EPOLLIN, lambda ev, f=flow: self._readable(f))
+        try:
+            self.engine.add(flow.fd, EPOLLIN, lambda ev, f=flow: self._readable(f))
+        except OSError as e:                # this flow only (issue 13 item 6)
+            sock.close()
+            log.debug(f"ICMP: epoll: {e.strerror}")
+            self.link.drop("icmp: no ping socket")
+            return None
         log.trace(f"ICMP{'v6' if v6 else ''}: new echo flow {fwd.text(src)} -> "
                   f"{fwd.text(dst)} id {ident} (host {fwd.text(target)})")
         return flow

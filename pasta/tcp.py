@@ -17,13 +17,39 @@ Theory of operation (pasta's design: no data buffers in pypasta):
   rewinds `seq_to_tap` to the last acknowledged byte (`rewind()`): the shell re-peeks from there.
 - Window to the namespace: given by the shell (free space in the socket's send buffer), scaled by
   `ws_to_tap`.
-- Timers are one deadline, `timer_at`, compared with `now` by `on_timer(now)`: SYN (10 s), ACK
-  timeout (2 s doubling, 7 retransmissions then reset), FIN (60 s once our FIN is acknowledged
-  and the host socket is shut, as pasta) and idle (7200 s).
+- Timers are one deadline, `timer_at`, compared with `now` by `on_timer(now)`:
+  - handshake: while the host's connect() is in progress (SYN_RCVD) none at all: the host
+    kernel's own SYN retries bound it, and the namespace's kernel retries its SYN meanwhile, so
+    no pypasta clock ever resets a connection the namespace still tries (pasta 2026). Our SYN
+    (inbound) and SYN,ACK (outbound) are retransmitted after 1 s, doubling, `SYN_RETRIES`
+    times (the kernel's default tcp_syn_retries), then reset;
+  - ACK timeout (2 s doubling, 7 retransmissions then reset);
+  - FIN (60 s once both directions are shut: our FIN acknowledged, the host socket's write
+    side shut; nothing can flow any more);
+  - keepalive: after `KEEPALIVE_S` (30 s) without a segment from the namespace, a keepalive
+    probe (an ACK one sequence number back, which the namespace must answer) every 30 s, as
+    pasta 2026; a vanished endpoint answers with an RST. Idle (`IDLE_TIMEOUT_S`, 7200 s
+    without any segment from the namespace, probes unanswered) resets. A live namespace
+    answers every probe, so an idle ssh or database connection is never reset.
+  Half-closed connections are kept alive the same way (pasta 2026 has no FIN timeout either).
 - Zero window: while the namespace's window is zero and nothing is in flight, a persist timer
   (`ACK_TIMEOUT_S`, doubling up to 8x) asks for a probe. The namespace's window update is a
   bare ACK that nobody retransmits; if it is lost (the tap's queue overflows under load), only
   a probe's answer reopens the flow. Probes never reset a flow: a peer that answers is alive.
+- Loss recovery (NewReno, RFC 6582): three duplicate ACKs retransmit the first unacknowledged
+  segment only (`Timeout`-free `fast_retransmit_due()`, then `retransmit_first()` in the
+  shell) and set the recovery point at the highest byte sent; while in recovery, an ACK that
+  advances but stays below it (a partial ACK) retransmits the next hole at once
+  (`partial_ack_due()`); the ACK timeout instead rewinds to the last acknowledged byte and
+  re-sends everything (go-back-N).
+- Window from the namespace (RFC 9293 3.10.7.4): taken from an ACK only if it is not older
+  than the last one (SND.UNA <= SEG.ACK) and it is the newest segment (SND.WL1/SND.WL2), so
+  reordered or old ACKs never shrink or grow it.
+- RST from the namespace (RFC 5961 3.2, `tap_rst()`): accepted only at exactly the next
+  expected sequence number; inside the window it gets a challenge ACK, outside it is ignored.
+  A SYN on a synchronised flow gets a challenge ACK too (RFC 5961 4.2): a namespace that
+  reuses the tuple answers it with an RST at the right sequence, and its next SYN opens a new
+  flow.
 
 States: `State.SYN_RCVD` (the namespace's SYN seen, host connect in progress),
 `State.SYN_ACK_SENT` (connected, our SYN,ACK sent, waiting for the namespace's ACK),
@@ -32,7 +58,9 @@ Orthogonal flags: `Fin.SOCK_FIN_RCVD` (host side EOF), `Fin.SOCK_FIN_SENT` (we s
 socket's write side), `Fin.TAP_FIN_RCVD`, `Fin.TAP_FIN_SENT`, `Fin.TAP_FIN_ACKED`. Timer
 outcomes: `Timeout.NONE`, `Timeout.RETRANSMIT` (rewind and re-send), `Timeout.RESET`,
 `Timeout.PROBE` (send a zero-window probe: an ACK one sequence number back, which the
-namespace must answer with its current window).
+namespace must answer with its current window), `Timeout.KEEPALIVE` (the same segment, after
+`KEEPALIVE_S` of silence), `Timeout.RESEND_SYN` (our SYN or SYN,ACK again). `Rst.ACCEPT`,
+`Rst.CHALLENGE`, `Rst.IGNORE`: what `tap_rst()` decides.
 
 Invariants: all sequence arithmetic is modulo 2**32 (`seq_diff`, `seq_lt`...);
 `seq_ack_from_tap <= seq_to_tap` (in sequence space); a byte is acknowledged to the namespace only
@@ -54,9 +82,11 @@ from __future__ import annotations
 import enum
 
 SEQ_MOD = 1 << 32
-SYN_TIMEOUT_S = 10.0
+SYN_RTO_S = 1.0
+SYN_RETRIES = 6
 ACK_TIMEOUT_S = 2.0
 FIN_TIMEOUT_S = 60.0
+KEEPALIVE_S = 30.0
 IDLE_TIMEOUT_S = 7200.0
 MAX_RETRANS = 7
 MAX_WINDOW = 1 << 24
@@ -88,6 +118,16 @@ class Timeout(enum.IntEnum):
     RETRANSMIT = 1
     RESET = 2
     PROBE = 3
+    KEEPALIVE = 4
+    RESEND_SYN = 5
+
+
+class Rst(enum.IntEnum):
+    """What to do with an RST from the namespace (RFC 5961 3.2)."""
+
+    IGNORE = 0
+    ACCEPT = 1
+    CHALLENGE = 2
 
 
 def seq_diff(a: int, b: int) -> int:
@@ -122,7 +162,8 @@ class TcpConn:
     __slots__ = ("state", "fin", "seq_to_tap", "seq_ack_from_tap", "seq_from_tap",
                  "seq_ack_to_tap", "seq_init_to_tap", "wnd_from_tap", "ws_from_tap", "ws_to_tap",
                  "mss_to_tap", "retrans", "dup_acks", "last_ack_seen", "timer_at", "last_activity",
-                 "fin_seq_to_tap", "_wnd_raw", "recover", "seq_max", "probes")
+                 "fin_seq_to_tap", "_wnd_raw", "recover", "seq_max", "probes", "wl1", "wl2",
+                 "wnd_to_tap", "partial_ack", "fast_recovery")
 
     def __init__(self, isn: int, now: float):
         self.state = State.SYN_RCVD
@@ -140,12 +181,19 @@ class TcpConn:
         self.retrans = 0
         self.dup_acks = 0
         self.last_ack_seen = None
-        self.timer_at = now + SYN_TIMEOUT_S
+        # SYN_RCVD: no deadline of ours (the host kernel bounds its connect); SYN_SENT: set
+        # by syn_sent()
+        self.timer_at = now + IDLE_TIMEOUT_S
         self.last_activity = now
         self.fin_seq_to_tap = None
-        self.recover = None             # after a rewind: duplicate ACKs ignored until acked
+        self.recover = None             # in recovery: duplicate ACKs ignored until acked
+        self.partial_ack = False        # a partial ACK in recovery: retransmit the next hole
+        self.fast_recovery = False      # recovery entered by duplicate ACKs (not by timeout)
         self.seq_max = self.seq_init_to_tap           # highest sequence number ever sent + 1
         self.probes = 0                 # zero-window probes sent since the window closed
+        self.wl1 = 0                    # SND.WL1, SND.WL2: the segment of the last window
+        self.wl2 = 0                    # update (RFC 9293)
+        self.wnd_to_tap = 65535         # the window we last advertised, in bytes
 
     # ----------------------------------------------------------------- set-up
     @classmethod
@@ -154,6 +202,7 @@ class TcpConn:
         c = cls(isn, now)
         c.seq_from_tap = seq_add(seq, 1)
         c.seq_ack_to_tap = c.seq_from_tap
+        c.wl1 = seq
         c._peer_options(window, mss, wscale)
         return c
 
@@ -180,12 +229,14 @@ class TcpConn:
         self.seq_to_tap = self.seq_max = seq_add(self.seq_init_to_tap, 1)
         self.seq_ack_from_tap = self.seq_init_to_tap
         self.state = State.SYN_ACK_SENT
-        self.timer_at = now + SYN_TIMEOUT_S
+        self.retrans = 0
+        self.timer_at = now + SYN_RTO_S
 
     def syn_sent(self, now: float) -> None:
         """Inbound: our SYN went to the namespace."""
         self.seq_to_tap = self.seq_max = seq_add(self.seq_init_to_tap, 1)
-        self.timer_at = now + SYN_TIMEOUT_S
+        self.retrans = 0
+        self.timer_at = now + SYN_RTO_S
 
     def tap_syn_ack(self, seq: int, ack: int, window: int, mss, wscale, now: float) -> bool:
         """Inbound: the namespace's SYN,ACK. False if it does not acknowledge our SYN."""
@@ -196,16 +247,35 @@ class TcpConn:
         self.seq_ack_to_tap = self.seq_from_tap
         self.seq_ack_from_tap = ack
         self.last_ack_seen = ack
+        self.wl1, self.wl2 = seq, ack
         self.state = State.ESTABLISHED
+        self.last_activity = now
         self._progress(now)
         return True
 
+    # ----------------------------------------------------------------- RST and SYN from the namespace
+    def tap_rst(self, seq: int, ack: int | None) -> Rst:
+        """An RST from the namespace (`ack` None without the ACK flag): RFC 5961 3.2."""
+        if self.state == State.SYN_SENT:
+            # RFC 9293 3.10.7.3: in SYN-SENT only an RST acknowledging our SYN counts
+            return Rst.ACCEPT if ack is not None and ack == self.seq_to_tap else Rst.IGNORE
+        if seq == self.seq_from_tap:
+            return Rst.ACCEPT
+        if self.state == State.SYN_RCVD:
+            return Rst.IGNORE                         # nothing sent yet: nothing to challenge
+        off = seq_diff(seq, self.seq_from_tap)
+        if 0 < off < max(self.wnd_to_tap, 1):
+            return Rst.CHALLENGE
+        return Rst.IGNORE
+
     # ----------------------------------------------------------------- ACKs from the namespace
-    def tap_ack(self, ack: int, window: int, has_data: bool, now: float) -> int:
+    def tap_ack(self, ack: int, window: int, has_data: bool, now: float,
+                seq: int | None = None) -> int:
         """Apply an ACK from the namespace; returns the number of bytes newly acknowledged.
 
         The SYN (and a FIN) we sent take one sequence number each but no socket data: they are
-        not counted in the result.
+        not counted in the result. `seq` is the segment's sequence number, for the window
+        update rule (None: the window is taken from any ACK that is not old).
         """
         self.last_activity = now
         if self.state == State.SYN_ACK_SENT:
@@ -215,13 +285,22 @@ class TcpConn:
             self.seq_ack_from_tap = ack
             self.last_ack_seen = ack
             self._set_window(window)
+            if seq is not None:
+                self.wl1, self.wl2 = seq, ack
             self._progress(now)
             return 0
         if seq_lt(self.seq_max, ack):
             return 0                                  # acknowledges data never sent: ignore
-        same_window = window == self._wnd_raw
         acked = seq_diff(ack, self.seq_ack_from_tap)
-        if acked <= 0:
+        if acked < 0:
+            return 0                                  # old: neither data nor window (RFC 9293)
+        if seq is not None:
+            if not (seq_lt(self.wl1, seq) or (self.wl1 == seq and seq_le(self.wl2, ack))):
+                window = self._wnd_raw                # an older segment's window: keep ours
+            else:
+                self.wl1, self.wl2 = seq, ack
+        same_window = window == self._wnd_raw
+        if acked == 0:
             self._set_window(window)
             if self._zero_window():
                 if self.timer_at > now + ACK_TIMEOUT_S:
@@ -239,8 +318,12 @@ class TcpConn:
         self.dup_acks = 0
         self.seq_ack_from_tap = ack
         self._set_window(window)
-        if self.recover is not None and seq_le(self.recover, ack):
-            self.recover = None
+        if self.recover is not None:
+            if seq_le(self.recover, ack):
+                self.recover = None                   # full ACK: recovery is over
+                self.fast_recovery = False
+            elif self.fast_recovery and seq_lt(ack, self.seq_to_tap):
+                self.partial_ack = True               # the next hole: retransmit it now
         if seq_lt(self.seq_to_tap, ack):
             self.seq_to_tap = ack                     # acknowledged beyond a rewind
         data = acked
@@ -259,10 +342,28 @@ class TcpConn:
         self.wnd_from_tap = wnd
 
     def fast_retransmit_due(self) -> bool:
+        """Three duplicate ACKs: enter recovery; the shell retransmits the first segment."""
         if self.dup_acks >= DUP_ACKS:
             self.dup_acks = 0
+            self.recover = self.seq_max
+            self.fast_recovery = True
             return True
         return False
+
+    def partial_ack_due(self) -> bool:
+        """In recovery, an ACK advanced to the next hole: the shell retransmits it."""
+        if self.partial_ack:
+            self.partial_ack = False
+            return self.in_flight() > 0
+        return False
+
+    def first_unacked(self) -> tuple[int, int]:
+        """(sequence number, data bytes in flight) of the first unacknowledged segment: what a
+        fast retransmission re-sends from the socket's queue head (offset 0)."""
+        n = self.in_flight()
+        if self.fin & Fin.TAP_FIN_SENT and not self.fin & Fin.TAP_FIN_ACKED:
+            n -= 1
+        return self.seq_ack_from_tap, max(n, 0)
 
     def _zero_window(self) -> bool:
         """The namespace's window is closed with nothing in flight: only probes can tell us
@@ -278,7 +379,7 @@ class TcpConn:
         elif self.fin & Fin.SOCK_FIN_SENT and self.fin & Fin.TAP_FIN_ACKED:
             self.timer_at = now + FIN_TIMEOUT_S
         else:
-            self.timer_at = now + IDLE_TIMEOUT_S
+            self.timer_at = self.last_activity + KEEPALIVE_S
 
     # ----------------------------------------------------------------- host -> namespace
     def in_flight(self) -> int:
@@ -313,6 +414,7 @@ class TcpConn:
         """Go back to the last acknowledged byte; returns how many bytes to re-send."""
         unacked = self.in_flight()
         self.recover = self.seq_to_tap
+        self.partial_ack = self.fast_recovery = False
         self.seq_to_tap = self.seq_ack_from_tap
         if self.fin & Fin.TAP_FIN_SENT and not self.fin & Fin.TAP_FIN_ACKED:
             # The FIN goes again after the data; its sequence number stays known, so an ACK
@@ -350,15 +452,29 @@ class TcpConn:
 
     def window_to_tap(self, space: int) -> int:
         """Window field for a segment to the namespace, from the host socket's free space."""
-        return min(min(max(space, 0), MAX_WINDOW) >> self.ws_to_tap, 65535)
+        field = min(min(max(space, 0), MAX_WINDOW) >> self.ws_to_tap, 65535)
+        self.wnd_to_tap = field << self.ws_to_tap
+        return field
+
+    def keepalive_from_tap(self, seq: int, length: int, flags_ok: bool) -> bool:
+        """A keepalive probe from the namespace: no SYN/FIN/RST (`flags_ok`), at most one
+        byte, one sequence number before the next expected one (RFC 9293 3.8.4)."""
+        return flags_ok and length <= 1 and seq_add(seq, 1) == self.seq_from_tap
 
     # ----------------------------------------------------------------- timers
     def on_timer(self, now: float) -> Timeout:
         """What to do when the deadline `timer_at` has passed."""
         if now < self.timer_at:
             return Timeout.NONE
-        if self.state in (State.SYN_RCVD, State.SYN_ACK_SENT, State.SYN_SENT):
-            return Timeout.RESET
+        if self.state == State.SYN_RCVD:
+            self.timer_at = now + IDLE_TIMEOUT_S      # the host's connect() has its own clock
+            return Timeout.NONE
+        if self.state in (State.SYN_ACK_SENT, State.SYN_SENT):
+            self.retrans += 1
+            if self.retrans > SYN_RETRIES:
+                return Timeout.RESET
+            self.timer_at = now + SYN_RTO_S * (1 << self.retrans)
+            return Timeout.RESEND_SYN
         if self.fin & Fin.SOCK_FIN_SENT and self.fin & Fin.TAP_FIN_ACKED:
             return Timeout.RESET
         if self.in_flight():
@@ -371,12 +487,15 @@ class TcpConn:
             self.probes += 1
             self.timer_at = now + ACK_TIMEOUT_S * (1 << min(self.probes, 3))
             return Timeout.PROBE
-        limit = (FIN_TIMEOUT_S if self.fin & (Fin.SOCK_FIN_SENT | Fin.TAP_FIN_SENT)
-                 else IDLE_TIMEOUT_S)
-        deadline = self.last_activity + limit
-        if now >= deadline:
-            return Timeout.RESET
-        self.timer_at = deadline
+        # (deadlines compared as computed: `now - last >= T` can differ from `now >= last + T`
+        # in floating point, and the timer must never be re-armed at a time already passed)
+        if now >= self.last_activity + IDLE_TIMEOUT_S:
+            return Timeout.RESET                      # probes unanswered for two hours
+        keepalive = self.last_activity + KEEPALIVE_S
+        if now >= keepalive:
+            self.timer_at = now + KEEPALIVE_S
+            return Timeout.KEEPALIVE
+        self.timer_at = keepalive
         return Timeout.NONE
 
     def done(self) -> bool:

@@ -70,7 +70,7 @@ from pasta.engine import EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRD
 from pasta.errors import SetupError
 from pasta.listeners import Listener, Listeners
 from pasta.udp import set_freebind
-from pasta.tcp import Fin, State, TcpConn, Timeout, mss_for_mtu, seq_add, seq_diff
+from pasta.tcp import Fin, Rst, State, TcpConn, Timeout, mss_for_mtu, seq_add, seq_diff
 from pasta.wire import pack_tcp_hdrs_into, tcp_hdrs_len
 from pasta.wire.l4 import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN
 
@@ -82,6 +82,41 @@ SOCK_BUF = 4 << 20
 SEGMENTS_PER_WAKEUP = 16
 IPPROTO_TCP = 6
 _LINGER0 = struct.pack("ii", 1, 0)
+
+
+def _read_ints(path: str) -> list[int]:
+    try:
+        with open(path) as f:
+            return [int(x) for x in f.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def buffer_locks(sock_buf: int = SOCK_BUF) -> tuple[bool, bool]:
+    """(lock SO_SNDBUF, lock SO_RCVBUF): set a buffer (which turns the kernel's autotuning
+    off for it) only where the size we get is at least what autotuning could reach.
+
+    The kernel doubles the value and caps it at net.core.[wr]mem_max; autotuning grows up to
+    net.ipv4.tcp_[wr]mem's maximum (per network namespace; read here, where flow sockets
+    live). With the kernel's defaults (wmem_max 212992) a lock caps a long-RTT connection at a
+    few hundred KiB in flight, so autotuning is left on; where the maxima allow 4 MiB, as pasta
+    finds with its probe, the large fixed buffers are kept."""
+    locks = []
+    for core, tcp in (("wmem_max", "tcp_wmem"), ("rmem_max", "tcp_rmem")):
+        cap = _read_ints(f"/proc/sys/net/core/{core}")
+        auto = _read_ints(f"/proc/sys/net/ipv4/{tcp}")
+        if not cap or len(auto) != 3:
+            locks.append(True)
+            continue
+        locks.append(2 * min(sock_buf, cap[0]) >= auto[2])
+    return locks[0], locks[1]
+
+
+def autotune_max_sndbuf() -> int:
+    """Payload room of an autotuned send buffer at its largest (tcp_wmem's maximum, half of
+    it for data as with SO_SNDBUF)."""
+    auto = _read_ints("/proc/sys/net/ipv4/tcp_wmem")
+    return (auto[2] if len(auto) == 3 else SOCK_BUF) // 2
 
 
 def _probe_peek_off() -> None:
@@ -103,7 +138,7 @@ _LOCAL_ERRNOS = {errno.EADDRNOTAVAIL, errno.EADDRINUSE, errno.ENOBUFS, errno.EMF
 class TcpFlow:
     __slots__ = ("key", "v6", "ns_addr", "ns_port", "peer_addr", "peer_port", "sock", "fd",
                  "conn", "events", "partial", "closed", "registered", "wnd_low", "sndbuf",
-                 "outq", "rdhup", "drained")
+                 "outq", "rdhup", "drained", "keepalive", "tap_retry")
 
     def __init__(self, key, sock, conn, sndbuf=None):
         self.key = key
@@ -119,14 +154,17 @@ class TcpFlow:
         # The last _push ended with the socket's queue all in flight (EAGAIN or a short
         # peek): new data comes with an EPOLLIN edge, so an ACK from the tap need not peek.
         self.drained = False
-        # Payload capacity of the send buffer: set explicitly in _tune (which locks it, no
-        # autotuning), so read once instead of on every segment; and once per process where
-        # the caller knows it (every flow socket gets the same setting).
+        # Payload capacity of the send buffer: set explicitly in _tune where that locks it at
+        # a large size, so read once instead of on every segment (once per process where the
+        # caller knows it: every flow socket gets the same setting); where autotuning is on,
+        # the caller gives its maximum (see TcpFlows.__init__).
         self.sndbuf = sndbuf or sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
         # Upper bound of the bytes queued in the send buffer: SIOCOUTQ when last read, plus
         # what we wrote since (the queue only shrinks by the peer's ACKs meanwhile).
         self.outq = 0
         self.rdhup = False              # the socket reported EOF (EPOLLRDHUP/EPOLLHUP)
+        self.keepalive = False          # SO_KEEPALIVE set (the namespace sends keepalives)
+        self.tap_retry = False          # a segment could not be written: push again soon
 
 
 class TcpFlows:
@@ -158,10 +196,24 @@ class TcpFlows:
         self.splice = None              # set by the translator: loopback clients of -t
         self.low_window: set = set()       # flows waiting to advertise a reopened window
         self._wnd_timer = None
+        self.tap_retry: set = set()        # flows whose last segment the tap did not take
+        self._retry_timer = None
+        self.lock_sndbuf, self.lock_rcvbuf = buffer_locks()
+        if not self.lock_sndbuf:
+            # Autotuned send buffers grow only after a send found them full (SOCK_NOSPACE):
+            # the window offered to the namespace is their largest size, so a short write can
+            # happen; what was not written is not acknowledged and comes again (pasta 2026's
+            # window "may exceed the available buffer", for the same reason).
+            self._sndbuf = autotune_max_sndbuf()
+        for k in ("tcp_challenge_acks", "tcp_keepalives_to_ns", "tcp_tap_reverts",
+                  "tcp_fast_retransmits", "tcp_flow_errors"):
+            self.stats.setdefault(k, 0)
         _probe_peek_off()
 
     # ----------------------------------------------------------------- frames to the namespace
-    def _segment(self, f: TcpFlow, flags: int, seq: int, plen: int = 0, syn_opts=False) -> None:
+    def _segment(self, f: TcpFlow, flags: int, seq: int, plen: int = 0, syn_opts=False) -> bool:
+        """Write one segment to the namespace (payload already at self.buf[hdr:]); False if
+        the tap did not take it."""
         link, c = self.link, f.conn
         if syn_opts:
             mss, ws = (self.mss6 if f.v6 else self.mss4), (c.ws_to_tap or None)
@@ -184,7 +236,7 @@ class TcpFlows:
                                link.our_mac, f.peer_addr, f.ns_addr, f.peer_port, f.ns_port,
                                seq, c.seq_from_tap if flags & TCP_ACK else 0, flags, window,
                                plen, mss=mss, wscale=ws)
-        link.send((self.view[:n],), n)
+        return link.send((self.view[:n],), n)
 
     def _rst_to_ns(self, key, seq: int, ack: int | None) -> None:
         """An RST for a segment that has no flow (or a flow we give up)."""
@@ -236,7 +288,13 @@ class TcpFlows:
         c = f.conn
         now = self.engine.now
         if flags & TCP_RST:
-            self._close(f, reset_host=True)
+            what = c.tap_rst(h.seq, h.ack if flags & TCP_ACK else None)
+            if what == Rst.ACCEPT:
+                self._close(f, reset_host=True)
+            elif what == Rst.CHALLENGE:
+                self._challenge_ack(f)
+            else:
+                self.link.drop("tcp: rst out of window")
             return
         if c.state == State.SYN_SENT:
             if flags & (TCP_SYN | TCP_ACK) == (TCP_SYN | TCP_ACK) and \
@@ -248,20 +306,31 @@ class TcpFlows:
         if flags & TCP_SYN:
             if c.state == State.SYN_ACK_SENT:           # our SYN,ACK was lost
                 self._segment(f, TCP_SYN | TCP_ACK, c.seq_init_to_tap, syn_opts=True)
+            elif c.state == State.ESTABLISHED:
+                # RFC 5961 4.2: a namespace reusing the tuple answers with an RST at our ACK
+                # number, which closes this flow; its next SYN then opens a new one.
+                self._challenge_ack(f)
             return
         if c.state == State.SYN_RCVD:
             return                                      # still connecting on the host side
+        plen = h.end - h.payload_off
         if flags & TCP_ACK:
             was = c.state
-            acked = c.tap_ack(h.ack, h.window, h.end > h.payload_off, now)
+            acked = c.tap_ack(h.ack, h.window, plen > 0, now, h.seq)
             if was == State.SYN_ACK_SENT and c.state == State.ESTABLISHED:
                 self._want(f, EPOLLIN | EPOLLRDHUP)
             if acked:
                 self._discard(f, acked)
-            if c.fast_retransmit_due():
-                self.stats["tcp_fast_retransmits"] = self.stats.get("tcp_fast_retransmits", 0) + 1
-                self._retransmit(f)
-        plen = h.end - h.payload_off
+            if c.fast_retransmit_due() or c.partial_ack_due():
+                self._retransmit_first(f)
+            if not f.keepalive and c.keepalive_from_tap(h.seq, plen, not flags & TCP_FIN):
+                # The namespace keeps this connection alive: so does the host socket (pasta
+                # 2026), with the host's keepalive timings.
+                try:
+                    f.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                except OSError:
+                    pass
+                f.keepalive = True
         if plen:
             skip, take = c.tap_data(h.seq, plen)
             if skip < 0:
@@ -369,7 +438,9 @@ class TcpFlows:
         f = TcpFlow(key, sock, conn, self._sndbuf)
         self._sndbuf = f.sndbuf
         err = sock.connect_ex(fwd.sockaddr(self.rules, v6, target, dport))
-        self._add(f, EPOLLOUT)
+        if not self._add(f, EPOLLOUT):
+            self.link.drop("tcp: local resources")      # the namespace retries its SYN
+            return
         if err in _LOCAL_ERRNOS:
             # Our own shortage (ports, fds, memory): drop the SYN, the namespace retries.
             log.debug(f"TCP: connect: {errno.errorcode.get(err)}; SYN dropped")
@@ -403,23 +474,33 @@ class TcpFlows:
             raise
         return sock
 
-    @staticmethod
-    def _tune(sock) -> None:
-        for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-            sock.setsockopt(socket.SOL_SOCKET, opt, SOCK_BUF)
+    def _tune(self, sock) -> None:
+        if self.lock_sndbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCK_BUF)
+        if self.lock_rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCK_BUF)
         sock.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def _add(self, f: TcpFlow, events: int = 0) -> None:
+    def _add(self, f: TcpFlow, events: int = 0) -> bool:
+        """Register a new flow; False (socket closed, flow gone) if epoll refused it."""
+        f.events = events
+        try:
+            self.engine.add(f.fd, events | EPOLLET if events else 0,
+                            lambda ev, fl=f: self._sock_event(fl, ev))
+        except OSError as e:
+            log.debug(f"TCP: epoll: {e.strerror}")
+            self.stats["tcp_flow_errors"] += 1
+            f.closed = True
+            f.sock.close()
+            return False
         self.flows[f.key] = f
         self.by_fd[f.fd] = f
-        f.events = events
-        self.engine.add(f.fd, events | EPOLLET if events else 0,
-                        lambda ev, fl=f: self._sock_event(fl, ev))
         self.stats["tcp_opened"] += 1
         self.stats["tcp_flows"] = len(self.flows)
         if self._sweeper is None:
             self._sweeper = self.engine.call_later(SWEEP_S, self._sweep)
+        return True
 
     def _want(self, f: TcpFlow, events: int) -> None:
         """Socket events we wait for, always edge-triggered: EPOLLIN means *new* data (bytes
@@ -437,6 +518,15 @@ class TcpFlows:
 
     # ----------------------------------------------------------------- socket events
     def _sock_event(self, f: TcpFlow, ev: int) -> None:
+        """A socket event; an OSError costs this flow only (issue 13 item 6)."""
+        try:
+            self._sock_event_flow(f, ev)
+        except OSError as e:
+            self.stats["tcp_flow_errors"] += 1
+            if not f.closed:
+                self._reset(f, f"socket event: {e.strerror}")
+
+    def _sock_event_flow(self, f: TcpFlow, ev: int) -> None:
         if f.closed:
             return
         c = f.conn
@@ -447,11 +537,17 @@ class TcpFlows:
                     f.sock.getpeername()
                 except OSError:
                     return                       # not connected yet (a stale event): wait
+            if err == errno.ETIMEDOUT:
+                # The host's SYN retries ran out: no RST, the namespace's kernel times its
+                # own connect out (a later SYN from it starts a new attempt).
+                log.debug("TCP: connect: ETIMEDOUT; flow dropped without a reset")
+                self._close(f)
+                return
             if err:
                 self._reset(f, f"connect: {errno.errorcode.get(err, err)} events {ev:#x}")
                 return
             self._segment(f, TCP_SYN | TCP_ACK, c.seq_init_to_tap, syn_opts=True)
-            c.syn_ack_sent(self.engine.now)
+            c.syn_ack_sent(self.engine.now)     # (a SYN,ACK the tap refused is resent in 1 s)
             self._want(f, 0)
             return
         if ev & EPOLLERR or (ev & EPOLLHUP and c.state != State.ESTABLISHED):
@@ -500,10 +596,18 @@ class TcpFlows:
                 if not c.fin & Fin.SOCK_FIN_RCVD:
                     c.fin |= Fin.SOCK_FIN_RCVD
                 if not c.fin & (Fin.TAP_FIN_SENT | Fin.TAP_FIN_ACKED):
-                    seq = c.fin_to_tap(now)
-                    self._segment(f, TCP_FIN | TCP_ACK, seq)
+                    if self._segment(f, TCP_FIN | TCP_ACK, c.seq_to_tap):
+                        c.fin_to_tap(now)
+                    else:
+                        self._tap_not_taken(f)
                 break
-            self._segment(f, TCP_ACK | TCP_PSH, c.seq_to_tap, got)
+            if not self._segment(f, TCP_ACK | TCP_PSH, c.seq_to_tap, got):
+                # Not written: the sequence stays (passt's tcp_revert_seq), and the peek
+                # offset goes back with it, so the same bytes are peeked next time.
+                self._peek_at(f, c.first_unacked()[1])
+                self._tap_not_taken(f)
+                drained = False
+                break
             c.sent(got, now)
             if got < n and not f.rdhup:
                 # Short: the queue is drained (for now). Edge-triggered EPOLLIN reports every
@@ -537,6 +641,62 @@ class TcpFlows:
 
     def _push_later(self, f: TcpFlow) -> None:
         self.engine.defer(lambda: self._push(f))
+
+    def _tap_not_taken(self, f: TcpFlow) -> None:
+        """The tap refused a segment (its queue is full or the link is down): push this flow
+        again after ACK_INTERVAL_S rather than wait for an event that may not come."""
+        self.stats["tcp_tap_reverts"] += 1
+        if not f.tap_retry:
+            f.tap_retry = True
+            self.tap_retry.add(f)
+        if self._retry_timer is None:
+            self._retry_timer = self.engine.call_later(ACK_INTERVAL_S, self._tap_retry)
+
+    def _tap_retry(self) -> None:
+        self._retry_timer = None
+        flows, self.tap_retry = self.tap_retry, set()
+        for f in flows:
+            f.tap_retry = False
+            if not f.closed:
+                self._push(f)
+
+    def _peek_at(self, f: TcpFlow, offset: int) -> bool:
+        try:
+            f.sock.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, offset)
+        except OSError as e:
+            self._reset(f, f"SO_PEEK_OFF: {e.strerror}")
+            return False
+        return True
+
+    def _retransmit_first(self, f: TcpFlow) -> None:
+        """Fast retransmission (NewReno): the first unacknowledged segment only, peeked from
+        the head of the socket's queue; the peek offset then goes back to the end of what is
+        in flight."""
+        c = f.conn
+        self.stats["tcp_fast_retransmits"] += 1
+        seq, data = c.first_unacked()
+        if not data:
+            if c.fin & Fin.TAP_FIN_SENT and not c.fin & Fin.TAP_FIN_ACKED:
+                self._segment(f, TCP_FIN | TCP_ACK, c.fin_seq_to_tap)
+            return
+        hdr = self.hdr6 if f.v6 else self.hdr4
+        n = min(data, c.mss_to_tap, 65535 - hdr)
+        if not self._peek_at(f, 0):
+            return
+        try:
+            got = f.sock.recv_into(self.view[hdr:hdr + n], n,
+                                   socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            got = 0
+        except OSError as e:
+            self._reset(f, f"peek: {e.strerror}")
+            return
+        if self._peek_at(f, data) and got:
+            self._segment(f, TCP_ACK | TCP_PSH, seq, got)
+
+    def _challenge_ack(self, f: TcpFlow) -> None:
+        self.stats["tcp_challenge_acks"] += 1
+        self._segment(f, TCP_ACK, f.conn.seq_to_tap)
 
     def _retransmit(self, f: TcpFlow) -> None:
         c = f.conn
@@ -592,6 +752,15 @@ class TcpFlows:
                 self._reset(f, "timeout")
             elif what == Timeout.RETRANSMIT:
                 self._retransmit(f)
+            elif what == Timeout.RESEND_SYN:
+                self.stats["tcp_retransmits"] += 1
+                syn = TCP_SYN if f.conn.state == State.SYN_SENT else TCP_SYN | TCP_ACK
+                self._segment(f, syn, f.conn.seq_init_to_tap, syn_opts=True)
+            elif what == Timeout.KEEPALIVE:
+                # pasta 2026: after 30 s without a segment from the namespace, the same
+                # segment as a window probe; its answer is activity, an RST ends the flow.
+                self.stats["tcp_keepalives_to_ns"] += 1
+                self._segment(f, TCP_ACK, seq_add(f.conn.seq_to_tap, -1))
             elif what == Timeout.PROBE:
                 # One sequence number back, no data: out of window for the namespace, which
                 # answers with a duplicate ACK carrying its current window.
@@ -637,7 +806,9 @@ class TcpFlows:
                 return
             except OSError as e:
                 log.debug(f"TCP: accept: {e.strerror}")
-                return
+                if self.listeners.accept_failed(lst, e):
+                    return
+                continue
             if self.splice is not None and fwd.is_loopback_host(peer[0]):
                 self.splice(sock, v6, peer, port + delta)
             else:
@@ -662,14 +833,20 @@ class TcpFlows:
         old = self.flows.get(key)
         if old is not None:
             self._close(old, reset_host=True)
-        sock.setblocking(False)
         try:
+            sock.setblocking(False)
             self._tune(sock)
         except OSError:
             pass
         conn = TcpConn.to_tap_syn(self._new_isn(), self.engine.now)
-        f = TcpFlow(key, sock, conn)
-        self._add(f)
+        try:
+            f = TcpFlow(key, sock, conn, self._sndbuf)
+        except OSError:
+            sock.close()
+            self.stats["tcp_flow_errors"] += 1
+            return
+        if not self._add(f):
+            return
         self._segment(f, TCP_SYN, conn.seq_init_to_tap, syn_opts=True)
         conn.syn_sent(self.engine.now)
         log.trace(f"TCP: inbound {peer[0]}:{peer[1]} -> namespace port {target_port}")
@@ -684,3 +861,5 @@ class TcpFlows:
             self._wnd_timer.cancel()
         if self._delack_timer is not None:
             self._delack_timer.cancel()
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()

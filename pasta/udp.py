@@ -240,8 +240,14 @@ class UdpFlows:
             self.link.drop("udp: cannot bind or connect")
             return None
         flow = UdpFlow(key, sock)
+        try:
+            self.engine.add(flow.fd, EPOLLIN, lambda ev, f=flow: self._readable(f, ev))
+        except OSError as e:                # this flow only (issue 13 item 6)
+            sock.close()
+            log.debug(f"UDP: epoll: {e.strerror}")
+            self.link.drop("udp: no socket")
+            return None
         self._insert(flow)
-        self.engine.add(flow.fd, EPOLLIN, lambda ev, f=flow: self._readable(f, ev))
         log.trace(f"UDP: new flow {fwd.text(src)}:{sport} -> {fwd.text(dst)}:{dport}"
                   f" (host {fwd.text(target)}:{dport})")
         return flow

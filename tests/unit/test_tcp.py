@@ -17,9 +17,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import event, given, settings, strategies as st
 
-from pasta.tcp import (ACK_TIMEOUT_S, DUP_ACKS, FIN_TIMEOUT_S, IDLE_TIMEOUT_S, MAX_RETRANS,
-                       MAX_WINDOW, MSS_DEFAULT, SYN_TIMEOUT_S, WS_TO_TAP, Fin, State, TcpConn,
-                       Timeout, mss_for_mtu, seq_add, seq_diff, seq_le, seq_lt)
+from pasta.tcp import (ACK_TIMEOUT_S, DUP_ACKS, FIN_TIMEOUT_S, IDLE_TIMEOUT_S, KEEPALIVE_S,
+                       MAX_RETRANS, MAX_WINDOW, MSS_DEFAULT, SYN_RETRIES, SYN_RTO_S, WS_TO_TAP,
+                       Fin, Rst, State, TcpConn, Timeout, mss_for_mtu, seq_add, seq_diff, seq_le,
+                       seq_lt)
 
 FAST = settings(max_examples=100, deadline=None)
 MODEL = settings(max_examples=150, deadline=None)
@@ -148,7 +149,7 @@ def test_from_tap_syn_with_options(isn, seq, now, window, mss, wscale):
     assert c.wnd_from_tap == window                  # a SYN's window is never scaled
     assert c.seq_to_tap == c.seq_ack_from_tap == isn == c.seq_init_to_tap
     assert c.send_budget() == 0
-    assert c.timer_at == now + SYN_TIMEOUT_S
+    assert c.timer_at == now + IDLE_TIMEOUT_S        # no deadline of ours while connecting
 
 
 @FAST
@@ -170,7 +171,7 @@ def test_syn_ack_sent(isn, now):
     assert c.seq_to_tap == seq_add(isn, 1) and c.seq_ack_from_tap == isn
     assert c.in_flight() == 1                         # the SYN
     assert c.send_budget() == 0
-    assert c.timer_at == now + SYN_TIMEOUT_S
+    assert c.timer_at == now + SYN_RTO_S
 
 
 @FAST
@@ -182,7 +183,7 @@ def test_handshake_ack_must_acknowledge_our_syn(isn, ack, has_data):
     if ack == seq_add(isn, 1):
         assert c.state == State.ESTABLISHED
         assert c.seq_ack_from_tap == c.seq_to_tap == ack and c.in_flight() == 0
-        assert c.timer_at == 1.0 + IDLE_TIMEOUT_S
+        assert c.timer_at == 1.0 + KEEPALIVE_S
     else:
         assert c.state == State.SYN_ACK_SENT
         assert c.seq_ack_from_tap == isn and c.seq_to_tap == seq_add(isn, 1)
@@ -225,7 +226,7 @@ def test_to_tap_syn_and_syn_sent(isn, now):
     assert c.state == State.SYN_SENT and c.ws_to_tap == WS_TO_TAP
     c.syn_sent(now + 1)
     assert c.seq_to_tap == seq_add(isn, 1)
-    assert c.timer_at == now + 1 + SYN_TIMEOUT_S
+    assert c.timer_at == now + 1 + SYN_RTO_S
     assert c.send_budget() == 0
 
 
@@ -248,7 +249,7 @@ def test_tap_syn_ack_accepts_only_our_isn_plus_one(isn, ns_isn, ack, window, mss
     assert c.ws_from_tap == (wscale or 0)
     assert c.ws_to_tap == (0 if wscale is None else WS_TO_TAP)
     # A zero window arms the zero-window probe; otherwise the idle timer runs.
-    assert c.timer_at == 3.0 + (ACK_TIMEOUT_S if window == 0 else IDLE_TIMEOUT_S)
+    assert c.timer_at == 3.0 + (ACK_TIMEOUT_S if window == 0 else KEEPALIVE_S)
     # A second SYN,ACK (retransmitted) changes nothing.
     assert not c.tap_syn_ack(ns_isn, ack, 1, None, None, 4.0)
     assert c.wnd_from_tap == window
@@ -640,22 +641,45 @@ def test_duplicate_acks_ignored_after_rewind_until_recovery_point():
 
 # ----------------------------------------------------------------------------- timers
 @FAST
-@given(now=NOW, later=st.floats(0, 5, allow_nan=False))
-def test_syn_timeout_resets_every_handshake_state(now, later):
-    conns = []
-    c = TcpConn.from_tap_syn(1, now, 2, W, None, None)          # SYN_RCVD: host connecting
-    conns.append((c, now))
+@given(now=NOW, later=st.floats(0, 1e4, allow_nan=False))
+def test_no_timer_of_ours_while_the_host_connects(now, later):
+    """SYN_RCVD: the host's connect() is in progress and the namespace retries its SYN; no
+    pypasta clock resets it (the host kernel's SYN retries end the connect)."""
     c = TcpConn.from_tap_syn(1, now, 2, W, None, None)
-    c.syn_ack_sent(now + later)                                  # SYN_ACK_SENT
-    conns.append((c, now + later))
-    c = TcpConn.to_tap_syn(1, now)
-    c.syn_sent(now + later)                                      # SYN_SENT
-    conns.append((c, now + later))
-    for c, t in conns:
-        assert c.timer_at == t + SYN_TIMEOUT_S
-        assert c.on_timer(t + SYN_TIMEOUT_S - 0.01) == Timeout.NONE
-        assert c.on_timer(t + SYN_TIMEOUT_S) == Timeout.RESET
-        assert c.on_timer(t + 1e4) == Timeout.RESET
+    t = now + later
+    for _ in range(5):
+        assert c.on_timer(max(t, c.timer_at)) == Timeout.NONE
+        assert c.state == State.SYN_RCVD
+        t = c.timer_at
+
+
+@FAST
+@given(now=NOW, later=st.floats(0, 5, allow_nan=False), inbound=st.booleans())
+def test_our_syn_and_syn_ack_are_resent_with_backoff_then_reset(now, later, inbound):
+    if inbound:
+        c = TcpConn.to_tap_syn(1, now)
+        c.syn_sent(now + later)                                  # SYN_SENT
+    else:
+        c = TcpConn.from_tap_syn(1, now, 2, W, None, None)
+        c.syn_ack_sent(now + later)                              # SYN_ACK_SENT
+    deadline = now + later + SYN_RTO_S
+    assert c.timer_at == deadline
+    for k in range(1, SYN_RETRIES + 1):
+        assert c.on_timer(deadline - 0.01) == Timeout.NONE
+        assert c.on_timer(deadline) == Timeout.RESEND_SYN
+        deadline += SYN_RTO_S * (1 << k)
+        assert c.timer_at == pytest.approx(deadline)
+    assert c.on_timer(c.timer_at) == Timeout.RESET
+    # 1 + 2 + ... + 64 s: the kernel's own default for a SYN (tcp_syn_retries = 6)
+    assert c.timer_at - (now + later) == pytest.approx(127.0)
+
+
+def test_resent_syn_ack_then_the_ack_establishes():
+    c = TcpConn.from_tap_syn(1, 0.0, 2, W, None, None)
+    c.syn_ack_sent(0.0)
+    assert c.on_timer(SYN_RTO_S) == Timeout.RESEND_SYN
+    assert c.tap_ack(2, W, False, 1.5) == 0
+    assert c.state == State.ESTABLISHED and c.retrans == 0
 
 
 @FAST
@@ -692,7 +716,7 @@ def test_progress_resets_the_retry_counter(retries, part):
     now = c.timer_at - 0.5
     assert c.tap_ack(seq_add(base, 1000 if part else 2000), W, False, now) > 0
     assert c.retrans == 0
-    assert c.timer_at == now + (ACK_TIMEOUT_S if part else IDLE_TIMEOUT_S)
+    assert c.timer_at == now + (ACK_TIMEOUT_S if part else KEEPALIVE_S)
     if part:                                           # a full set of retries again
         for _ in range(MAX_RETRANS):
             assert c.on_timer(c.timer_at) == Timeout.RETRANSMIT
@@ -708,45 +732,78 @@ def test_duplicate_ack_is_not_progress():
 
 
 @FAST
-@given(t0=GRID, quiet=grid(0, 59), both=st.booleans())
-def test_fin_timeout(t0, quiet, both):
-    """Closing, nothing in flight: when the timer runs, RESET once 60 s passed without activity,
-    otherwise wait until 60 s after the last activity. With our FIN acknowledged and the host
-    socket shut (SOCK_FIN_SENT + TAP_FIN_ACKED) the expiry resets at once."""
+@given(t0=GRID)
+def test_fin_timeout_once_both_directions_are_shut(t0):
+    """Our FIN acknowledged and the host socket shut (SOCK_FIN_SENT + TAP_FIN_ACKED): nothing
+    can flow any more; the flow goes FIN_TIMEOUT_S after the last progress."""
     c = established_out(now=t0)
-    if both:
-        assert c.tap_fin(c.seq_from_tap)
-        c.fin |= Fin.SOCK_FIN_SENT                     # the shell shut the socket's write side
+    assert c.tap_fin(c.seq_from_tap)
+    c.fin |= Fin.SOCK_FIN_SENT                         # the shell shut the socket's write side
     seq = c.fin_to_tap(t0 + 1)
     c.tap_ack(seq_add(seq, 1), W, False, t0 + 2)
     assert c.fin & Fin.TAP_FIN_ACKED and not c.done()
-    deadline = c.timer_at
-    assert deadline > t0 + 2
-    assert c.on_timer(deadline - 0.01) == Timeout.NONE
-    if both:
-        assert c.on_timer(deadline) == Timeout.RESET
-        return
-    last = deadline - quiet
-    c.tap_ack(seq_add(seq, 1), W, False, last)         # activity, no progress
-    assert c.on_timer(deadline) == Timeout.NONE
-    assert c.timer_at == last + FIN_TIMEOUT_S
-    assert c.on_timer(last + FIN_TIMEOUT_S - 0.01) == Timeout.NONE
-    assert c.on_timer(last + FIN_TIMEOUT_S) == Timeout.RESET
+    assert c.timer_at == t0 + 2 + FIN_TIMEOUT_S
+    assert c.on_timer(c.timer_at - 0.01) == Timeout.NONE
+    assert c.on_timer(c.timer_at) == Timeout.RESET
 
 
 @FAST
-@given(t0=GRID, active=grid(1, 7000), inbound=st.booleans())
-def test_idle_timeout(t0, active, inbound):
+@given(t0=GRID, ours=st.booleans(), hours=st.integers(1, 48))
+def test_half_closed_flows_are_kept_alive_like_open_ones(t0, ours, hours):
+    """One direction shut (our FIN acknowledged, or the namespace's FIN delivered): the other
+    may still carry data for hours. Keepalive probes every 30 s, never a reset while the
+    namespace answers them (pasta 2026 has no FIN timeout)."""
+    c = established_out(now=t0)
+    if ours:
+        seq = c.fin_to_tap(t0)
+        c.tap_ack(seq_add(seq, 1), W, False, t0)
+    else:
+        assert c.tap_fin(c.seq_from_tap)
+        c.fin |= Fin.SOCK_FIN_SENT
+    t = t0
+    end = t0 + hours * 3600
+    while t < end:
+        t = c.timer_at
+        what = c.on_timer(t)
+        assert what in (Timeout.NONE, Timeout.KEEPALIVE)
+        if what == Timeout.KEEPALIVE:
+            c.tap_ack(c.seq_to_tap, W, False, t + 0.001)      # the namespace answers
+
+
+@FAST
+@given(t0=GRID, active=grid(1, 29), inbound=st.booleans())
+def test_keepalive_after_30_s_of_silence_from_the_namespace(t0, active, inbound):
     c = established_in(now=t0) if inbound else established_out(now=t0)
-    assert c.timer_at == t0 + IDLE_TIMEOUT_S
-    assert c.on_timer(t0 + IDLE_TIMEOUT_S - 0.01) == Timeout.NONE
-    c2 = established_in(now=t0) if inbound else established_out(now=t0)
-    assert c2.on_timer(t0 + IDLE_TIMEOUT_S) == Timeout.RESET
-    # Activity (an ACK with nothing new) pushes the idle deadline out.
+    assert c.timer_at == t0 + KEEPALIVE_S
+    # Activity (an ACK with nothing new) pushes the keepalive out.
     c.tap_ack(c.seq_to_tap, W, False, t0 + active)
-    assert c.on_timer(t0 + IDLE_TIMEOUT_S) == Timeout.NONE
-    assert c.timer_at == t0 + active + IDLE_TIMEOUT_S
-    assert c.on_timer(t0 + active + IDLE_TIMEOUT_S) == Timeout.RESET
+    assert c.on_timer(t0 + KEEPALIVE_S) == Timeout.NONE
+    assert c.timer_at == t0 + active + KEEPALIVE_S
+    assert c.on_timer(t0 + active + KEEPALIVE_S) == Timeout.KEEPALIVE
+    assert c.timer_at == t0 + active + 2 * KEEPALIVE_S       # every 30 s while silent
+    assert c.on_timer(c.timer_at) == Timeout.KEEPALIVE
+    assert c.state == State.ESTABLISHED
+
+
+@FAST
+@given(t0=GRID, answered=st.booleans())
+def test_idle_connection_lives_while_the_namespace_answers_probes(t0, answered):
+    """Two hours of silence from the namespace (probes unanswered) reset; a namespace that
+    answers each probe keeps the connection forever (an idle ssh or database session)."""
+    c = established_out(now=t0)
+    t = t0
+    resets = 0
+    while t < t0 + 3 * IDLE_TIMEOUT_S:
+        t = c.timer_at
+        what = c.on_timer(t)
+        if what == Timeout.RESET:
+            resets += 1
+            break
+        if what == Timeout.KEEPALIVE and answered:
+            c.tap_ack(c.seq_to_tap, W, False, t)
+    assert resets == (0 if answered else 1)
+    if not answered:
+        assert t - t0 >= IDLE_TIMEOUT_S
 
 
 def conn_in_state(kind: str, now: float) -> TcpConn:
@@ -829,6 +886,8 @@ def test_three_duplicates_of_the_handshake_ack_fast_retransmit():
 
 @pytest.mark.parametrize("kind", ["idle", "fin"])
 def test_timeout_fires_exactly_at_the_deadline(kind):
+    """Deadlines with values that are not exact in binary floating point: the timer fires at
+    the time it was armed for, never re-arms itself at that same time (an endless loop)."""
     if kind == "idle":
         c = established_out(now=992.3)
     else:
@@ -837,8 +896,14 @@ def test_timeout_fires_exactly_at_the_deadline(kind):
         c.tap_ack(seq_add(seq, 1), W, False, 942.3)
         c.tap_ack(seq_add(seq, 1), W, False, 8132.3)      # activity 10 s before the deadline
         assert c.on_timer(c.timer_at) == Timeout.NONE
-        assert c.timer_at == 8132.3 + FIN_TIMEOUT_S
-    assert c.on_timer(c.timer_at) == Timeout.RESET
+        assert c.timer_at == 8132.3 + KEEPALIVE_S
+    assert c.on_timer(c.timer_at) == Timeout.KEEPALIVE
+    last = c.last_activity
+    t = c.timer_at
+    while t < last + IDLE_TIMEOUT_S:
+        assert c.on_timer(t) == Timeout.KEEPALIVE
+        t = c.timer_at
+    assert c.on_timer(last + IDLE_TIMEOUT_S) == Timeout.RESET
 
 
 # --------------------------------------------------------------------- zero-window probes
@@ -873,9 +938,9 @@ def test_probe_answer_with_an_open_window_ends_probing():
     assert c.on_timer(c.timer_at) == Timeout.PROBE
     assert c.tap_ack(base, 4000, False, 10.0) == 0     # the answer: window open again
     assert c.send_budget() == 4000 and c.probes == 0
-    # No more probes: the next deadline is the idle one.
+    # No more probes: the next deadline is the keepalive one.
     assert c.on_timer(c.timer_at) == Timeout.NONE
-    assert c.timer_at == 10.0 + IDLE_TIMEOUT_S
+    assert c.timer_at == 10.0 + KEEPALIVE_S
 
 
 def test_zero_window_answer_keeps_probing_without_reset():
