@@ -176,8 +176,9 @@ class UdpSplice:
             else:
                 sock = _reply_socket(v6, client[0], client[1],
                                      ("::1", port, 0, 0) if v6 else ("127.0.0.1", port))
-        except OSError as e:
-            log.debug(f"UDP splice: reply socket for {client[0]}:{client[1]}: {e.strerror}")
+        except Exception as e:  # noqa: BLE001 - no fd, no thread (RuntimeError): this flow only
+            log.debug(f"UDP splice: reply socket for {client[0]}:{client[1]}: "
+                      f"{getattr(e, 'strerror', None) or e}")
             self.drop("udp splice: cannot bind or connect")
             return None
         flow = SpliceFlow(key, lsock, client, sock)
