@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 
+from pasta import log
 from pasta.engine import EPOLLIN
 
 ACCEPT_PAUSE_S = 0.1
@@ -54,6 +55,21 @@ class Listeners:
         self.items.append(lst)
         self.engine.add(lst.fd, EPOLLIN, lambda ev, l=lst: on_readable(l))
         return lst
+
+    def accept_each(self, lst: Listener, take, what: str, limit: int = 32) -> None:
+        """accept() up to `limit` connections on `lst` and hand each to take(sock, peer);
+        errors are logged as "WHAT: accept: ..." and go through `accept_failed`."""
+        for _ in range(limit):
+            try:
+                sock, peer = lst.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                log.debug(f"{what}: accept: {e.strerror}")
+                if self.accept_failed(lst, e):
+                    return
+                continue
+            take(sock, peer)
 
     def accept_failed(self, lst: Listener, err: OSError) -> bool:
         """accept() on `lst` raised `err`: pause the listener if we ran out of fds or memory

@@ -798,21 +798,14 @@ class TcpFlows:
         return self.listeners.ports()
 
     def _accept(self, lst: Listener) -> None:
-        lsock, v6, port, delta = lst.sock, lst.v6, lst.port, lst.delta
-        for _ in range(32):
-            try:
-                sock, peer = lsock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:
-                log.debug(f"TCP: accept: {e.strerror}")
-                if self.listeners.accept_failed(lst, e):
-                    return
-                continue
+        v6, target = lst.v6, lst.target
+
+        def take(sock, peer):
             if self.splice is not None and fwd.is_loopback_host(peer[0]):
-                self.splice(sock, v6, peer, port + delta)
+                self.splice(sock, v6, peer, target)
             else:
-                self._inbound(sock, v6, peer, port + delta)
+                self._inbound(sock, v6, peer, target)
+        self.listeners.accept_each(lst, take, "TCP")
 
     def _inbound(self, sock, v6: bool, peer, target_port: int) -> None:
         link = self.link

@@ -216,32 +216,25 @@ class Translator:
         self.udp.remove_listener(lst)
 
     def _accept_ns(self, lst) -> None:
-        lsock, v6, port = lst.sock, lst.v6, lst.target     # connections go to the host's target
-        for _ in range(32):
-            try:
-                sock, peer = lsock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:
-                log.debug(f"splice: accept: {e.strerror}")
-                if self.ns_listeners.accept_failed(lst, e):
-                    return
-                continue
+        v6, port = lst.v6, lst.target                   # connections go to the host's target
+
+        def take(sock, peer):
             # Section 9.3: to the host's loopback, from the loopback address the client used.
             try:
                 host = _tcp_socket(v6)
             except OSError as e:
                 log.debug(f"splice: host socket: {e.strerror}")
                 self.splice.refuse(sock)
-                continue
+                return
             try:
                 host.bind((peer[0], 0))
             except OSError as e:
                 log.debug(f"splice: host socket: {e.strerror}")
                 host.close()
                 self.splice.refuse(sock)
-                continue
+                return
             self.splice.join(sock, host, ("::1", port, 0, 0) if v6 else ("127.0.0.1", port))
+        self.ns_listeners.accept_each(lst, take, "splice")
 
     def start(self) -> None:
         self.engine.add(self.tap.fd, EPOLLIN, self._tap_event)

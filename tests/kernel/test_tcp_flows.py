@@ -273,13 +273,17 @@ def test_a_syn_for_a_flow_still_held_gets_a_challenge_ack_then_a_new_flow(server
         ns.close()
 
 
-def test_keepalives_from_the_namespace_turn_on_so_keepalive(server):
+def _connected(server) -> tuple:
+    """(engine, namespace, flow) of one connection to a server that sends nothing."""
     engine = Engine()
-    srv = server(engine)
-    ns = Namespace(engine, srv.port)
+    ns = Namespace(engine, server(engine).port)
+    ns.connect()
+    return engine, ns, ns.flow()
+
+
+def test_keepalives_from_the_namespace_turn_on_so_keepalive(server):
+    engine, ns, f = _connected(server)
     try:
-        ns.connect()
-        f = ns.flow()
         assert not f.sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
         ns.segment(TCP_ACK, seq=ns.snd_nxt - 1)                # a keepalive probe
         assert f.sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
@@ -291,12 +295,8 @@ def test_keepalives_from_the_namespace_turn_on_so_keepalive(server):
 def test_keepalive_probe_to_a_silent_namespace(server):
     """30 s without a segment from the namespace: pypasta sends a keepalive (an ACK one
     sequence number back); an RST answer at RCV.NXT ends the flow."""
-    engine = Engine()
-    srv = server(engine)
-    ns = Namespace(engine, srv.port)
+    engine, ns, f = _connected(server)
     try:
-        ns.connect()
-        f = ns.flow()
         spin(engine, lambda: f.conn.fin)                       # the server's EOF arrived
         before = len(ns.segments)
         # Thirty seconds pass (the flow's clock, not the test's)
