@@ -619,8 +619,10 @@ class TcpFlows:
         want = f.events & EPOLLOUT
         if c.send_budget() > 0 and not c.fin & Fin.SOCK_FIN_RCVD:
             want |= EPOLLIN | EPOLLRDHUP
-            if not drained and not f.closed:
+            if not drained and not f.closed and not f.tap_retry:
                 self._push_later(f)              # per-wake-up cap reached, data left
+                # (not when the tap refused a segment: the retry timer comes back; pushing
+                # again in the same turn would spin while the tap's queue is full)
         self._want(f, want)
         if c.done():
             self._close(f)

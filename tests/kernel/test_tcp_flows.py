@@ -204,6 +204,29 @@ def test_a_segment_the_tap_refuses_is_sent_again_without_a_retransmission(server
         ns.close()
 
 
+def test_a_tap_that_refuses_everything_is_retried_on_a_timer_not_in_a_loop(server):
+    """While the tap takes nothing (its queue full, the link down), the flow waits for the
+    10 ms retry timer: it does not re-push in the same loop turn over and over."""
+    engine = Engine()
+    srv = server(engine)
+    srv.serve(100_000)
+    ns = Namespace(engine, srv.port)
+    try:
+        ns.connect()
+        spin(engine, lambda: ns.got)                          # data flows
+        ns.refuse_every = 1                                    # the tap refuses everything
+        writes = ns.writes
+        t0 = engine.now
+        spin(engine, lambda: engine.now - t0 >= 0.2)
+        # about one attempt per 10 ms retry (20 in 0.2 s), not thousands
+        assert ns.writes - writes <= 40, ns.writes - writes
+        ns.refuse_every = 0
+        _receive_all(ns, 100_000)
+        assert bytes(ns.got) == srv.payloads[0]
+    finally:
+        ns.close()
+
+
 @pytest.mark.parametrize("lost", [[3], [3, 4], [3, 7, 12]])
 def test_lost_segments_are_repaired_one_by_one_from_duplicate_acks(server, lost):
     """NewReno: three duplicate ACKs re-send the first missing segment only, a partial ACK the
