@@ -964,3 +964,105 @@ def test_no_probe_after_our_fin_or_while_data_is_in_flight():
     d.fin_to_tap(1.0)
     d.tap_ack(seq_add(data_base(d), 1), 0, False, 1.5)
     assert d.on_timer(d.timer_at) != Timeout.PROBE
+
+
+# --------------------------------------------------------------------- RFC 5961, RFC 9293 window
+@FAST
+@given(off=st.integers(-(1 << 31), (1 << 31) - 1), ws=st.integers(0, 14))
+def test_rst_accepted_only_at_rcv_nxt_challenged_inside_the_window(off, ws):
+    c = established_out(wscale=ws)
+    c.window_to_tap(1 << 20)                       # we advertised this window
+    wnd = c.wnd_to_tap
+    got = c.tap_rst(seq_add(c.seq_from_tap, off), None)
+    if off == 0:
+        assert got == Rst.ACCEPT
+    elif 0 < off < wnd:
+        assert got == Rst.CHALLENGE
+    else:
+        assert got == Rst.IGNORE
+
+
+@FAST
+@given(ack=SEQ, with_ack=st.booleans())
+def test_rst_in_syn_sent_must_acknowledge_our_syn(ack, with_ack):
+    c = TcpConn.to_tap_syn(1000, 0.0)
+    c.syn_sent(0.0)
+    got = c.tap_rst(12345, ack if with_ack else None)
+    assert got == (Rst.ACCEPT if with_ack and ack == 1001 else Rst.IGNORE)
+
+
+def test_rst_while_the_host_connects_is_never_challenged():
+    c = TcpConn.from_tap_syn(1, 0.0, 5000, W, 1460, None)
+    assert c.tap_rst(5001, None) == Rst.ACCEPT
+    assert c.tap_rst(5002, None) == Rst.IGNORE
+
+
+@FAST
+@given(older=st.integers(1, 5000), window=st.integers(0, W))
+def test_old_acks_change_neither_data_nor_window(older, window):
+    c = established_out()
+    base = data_base(c)
+    c.sent(10000, 1.0)
+    assert c.tap_ack(seq_add(base, 8000), 30000, False, 2.0, seq=5001) == 8000
+    assert c.tap_ack(seq_add(base, 8000 - older), window, False, 3.0, seq=5001) == 0
+    assert c.wnd_from_tap == 30000 and c.seq_ack_from_tap == seq_add(base, 8000)
+
+
+def test_window_only_from_the_newest_segment():
+    """SND.WL1/SND.WL2: a reordered segment with an older sequence number (same ACK) does not
+    set the window; a newer one does."""
+    c = established_out()
+    base = data_base(c)
+    c.sent(1000, 1.0)
+    assert c.tap_ack(seq_add(base, 1000), 20000, True, 2.0, seq=6000) == 1000
+    c.tap_ack(seq_add(base, 1000), 500, True, 2.1, seq=5500)       # older segment
+    assert c.wnd_from_tap == 20000
+    c.tap_ack(seq_add(base, 1000), 700, False, 2.2, seq=6000)      # same segment seq, ACK >=
+    assert c.wnd_from_tap == 700
+    c.tap_ack(seq_add(base, 1000), 900, False, 2.3, seq=7000)      # newer
+    assert c.wnd_from_tap == 900
+
+
+@pytest.mark.parametrize("length,flags_ok,expect", [(0, True, True), (1, True, True),
+                                                    (2, True, False), (0, False, False)])
+def test_keepalive_from_the_namespace(length, flags_ok, expect):
+    c = established_out()
+    assert c.keepalive_from_tap(seq_add(c.seq_from_tap, -1), length, flags_ok) == expect
+    assert not c.keepalive_from_tap(c.seq_from_tap, 0, True)
+
+
+def test_newreno_first_segment_then_each_partial_ack_then_done():
+    c = established_out()
+    base = data_base(c)
+    c.sent(10000, 1.0)
+    for _ in range(DUP_ACKS):
+        c.tap_ack(base, W, False, 2.0)
+    assert c.fast_retransmit_due()
+    assert c.first_unacked() == (base, 10000)
+    assert c.seq_to_tap == seq_add(base, 10000)     # no going back N
+    assert c.tap_ack(seq_add(base, 3000), W, False, 2.1) == 3000
+    assert c.partial_ack_due() and not c.partial_ack_due()        # once per partial ACK
+    assert c.first_unacked() == (seq_add(base, 3000), 7000)
+    assert c.tap_ack(seq_add(base, 10000), W, False, 2.2) == 7000
+    assert not c.partial_ack_due() and c.recover is None
+
+
+def test_partial_acks_after_a_timeout_rewind_resend_nothing_extra():
+    """Go-back-N after an ACK timeout re-sends everything anyway: partial ACKs there are not
+    holes to repair."""
+    c = established_out()
+    base = data_base(c)
+    c.sent(10000, 1.0)
+    assert c.on_timer(c.timer_at) == Timeout.RETRANSMIT
+    c.rewind()
+    c.sent(4000, 4.0)
+    c.tap_ack(seq_add(base, 2000), W, False, 4.1)
+    assert not c.partial_ack_due()
+
+
+def test_first_unacked_leaves_out_our_fin():
+    c = established_out()
+    base = data_base(c)
+    c.sent(100, 1.0)
+    c.fin_to_tap(1.0)
+    assert c.first_unacked() == (base, 100)
