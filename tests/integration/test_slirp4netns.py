@@ -267,14 +267,15 @@ def test_api_socket_forwards_keep_the_peer_address_and_udp_replies(slirp):
     s.start("-c", "--disable-host-loopback", "--enable-sandbox", "--enable-seccomp",
             "--api-socket", api)
     s.ns(["ip", "link", "show", "tap0"])
+    # Own sessions: socat's `fork` children outlive a killed parent, so the whole group goes.
     t_srv = subprocess.Popen(["nsenter", "-t", str(s.pid), "-n", "socat",
                               "TCP4-LISTEN:80,fork,reuseaddr", "SYSTEM:echo $SOCAT_PEERADDR"],
                              env=env.root_env(), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+                             stderr=subprocess.DEVNULL, start_new_session=True)
     u_srv = subprocess.Popen(["nsenter", "-t", str(s.pid), "-n", "socat",
                               "UDP4-LISTEN:53,fork,reuseaddr", "PIPE"],
                              env=env.root_env(), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_until(lambda: ":80 " in s.ns(["ss", "-Hltn"]).stdout, 10, "tcp server in ns")
         wait_until(lambda: ":53 " in s.ns(["ss", "-Hlun"]).stdout, 10, "udp server in ns")
@@ -311,10 +312,9 @@ def test_api_socket_forwards_keep_the_peer_address_and_udp_replies(slirp):
         bad = _api(s, api, b"{nonsense")
         assert bad == {"error": {"desc": "bad request: cannot parse JSON"}}
     finally:
-        t_srv.kill()
-        u_srv.kill()
-        t_srv.wait()
-        u_srv.wait()
+        for srv in (t_srv, u_srv):
+            os.killpg(srv.pid, signal.SIGKILL)
+            srv.wait()
 
 
 def test_existing_persistent_tap_as_rootlesskit_creates_it(slirp):
