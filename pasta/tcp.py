@@ -18,9 +18,12 @@ Theory of operation (pasta's design: no data buffers in pypasta):
 - Window to the namespace: given by the shell (free space in the socket's send buffer), scaled by
   `ws_to_tap`.
 - Timers are one deadline, `timer_at`, compared with `now` by `on_timer(now)`:
-  - handshake: while the host's connect() is in progress (SYN_RCVD) none at all: the host
-    kernel's own SYN retries bound it, and the namespace's kernel retries its SYN meanwhile, so
-    no pypasta clock ever resets a connection the namespace still tries (pasta 2026). Our SYN
+  - handshake: while the host's connect() is in progress (SYN_RCVD), no reset: the host
+    kernel's own SYN retries bound the connect, and no pypasta clock ever resets a connection
+    the namespace still tries. Only a namespace that stopped retrying its SYN (no
+    retransmission within `SYN_QUIET_S` of the first, then 2.5 times the last gap plus a
+    second: a kernel's gaps at most double) is forgotten, silently (`Timeout.ABANDON`): its
+    kernel has given up, or the SYN was never a real client's. Our SYN
     (inbound) and SYN,ACK (outbound) are retransmitted after 1 s, doubling, `SYN_RETRIES`
     times (the kernel's default tcp_syn_retries), then reset;
   - ACK timeout (2 s doubling, 7 retransmissions then reset);
@@ -59,7 +62,8 @@ socket's write side), `Fin.TAP_FIN_RCVD`, `Fin.TAP_FIN_SENT`, `Fin.TAP_FIN_ACKED
 outcomes: `Timeout.NONE`, `Timeout.RETRANSMIT` (rewind and re-send), `Timeout.RESET`,
 `Timeout.PROBE` (send a zero-window probe: an ACK one sequence number back, which the
 namespace must answer with its current window), `Timeout.KEEPALIVE` (the same segment, after
-`KEEPALIVE_S` of silence), `Timeout.RESEND_SYN` (our SYN or SYN,ACK again). `Rst.ACCEPT`,
+`KEEPALIVE_S` of silence), `Timeout.RESEND_SYN` (our SYN or SYN,ACK again), `Timeout.ABANDON`
+(forget a flow whose namespace stopped retrying its SYN, without an RST). `Rst.ACCEPT`,
 `Rst.CHALLENGE`, `Rst.IGNORE`: what `tap_rst()` decides.
 
 Invariants: all sequence arithmetic is modulo 2**32 (`seq_diff`, `seq_lt`...);
@@ -84,6 +88,7 @@ import enum
 SEQ_MOD = 1 << 32
 SYN_RTO_S = 1.0
 SYN_RETRIES = 6
+SYN_QUIET_S = 3.0               # a first SYN retransmission comes after 1 s (3 s: RFC 1122)
 ACK_TIMEOUT_S = 2.0
 FIN_TIMEOUT_S = 60.0
 KEEPALIVE_S = 30.0
@@ -120,6 +125,7 @@ class Timeout(enum.IntEnum):
     PROBE = 3
     KEEPALIVE = 4
     RESEND_SYN = 5
+    ABANDON = 6
 
 
 class Rst(enum.IntEnum):
@@ -163,7 +169,7 @@ class TcpConn:
                  "seq_ack_to_tap", "seq_init_to_tap", "wnd_from_tap", "ws_from_tap", "ws_to_tap",
                  "mss_to_tap", "retrans", "dup_acks", "last_ack_seen", "timer_at", "last_activity",
                  "fin_seq_to_tap", "_wnd_raw", "recover", "seq_max", "probes", "wl1", "wl2",
-                 "wnd_to_tap", "partial_ack", "fast_recovery")
+                 "wnd_to_tap", "partial_ack", "fast_recovery", "syn_at")
 
     def __init__(self, isn: int, now: float):
         self.state = State.SYN_RCVD
@@ -181,9 +187,10 @@ class TcpConn:
         self.retrans = 0
         self.dup_acks = 0
         self.last_ack_seen = None
-        # SYN_RCVD: no deadline of ours (the host kernel bounds its connect); SYN_SENT: set
+        # SYN_RCVD: the namespace must retry its SYN by then (tap_syn_again); SYN_SENT: set
         # by syn_sent()
-        self.timer_at = now + IDLE_TIMEOUT_S
+        self.timer_at = now + SYN_QUIET_S
+        self.syn_at = now               # the namespace's last SYN (SYN_RCVD)
         self.last_activity = now
         self.fin_seq_to_tap = None
         self.recover = None             # in recovery: duplicate ACKs ignored until acked
@@ -223,6 +230,13 @@ class TcpConn:
             self.ws_from_tap = self.ws_to_tap = 0
         self._wnd_raw = window
         self.wnd_from_tap = window                    # SYN windows are never scaled
+
+    def tap_syn_again(self, now: float) -> None:
+        """SYN_RCVD: the namespace retransmitted its SYN while the host still connects: it is
+        alive; wait for its next one (its gaps at most double)."""
+        gap = now - self.syn_at
+        self.syn_at = now
+        self.timer_at = now + max(SYN_QUIET_S, 2.5 * gap + 1.0)
 
     def syn_ack_sent(self, now: float) -> None:
         """Outbound: host connected, we sent SYN,ACK (it uses seq_to_tap, then +1)."""
@@ -467,8 +481,7 @@ class TcpConn:
         if now < self.timer_at:
             return Timeout.NONE
         if self.state == State.SYN_RCVD:
-            self.timer_at = now + IDLE_TIMEOUT_S      # the host's connect() has its own clock
-            return Timeout.NONE
+            return Timeout.ABANDON                    # the namespace stopped retrying its SYN
         if self.state in (State.SYN_ACK_SENT, State.SYN_SENT):
             self.retrans += 1
             if self.retrans > SYN_RETRIES:

@@ -310,6 +310,8 @@ class TcpFlows:
                 # RFC 5961 4.2: a namespace reusing the tuple answers with an RST at our ACK
                 # number, which closes this flow; its next SYN then opens a new one.
                 self._challenge_ack(f)
+            elif c.state == State.SYN_RCVD:
+                c.tap_syn_again(now)                    # still trying: keep connecting
             return
         if c.state == State.SYN_RCVD:
             return                                      # still connecting on the host side
@@ -754,6 +756,10 @@ class TcpFlows:
                 self._reset(f, "timeout")
             elif what == Timeout.RETRANSMIT:
                 self._retransmit(f)
+            elif what == Timeout.ABANDON:
+                log.debug("TCP: the namespace stopped retrying its SYN; flow dropped")
+                self.stats["tcp_abandoned"] = self.stats.get("tcp_abandoned", 0) + 1
+                self._close(f)
             elif what == Timeout.RESEND_SYN:
                 self.stats["tcp_retransmits"] += 1
                 syn = TCP_SYN if f.conn.state == State.SYN_SENT else TCP_SYN | TCP_ACK

@@ -31,6 +31,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -510,6 +511,17 @@ def read_stats(log_path: str) -> dict:
         k, _, v = item.rpartition("=")
         out[k] = int(v)
     return out
+
+
+def dump_stats(pid: int, log_path: str, timeout: float = 5.0) -> dict:
+    """Ask pypasta (`pid`) for a state dump with SIGUSR2 and return it once it is in the log
+    (a fresh one: the dumps are counted before the signal)."""
+    def dumps() -> int:
+        return open(log_path).read().count("state: ")
+    n = dumps()
+    os.kill(pid, signal.SIGUSR2)
+    wait_until(lambda: dumps() > n, timeout, "the state dump")
+    return read_stats(log_path)
 
 
 def sha256_file(path: str) -> str:

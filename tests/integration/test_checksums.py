@@ -52,6 +52,7 @@ sysctl -qw net.ipv6.conf.eth0.accept_dad=0
 ip link set eth0 up
 touch {ready}
 {_wait_file(go, "tcpdump")}
+ip link set eth0 down && ip link set eth0 up    # a Router Solicitation while tcpdump listens
 i=0; until ip -6 route show default | grep -q via; do i=$((i+1)); [ $i -gt 100 ] && exit 98; sleep 0.1; done
 timeout 20 dhclient -6 -1 --no-pid -sf /bin/true -lf {lease6} eth0
 timeout 20 dhclient -4 -1 --no-pid -sf /bin/true -lf {lease4} eth0

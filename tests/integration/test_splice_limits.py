@@ -12,7 +12,7 @@ import json
 import os
 import signal
 
-from helpers import env, read_stats, wait_until
+from helpers import dump_stats, env, read_stats, wait_until
 
 CONNS = 300
 
@@ -45,9 +45,7 @@ def _fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def _stats(p, logf: str) -> dict:
-    os.kill(p.pid, signal.SIGUSR2)
-    return read_stats(logf)
+
 
 
 def test_300_spliced_connections_with_128_fds(topology, user):
@@ -73,7 +71,8 @@ def test_300_spliced_connections_with_128_fds(topology, user):
     assert sum(outcome.values()) == CONNS, outcome
     assert outcome.get("answered", 0) >= 1, outcome
     assert p.poll() is None, open(logf).read()[-3000:]
-    wait_until(lambda: _stats(p, logf).get("splice_conns") == 0, 10, "every pair closed")
+    wait_until(lambda: dump_stats(p.pid, logf).get("splice_conns") == 0, 10,
+               "every pair closed")
     st = read_stats(logf)
     assert st["internal_errors"] == 0, st
     assert st["splice_refused"] + st["splice_errors"] >= 1, st

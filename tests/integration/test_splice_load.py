@@ -15,7 +15,7 @@ import json
 import os
 import signal
 
-from helpers import env, read_stats, wait_until
+from helpers import dump_stats, env, read_stats, wait_until
 
 MIB10 = 10 << 20
 COUNT = int(os.environ.get("SL_COUNT", 50))
@@ -70,8 +70,8 @@ def test_fifty_spliced_10mib_transfers_per_family_under_load(topology, user):
     st = read_stats(logf)
     assert st["internal_errors"] == 0, st
     assert st["splice_opened"] == 4 * COUNT and st["tcp_opened"] == 0, st
-    wait_until(lambda: (os.kill(p.pid, signal.SIGUSR2), read_stats(logf))[1]
-               .get("splice_conns") == 0, 10, "every spliced pair closed")
+    wait_until(lambda: dump_stats(p.pid, logf).get("splice_conns") == 0, 10,
+               "every spliced pair closed")
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=10) == 0
     host_srv.kill()

@@ -162,13 +162,13 @@ def test_socket_buffers_autotune_over_a_delayed_path(topology):
     far = t.extra_dst4
     _delay_path(t, far, 50)
     tool = t.copy_helper("tcptool.py")
-    down, up = _stream_servers(t, tool, 64 * MIB, far)
+    down, up = _stream_servers(t, tool, 16 * MIB, far)
     py = env.python_for("root")
     w = t.workdir
     seen = {"rb": [], "tb": []}
-    script = (f"{py} {tool} stream-client {far} 7500 --bytes {64 * MIB} --recv --timeout 120 "
+    script = (f"{py} {tool} stream-client {far} 7500 --bytes {16 * MIB} --recv --timeout 120 "
               f"> {w}/down.ns && "
-              f"{py} {tool} stream-client {far} 7501 --bytes {64 * MIB} --send --timeout 120 "
+              f"{py} {tool} stream-client {far} 7501 --bytes {16 * MIB} --send --timeout 120 "
               f"> {w}/up.ns")
     proc = t.pypasta(["--config-net", "--", "sh", "-c", script])
     try:
@@ -185,7 +185,8 @@ def test_socket_buffers_autotune_over_a_delayed_path(topology):
         proc.wait(150)
     assert proc.returncode == 0, t.logs(proc)
     got = open(f"{w}/down.ns").read().split()
-    assert got[:2] == ["received", str(64 * MIB)], got
+    assert got[:2] == ["received", str(16 * MIB)], got
+    assert open(f"{w}/up.ns").read().split()[:2] == ["sent", str(16 * MIB)]
     lock = 2 * 4 * MIB
     assert seen["rb"] and seen["tb"], seen
     assert lock not in seen["rb"] and lock not in seen["tb"], "a locked buffer"

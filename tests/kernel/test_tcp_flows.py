@@ -12,7 +12,6 @@ ACKs, RSTs outside the window, a SYN on a live flow, keepalives both ways, epoll
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import socket
 
@@ -22,7 +21,7 @@ from pasta.engine import EPOLLIN, EPOLLOUT, Engine
 from pasta.tcp import KEEPALIVE_S, State
 from pasta.tcpio import TcpFlows
 from pasta.wire import parse_frame
-from pasta.wire.l4 import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpHdr, parse_tcp
+from pasta.wire.l4 import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpHdr, parse_tcp
 
 from test_udp_flows import GW, NS, RULES, Recorder, spin
 

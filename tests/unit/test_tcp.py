@@ -18,7 +18,8 @@ import pytest
 from hypothesis import event, given, settings, strategies as st
 
 from pasta.tcp import (ACK_TIMEOUT_S, DUP_ACKS, FIN_TIMEOUT_S, IDLE_TIMEOUT_S, KEEPALIVE_S,
-                       MAX_RETRANS, MAX_WINDOW, MSS_DEFAULT, SYN_RETRIES, SYN_RTO_S, WS_TO_TAP,
+                       MAX_RETRANS, MAX_WINDOW, MSS_DEFAULT, SYN_QUIET_S, SYN_RETRIES, SYN_RTO_S,
+                       WS_TO_TAP,
                        Fin, Rst, State, TcpConn, Timeout, mss_for_mtu, seq_add, seq_diff, seq_le,
                        seq_lt)
 
@@ -149,7 +150,7 @@ def test_from_tap_syn_with_options(isn, seq, now, window, mss, wscale):
     assert c.wnd_from_tap == window                  # a SYN's window is never scaled
     assert c.seq_to_tap == c.seq_ack_from_tap == isn == c.seq_init_to_tap
     assert c.send_budget() == 0
-    assert c.timer_at == now + IDLE_TIMEOUT_S        # no deadline of ours while connecting
+    assert c.timer_at == now + SYN_QUIET_S           # the namespace must retry its SYN by then
 
 
 @FAST
@@ -641,16 +642,37 @@ def test_duplicate_acks_ignored_after_rewind_until_recovery_point():
 
 # ----------------------------------------------------------------------------- timers
 @FAST
-@given(now=NOW, later=st.floats(0, 1e4, allow_nan=False))
-def test_no_timer_of_ours_while_the_host_connects(now, later):
-    """SYN_RCVD: the host's connect() is in progress and the namespace retries its SYN; no
-    pypasta clock resets it (the host kernel's SYN retries end the connect)."""
+@given(now=GRID, linear=st.integers(0, 4), retries=st.integers(1, 12))
+def test_no_timer_of_ours_while_the_namespace_retries_its_syn(now, linear, retries):
+    """SYN_RCVD: the host's connect() is in progress and the namespace's kernel retries its
+    SYN (after 1 s; `linear` more at 1 s as with tcp_syn_linear_timeouts, then doubling): no
+    pypasta clock ends the flow, whatever the kernel's tcp_syn_retries."""
     c = TcpConn.from_tap_syn(1, now, 2, W, None, None)
-    t = now + later
-    for _ in range(5):
-        assert c.on_timer(max(t, c.timer_at)) == Timeout.NONE
-        assert c.state == State.SYN_RCVD
-        t = c.timer_at
+    t, gap = now, 1.0
+    for k in range(retries):
+        t += gap
+        assert c.on_timer(min(t, c.timer_at - 0.001)) == Timeout.NONE
+        assert t < c.timer_at                        # its SYN comes before our deadline
+        c.tap_syn_again(t)
+        if k >= linear:
+            gap *= 2
+    assert c.state == State.SYN_RCVD
+
+
+@FAST
+@given(now=GRID, retried=st.integers(0, 3))
+def test_a_namespace_that_stopped_retrying_its_syn_is_forgotten_silently(now, retried):
+    """No SYN for more than 2.5 gaps (3 s after a lone SYN): the namespace's kernel gave up
+    (or it was never a client): ABANDON, which the shell carries out without an RST."""
+    c = TcpConn.from_tap_syn(1, now, 2, W, None, None)
+    t, gap = now, 1.0
+    for _ in range(retried):
+        t += gap
+        c.tap_syn_again(t)
+        gap *= 2
+    assert c.timer_at - t == (SYN_QUIET_S if not retried else max(SYN_QUIET_S,
+                                                                  2.5 * gap / 2 + 1.0))
+    assert c.on_timer(c.timer_at) == Timeout.ABANDON
 
 
 @FAST
