@@ -557,6 +557,13 @@ def parse_cidr(text: str) -> Union[IPv4Network, str]:
     return net
 
 
+def _one_line(text: str) -> str:
+    """`text` with control characters (a newline in an argument) escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def stat_path_error(path: str) -> Optional[str]:
     """Default `path_error`: None if `path` exists, else the strerror text (like access(F_OK))."""
     try:
@@ -601,7 +608,10 @@ def parse(argv: Sequence[str], prog: str = "slirp4netns", *,
         return "".join(w + "\n" for w in warnings)
 
     def fail(message: str, stderr: Optional[str] = None, usage: bool = True) -> SlirpError:
-        return SlirpError(message, stderr=message + "\n" if stderr is None else stderr,
+        # stderr is slirp4netns's text to the byte (an argument is printed as given); the
+        # message, our one-line error, shows control characters escaped.
+        return SlirpError(_one_line(message),
+                          stderr=message + "\n" if stderr is None else stderr,
                           show_usage=usage, stdout_before=stdout_so_far())
 
     def fd_value(text: str, what: str) -> int:
