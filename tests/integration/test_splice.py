@@ -195,7 +195,8 @@ def test_namespace_loopback_service_private_unless_host_lo_to_ns_lo(topology, lo
     t = topology
     ready = os.path.join(t.workdir, f"lo-{lo}")
     script = ("socat TCP4-LISTEN:9730,bind=127.0.0.1,reuseaddr,fork SYSTEM:'echo tcp-lo' & "
-              "socat UDP4-RECVFROM:9731,bind=127.0.0.1,fork SYSTEM:'echo udp-lo' & "
+              "socat UDP4-RECVFROM:9731,bind=127.0.0.1,fork "
+              "SYSTEM:'echo udp-lo; exec cat >/dev/null' & "
               "i=0; until [ $(ss -Hln | grep -c '127.0.0.1:973[01] ') -ge 2 ]; do i=$((i+1)); "
               f"[ $i -gt 100 ] && exit 97; sleep 0.1; done; touch {ready}; wait")
     args = ["--config-net", "-t", "9730", "-u", "9731"] + (["--host-lo-to-ns-lo"] if lo else [])

@@ -243,8 +243,8 @@ def test_udp_inbound_forward_sees_real_peer_address(topology, user):
     # -u 6000 (same port) and -u 6001:7001 (mapped), both families.
     # (':' separates socat address parameters, hence "port" in the reply.)
     srv = ("socat UDP4-RECVFROM:{p},fork SYSTEM:'echo v4 from $SOCAT_PEERADDR port "
-           "$SOCAT_PEERPORT' & socat UDP6-RECVFROM:{p},ipv6only=1,fork "
-           "SYSTEM:'echo v6 from $SOCAT_PEERADDR port $SOCAT_PEERPORT' & ")
+           "$SOCAT_PEERPORT; exec cat >/dev/null' & socat UDP6-RECVFROM:{p},ipv6only=1,fork "
+           "SYSTEM:'echo v6 from $SOCAT_PEERADDR port $SOCAT_PEERPORT; exec cat >/dev/null' & ")
     ready = os.path.join(t.workdir, f"inbound-ready-{user}")
     script = (srv.format(p=6000) + srv.format(p=7001) + _wait_bound("udp", 6000) + "; "
               + _wait_bound("udp", 7001) + f"; touch {ready}; wait")
@@ -400,9 +400,11 @@ def test_outbound_address_and_interface(topology, user):
 def test_map_guest_addr_and_map_host_loopback(topology, user):
     t = topology
     # Two servers in the host namespace: one on its own address, one on its loopback.
-    t.host_popen(f"socat UDP4-RECVFROM:7020,bind={t.host_ip4},fork SYSTEM:'echo guest-addr'",
+    t.host_popen(f"socat UDP4-RECVFROM:7020,bind={t.host_ip4},fork "
+                 "SYSTEM:'echo guest-addr; exec cat >/dev/null'",
                  name="own")
-    t.host_popen("socat UDP4-RECVFROM:7021,bind=127.0.0.1,fork SYSTEM:'echo host-lo'",
+    t.host_popen("socat UDP4-RECVFROM:7021,bind=127.0.0.1,fork "
+                 "SYSTEM:'echo host-lo; exec cat >/dev/null'",
                  name="lo")
     t.host(_wait_bound("udp", 7020) + "; " + _wait_bound("udp", 7021))
     script = ("echo x | socat -t 2 - UDP4:198.51.100.200:7020; "
@@ -439,7 +441,8 @@ def test_follows_guest_mac_and_address_changes(topology, user):
     script = ("ip link set eth0 address 02:12:34:56:78:9a && ip link set eth0 up && "
               "ip addr add 198.51.100.9/24 dev eth0 && ip route add default via 198.51.100.1 && "
               f"ping -c 1 -W 2 {PEER4} > /dev/null && "
-              "socat UDP4-RECVFROM:6200,bind=198.51.100.9,fork SYSTEM:'echo seen' & "
+              "socat UDP4-RECVFROM:6200,bind=198.51.100.9,fork "
+              "SYSTEM:'echo seen; exec cat >/dev/null' & "
               + _wait_bound("udp", 6200) + f"; touch {ready}; wait")
     p = t.pypasta(["-u", "6200", "--", "sh", "-c", script], user=user)
     wait_until(lambda: os.path.exists(ready) or p.poll() is not None, 15, "namespace ready")
