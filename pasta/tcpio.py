@@ -93,8 +93,8 @@ def _read_ints(path: str) -> list[int]:
 
 
 def buffer_locks(sock_buf: int = SOCK_BUF) -> tuple[bool, bool]:
-    """(lock SO_SNDBUF, lock SO_RCVBUF): set a buffer (which turns the kernel's autotuning
-    off for it) only where the size we get is at least what autotuning could reach.
+    """(SO_SNDBUF, SO_RCVBUF): whether setting the buffer (which turns the kernel's
+    autotuning off for it) gives at least what autotuning could reach.
 
     The kernel doubles the value and caps it at net.core.[wr]mem_max; autotuning grows up to
     net.ipv4.tcp_[wr]mem's maximum (per network namespace; read here, where flow sockets
@@ -110,13 +110,6 @@ def buffer_locks(sock_buf: int = SOCK_BUF) -> tuple[bool, bool]:
             continue
         locks.append(2 * min(sock_buf, cap[0]) >= auto[2])
     return locks[0], locks[1]
-
-
-def autotune_max_sndbuf() -> int:
-    """Payload room of an autotuned send buffer at its largest (tcp_wmem's maximum, half of
-    it for data as with SO_SNDBUF)."""
-    auto = _read_ints("/proc/sys/net/ipv4/tcp_wmem")
-    return (auto[2] if len(auto) == 3 else SOCK_BUF) // 2
 
 
 def _probe_peek_off() -> None:
@@ -154,10 +147,9 @@ class TcpFlow:
         # The last _push ended with the socket's queue all in flight (EAGAIN or a short
         # peek): new data comes with an EPOLLIN edge, so an ACK from the tap need not peek.
         self.drained = False
-        # Payload capacity of the send buffer: set explicitly in _tune where that locks it at
-        # a large size, so read once instead of on every segment (once per process where the
-        # caller knows it: every flow socket gets the same setting); where autotuning is on,
-        # the caller gives its maximum (see TcpFlows.__init__).
+        # Payload capacity of the send buffer: set explicitly in _tune (which locks it, no
+        # autotuning), so read once instead of on every segment; and once per process where
+        # the caller knows it (every flow socket gets the same setting).
         self.sndbuf = sndbuf or sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
         # Upper bound of the bytes queued in the send buffer: SIOCOUTQ when last read, plus
         # what we wrote since (the queue only shrinks by the peer's ACKs meanwhile).
@@ -198,13 +190,12 @@ class TcpFlows:
         self._wnd_timer = None
         self.tap_retry: set = set()        # flows whose last segment the tap did not take
         self._retry_timer = None
-        self.lock_sndbuf, self.lock_rcvbuf = buffer_locks()
-        if not self.lock_sndbuf:
-            # Autotuned send buffers grow only after a send found them full (SOCK_NOSPACE):
-            # the window offered to the namespace is their largest size, so a short write can
-            # happen; what was not written is not acknowledged and comes again (pasta 2026's
-            # window "may exceed the available buffer", for the same reason).
-            self._sndbuf = autotune_max_sndbuf()
+        # Receive buffers autotune where a lock would be below what autotuning reaches. Send
+        # buffers stay locked: an autotuned one grows only after sends found it full, and
+        # offering the namespace a window beyond it stalled uploads over a long path (seen in
+        # test_socket_buffers_autotune_over_a_delayed_path); that needs pasta 2026's EPOLLOUT
+        # window handling first.
+        self.lock_rcvbuf = buffer_locks()[1]
         for k in ("tcp_challenge_acks", "tcp_keepalives_to_ns", "tcp_tap_reverts",
                   "tcp_fast_retransmits", "tcp_flow_errors"):
             self.stats.setdefault(k, 0)
@@ -477,8 +468,7 @@ class TcpFlows:
         return sock
 
     def _tune(self, sock) -> None:
-        if self.lock_sndbuf:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCK_BUF)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCK_BUF)
         if self.lock_rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCK_BUF)
         sock.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)

@@ -152,9 +152,10 @@ def test_32_mib_each_way_intact_while_5_percent_of_segments_are_dropped(topology
 
 
 def test_socket_buffers_autotune_over_a_delayed_path(topology):
-    """Where net.ipv4.tcp_[rw]mem reach further than a locked 4 MiB buffer (here: the host
-    namespace's maxima raised to 32 MiB), pypasta leaves autotuning on: over a 50 ms path the
-    host socket's buffers grow past their starting size instead of sitting at a fixed lock.
+    """Where net.ipv4.tcp_rmem reaches further than a locked 4 MiB buffer (here: the host
+    namespace's maximum raised to 32 MiB), pypasta leaves receive autotuning on: over a 50 ms
+    path the host socket's receive buffer grows past its starting size instead of sitting at a
+    fixed lock. (Send buffers stay locked: see pasta/tcpio.py.)
     (The delay is one way, host to peer, by a TUN delay line: this kernel has no netem.)"""
     t = topology
     for knob in ("tcp_rmem", "tcp_wmem"):
@@ -189,6 +190,5 @@ def test_socket_buffers_autotune_over_a_delayed_path(topology):
     assert open(f"{w}/up.ns").read().split()[:2] == ["sent", str(16 * MIB)]
     lock = 2 * 4 * MIB
     assert seen["rb"] and seen["tb"], seen
-    assert lock not in seen["rb"] and lock not in seen["tb"], "a locked buffer"
-    assert max(seen["rb"]) > 131072 * 2 and max(seen["tb"]) > 87040, \
-        (max(seen["rb"]), max(seen["tb"]))
+    assert lock not in seen["rb"], "a locked receive buffer"
+    assert max(seen["rb"]) > 131072 * 2, max(seen["rb"])
