@@ -161,6 +161,39 @@ def mss_for_mtu(mtu: int, v6: bool, page: int = 4096) -> int:
         mss -= mss % page
     return max(mss, MSS_DEFAULT)
 
+SNDBUF_SMALL, SNDBUF_BIG = 128 << 10, 4 << 20
+
+
+def sndbuf_usable(sndbuf: int) -> int:
+    """How much of a send buffer the window may fill: all of it below 128 KiB, 75 % above
+    4 MiB, linearly in between (pasta 2026's clamped_scale(sndbuf, sndbuf, SNDBUF_SMALL,
+    SNDBUF_BIG, 75))."""
+    if sndbuf < SNDBUF_SMALL:
+        return sndbuf
+    if sndbuf > SNDBUF_BIG:
+        return sndbuf * 3 // 4
+    return sndbuf - sndbuf * (sndbuf - SNDBUF_SMALL) // (SNDBUF_BIG - SNDBUF_SMALL) // 4
+
+
+def wnd_from_sndbuf(sndbuf: int, wmemq: int, sendq: int, mss: int) -> int:
+    """Window to offer the namespace from an autotuned send buffer (pasta 2026's
+    tcp_wnd_from_sndbuf): `sndbuf` and `wmemq` (memory queued, with per-skb overhead) from
+    SO_MEMINFO, `sendq` (payload queued) from SIOCOUTQ. With nothing queued, the usable part
+    of the buffer (`sndbuf_usable`); else its free memory counted in whole segments, each
+    costing `mss` plus the overhead seen on the queued ones (as pasta, the whole buffer). Below
+    one segment the window is zero while data is queued (RFC 813: no silly window; the queue
+    draining reopens it)."""
+    if wmemq >= sndbuf:
+        return 0
+    if not sendq or not mss or wmemq <= sendq:
+        free = max(0, sndbuf_usable(sndbuf) - wmemq)
+    else:
+        overhead = (wmemq - sendq) // max(sendq // mss, 1)
+        free = (sndbuf - wmemq) // (mss + overhead) * mss
+    if free < mss and sendq:
+        return 0
+    return free
+
 
 class TcpConn:
     """Numbers and states of one connection (module docstring)."""

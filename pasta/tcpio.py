@@ -25,14 +25,18 @@ Theory of operation:
   resources (ports, fds, memory) drops the SYN (the namespace retries) instead of resetting.
 - Namespace -> host: the in-order part of each segment is written with `send()`; only what the
   socket accepted is acknowledged: at the end of the tap batch once two full segments or more
-  are unacknowledged, else within ACK_INTERVAL_S (10 ms, pasta's ACK_TO_TAP_DUE) or on the next
+  are unacknowledged or the window left to the namespace is below a segment, else within
+  ACK_INTERVAL_S (10 ms, pasta's ACK_TO_TAP_DUE) or on the next
   segment we send back, so a request/response exchange costs one tap write per direction. The window
   advertised to the namespace is the free space of the socket's send buffer (SO_SNDBUF minus
-  SIOCOUTQ), so the namespace rarely sends what cannot be written; when it does, the unwritten
+  SIOCOUTQ; for an autotuned buffer, SO_MEMINFO as pasta 2026, see `_space_auto`), so the
+  namespace rarely sends what cannot be written; when it does, the unwritten
   part is not acknowledged, and once the socket drains (EPOLLOUT after the short write) a
   window update plus duplicate ACKs make the namespace retransmit at once. A window advertised
   below one segment is re-checked every 10 ms (pasta's ACK_INTERVAL) and updated once the
-  socket has room: EPOLLOUT would never come, as no send hit EAGAIN.
+  socket has room: EPOLLOUT would never come, as no send hit EAGAIN. (An autotuned send buffer
+  over two thirds full is polled for EPOLLOUT: that flags it SOCK_NOSPACE, without which the
+  kernel never grows it, and reports its room once the peer's ACKs free some.)
 - FIN from the namespace -> `shutdown(SHUT_WR)`; EOF on the socket -> FIN to the namespace after
   the data. RST from the namespace -> the host socket is closed with SO_LINGER 0 (an RST for the
   peer); an error or reset on the host socket -> RST to the namespace.
@@ -70,11 +74,14 @@ from pasta.engine import EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRD
 from pasta.errors import SetupError
 from pasta.listeners import Listener, Listeners
 from pasta.udp import set_freebind
-from pasta.tcp import Fin, Rst, State, TcpConn, Timeout, mss_for_mtu, seq_add, seq_diff
+from pasta.tcp import (Fin, Rst, State, TcpConn, Timeout, mss_for_mtu, seq_add, seq_diff,
+                       wnd_from_sndbuf)
 from pasta.wire import pack_tcp_hdrs_into, tcp_hdrs_len
 from pasta.wire.l4 import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN
 
 SO_PEEK_OFF = 42
+SO_MEMINFO = 55
+SK_MEMINFO_SNDBUF, SK_MEMINFO_WMEM_QUEUED = 3, 5
 SWEEP_S = 0.25
 ACK_INTERVAL_S = 0.01
 MAX_FLOWS = 16384
@@ -131,7 +138,7 @@ _LOCAL_ERRNOS = {errno.EADDRNOTAVAIL, errno.EADDRINUSE, errno.ENOBUFS, errno.EMF
 class TcpFlow:
     __slots__ = ("key", "v6", "ns_addr", "ns_port", "peer_addr", "peer_port", "sock", "fd",
                  "conn", "events", "partial", "closed", "registered", "wnd_low", "sndbuf",
-                 "outq", "rdhup", "drained", "keepalive", "tap_retry")
+                 "outq", "rdhup", "drained", "keepalive", "tap_retry", "out_armed")
 
     def __init__(self, key, sock, conn, sndbuf=None):
         self.key = key
@@ -147,16 +154,18 @@ class TcpFlow:
         # The last _push ended with the socket's queue all in flight (EAGAIN or a short
         # peek): new data comes with an EPOLLIN edge, so an ACK from the tap need not peek.
         self.drained = False
-        # Payload capacity of the send buffer: set explicitly in _tune (which locks it, no
-        # autotuning), so read once instead of on every segment; and once per process where
-        # the caller knows it (every flow socket gets the same setting).
-        self.sndbuf = sndbuf or sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
+        # Payload capacity of the send buffer: where _tune locks it (no autotuning), read once
+        # instead of on every segment, and once per process where the caller knows it (every
+        # flow socket gets the same setting). Autotuned: 0 until _space_auto measures it.
+        self.sndbuf = sndbuf if sndbuf is not None else \
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
         # Upper bound of the bytes queued in the send buffer: SIOCOUTQ when last read, plus
         # what we wrote since (the queue only shrinks by the peer's ACKs meanwhile).
         self.outq = 0
         self.rdhup = False              # the socket reported EOF (EPOLLRDHUP/EPOLLHUP)
         self.keepalive = False          # SO_KEEPALIVE set (the namespace sends keepalives)
         self.tap_retry = False          # a segment could not be written: push again soon
+        self.out_armed = False          # polled for EPOLLOUT: the send buffer was full
 
 
 class TcpFlows:
@@ -174,7 +183,7 @@ class TcpFlows:
         self.ack_delayed: dict = {}         # flows with a small amount of data to acknowledge
         self._delack_timer = None
         self._sweeper = None
-        self._sndbuf = 0                    # SO_SNDBUF payload room of flow sockets, once read
+        self._sndbuf = None                 # SO_SNDBUF payload room of flow sockets, once read
         self._isn = memoryview(b"")         # os.urandom() pool: 1 syscall per 1024 ISNs
         self.stats = engine.stats
         for k in ("tcp_flows", "tcp_opened", "tcp_closed", "tcp_resets_to_ns",
@@ -190,25 +199,31 @@ class TcpFlows:
         self._wnd_timer = None
         self.tap_retry: set = set()        # flows whose last segment the tap did not take
         self._retry_timer = None
-        # Receive buffers autotune where a lock would be below what autotuning reaches. Send
-        # buffers stay locked: an autotuned one grows only after sends found it full, and
-        # offering the namespace a window beyond it stalled uploads over a long path (seen in
-        # test_socket_buffers_autotune_over_a_delayed_path); that needs pasta 2026's EPOLLOUT
-        # window handling first.
-        self.lock_rcvbuf = buffer_locks()[1]
+        # Buffers autotune where a lock would be below what autotuning reaches. An autotuned
+        # send buffer is measured on every window (_space_auto) and watched with EPOLLOUT
+        # once the queue fills it, which is also what lets the kernel grow it.
+        self.lock_sndbuf, self.lock_rcvbuf = buffer_locks()
+        if not self.lock_sndbuf:
+            self._sndbuf = 0
         for k in ("tcp_challenge_acks", "tcp_keepalives_to_ns", "tcp_tap_reverts",
-                  "tcp_fast_retransmits", "tcp_flow_errors"):
+                  "tcp_fast_retransmits", "tcp_flow_errors", "tcp_sndbuf_waits",
+                  "tcp_short_writes"):
             self.stats.setdefault(k, 0)
         _probe_peek_off()
 
     # ----------------------------------------------------------------- frames to the namespace
-    def _segment(self, f: TcpFlow, flags: int, seq: int, plen: int = 0, syn_opts=False) -> bool:
+    def _segment(self, f: TcpFlow, flags: int, seq: int, plen: int = 0, syn_opts=False,
+                 dup=False) -> bool:
         """Write one segment to the namespace (payload already at self.buf[hdr:]); False if
-        the tap did not take it."""
+        the tap did not take it. `dup`: a duplicate ACK, with the window of the ACK before it
+        (a namespace counts an ACK that changes the window as an update, not a duplicate)."""
         link, c = self.link, f.conn
         if syn_opts:
             mss, ws = (self.mss6 if f.v6 else self.mss4), (c.ws_to_tap or None)
             window = 65535
+        elif dup:
+            mss = ws = None
+            window = c.wnd_to_tap >> c.ws_to_tap
         else:
             mss = ws = None
             window = c.window_to_tap(self._space(f)) if flags & TCP_ACK else 0
@@ -247,13 +262,46 @@ class TcpFlows:
         segment when little is queued, as in request/response traffic); SIOCOUTQ otherwise.
         The bound only errs low, so the advertised window never exceeds the real room and its
         right edge never moves left (what we write is what the bound grows by)."""
-        if not fresh and f.outq <= f.sndbuf >> 1:
+        if not fresh and f.outq <= f.sndbuf >> 1 and f.sndbuf:
             return f.sndbuf - f.outq
+        if not self.lock_sndbuf:
+            return self._space_auto(f)
         try:
             f.outq = struct.unpack("i", fcntl.ioctl(f.fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
         except OSError:
             return 0
         return max(0, f.sndbuf - f.outq)
+
+    def _space_auto(self, f: TcpFlow) -> int:
+        """`_space` for an autotuned send buffer (pasta 2026's tcp_wnd_from_sndbuf): its size
+        and queued memory from SO_MEMINFO, with the queue's per-segment overhead taken out,
+        and at most 75 % of a large buffer used (scaled from 100 % at 128 KiB).
+
+        The kernel grows the buffer only for a socket flagged SOCK_NOSPACE, which a send that
+        hit the limit sets, or a poll that found the socket unwritable (over two thirds
+        queued). A namespace that respects this window never hits the limit, so once the
+        queue passes two thirds the socket is polled for EPOLLOUT (epoll_ctl polls it): the
+        flag is set, the peer's ACKs grow the buffer, and EPOLLOUT reports the room
+        (`_sock_event_flow` then updates the window)."""
+        try:
+            mem = struct.unpack_from("9I", f.sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 36))
+            sendq = struct.unpack("i", fcntl.ioctl(f.fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        except (OSError, struct.error):
+            return 0
+        sndbuf, wmemq = mem[SK_MEMINFO_SNDBUF], mem[SK_MEMINFO_WMEM_QUEUED]
+        room = wnd_from_sndbuf(sndbuf, wmemq, sendq, f.conn.mss_to_tap)
+        if sndbuf - wmemq < wmemq >> 1 and not f.out_armed and f.registered and not f.closed:
+            # Unwritable by the kernel's measure: poll it for EPOLLOUT (sets SOCK_NOSPACE).
+            try:
+                self.engine.modify(f.fd, f.events | EPOLLOUT | EPOLLET)
+            except OSError:
+                pass                            # (the 10 ms window check still runs)
+            else:
+                f.out_armed = True
+                f.events |= EPOLLOUT
+                self.stats["tcp_sndbuf_waits"] += 1
+        f.outq, f.sndbuf = sendq, sendq + room
+        return room
 
     # ----------------------------------------------------------------- segments from the tap
     def from_tap(self, v6: bool, src: bytes, dst: bytes, h, buf) -> None:
@@ -327,7 +375,7 @@ class TcpFlows:
         if plen:
             skip, take = c.tap_data(h.seq, plen)
             if skip < 0:
-                self._segment(f, TCP_ACK, c.seq_to_tap)      # gap: duplicate ACK
+                self._segment(f, TCP_ACK, c.seq_to_tap, dup=True)    # gap: duplicate ACK
             elif take:
                 self._write(f, buf[h.payload_off + skip:h.payload_off + skip + take])
             else:
@@ -360,10 +408,13 @@ class TcpFlows:
         f.outq += n
         if n < len(data):
             f.partial = True
+            self.stats["tcp_short_writes"] += 1
             self._want(f, f.events | EPOLLOUT)
-        elif seq_diff(c.seq_from_tap, c.seq_ack_to_tap) < 2 * (self.mss6 if f.v6 else self.mss4):
-            # Less than two full segments to acknowledge: within ACK_INTERVAL_S, or sooner on
-            # the data we send back (request/response traffic: one tap write instead of two).
+        elif (pending := seq_diff(c.seq_from_tap, c.seq_ack_to_tap)) < 2 * \
+                (mss := self.mss6 if f.v6 else self.mss4) and c.wnd_to_tap - pending >= mss:
+            # Less than two full segments to acknowledge, and the window we offered still
+            # leaves the namespace a segment's room: within ACK_INTERVAL_S, or sooner on the
+            # data we send back (request/response traffic: one tap write instead of two).
             # pasta's ACK_TO_TAP_DUE timer, the same 10 ms.
             self.ack_delayed[f.key] = f
             if self._delack_timer is None:
@@ -429,7 +480,8 @@ class TcpFlows:
         conn = TcpConn.from_tap_syn(self._new_isn(), self.engine.now, h.seq, h.window,
                                     h.mss, h.wscale)
         f = TcpFlow(key, sock, conn, self._sndbuf)
-        self._sndbuf = f.sndbuf
+        if self.lock_sndbuf:
+            self._sndbuf = f.sndbuf
         err = sock.connect_ex(fwd.sockaddr(self.rules, v6, target, dport))
         if not self._add(f, EPOLLOUT):
             self.link.drop("tcp: local resources")      # the namespace retries its SYN
@@ -468,7 +520,8 @@ class TcpFlows:
         return sock
 
     def _tune(self, sock) -> None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCK_BUF)
+        if self.lock_sndbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCK_BUF)
         if self.lock_rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCK_BUF)
         sock.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)
@@ -545,13 +598,20 @@ class TcpFlows:
         if ev & EPOLLERR or (ev & EPOLLHUP and c.state != State.ESTABLISHED):
             self._reset(f, f"socket events {ev:#x}")
             return
+        if ev & EPOLLOUT and f.out_armed:
+            # The peer's ACKs made room in (and perhaps grew) an autotuned send buffer.
+            f.out_armed = False
+            if not f.partial:
+                self._want(f, f.events & ~EPOLLOUT)
+            if c.state == State.ESTABLISHED and not c.fin & Fin.SOCK_FIN_SENT:
+                self._segment(f, TCP_ACK, c.seq_to_tap)
         if ev & EPOLLOUT and f.partial:
             f.partial = False
             self._want(f, f.events & ~EPOLLOUT)
             # A window update and duplicates of it, so the namespace retransmits what the
             # socket refused at once instead of after its timeout.
-            for _ in range(4):
-                self._segment(f, TCP_ACK, c.seq_to_tap)
+            for i in range(4):
+                self._segment(f, TCP_ACK, c.seq_to_tap, dup=i > 0)
         if ev & (EPOLLRDHUP | EPOLLHUP):
             f.rdhup = True
         if ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP):

@@ -6,7 +6,8 @@ writes (pasta.wire, itself checked against scapy in tests/unit) and answers with
 kernel would (cumulative ACKs, duplicate ACKs for a gap, RST, SYN). What a real kernel does in
 each case is covered end to end in tests/integration; these tests pin down the decisions that
 are hard to provoke there: a tap that refuses a frame, a lost segment repaired from duplicate
-ACKs, RSTs outside the window, a SYN on a live flow, keepalives both ways, epoll refusing a flow.
+ACKs, RSTs outside the window, a SYN on a live flow, keepalives both ways, epoll refusing a flow,
+a write the host socket takes only in part.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Namespace:
         self.tcp = TcpFlows(engine, self.link, RULES, 1500)
         self.port = port
         self.segments = []              # (flags, seq, ack, payload) of every segment taken
+        self.windows = []               # and the window field of each
         self.refuse_every = refuse_every
         self.lose = set(lose)           # indexes of data segments lost on the way (taken, dropped)
         self.data_seen = 0
@@ -59,6 +61,7 @@ class Namespace:
         h = parse_tcp(buf, f.l4_off, f.end)
         payload = buf[h.payload_off:h.end]
         self.segments.append((h.flags, h.seq, h.ack, payload))
+        self.windows.append(h.window)
         # The namespace answers after the write returned (a tap is asynchronous), not from
         # inside pypasta's own call.
         if not self.inbox:
@@ -364,4 +367,63 @@ def test_an_epoll_failure_costs_that_flow_only(server):
         ns.connect()                                                 # the SYN again: works
         _receive_all(ns, 1000)
     finally:
+        ns.close()
+
+
+def test_a_short_write_is_followed_by_an_update_and_three_true_duplicate_acks():
+    """The namespace sends more than the host socket takes (here: more than the window, to a
+    peer that reads nothing yet). Only what was written is acknowledged; once the socket
+    drains, a window update and three duplicates of it ask for the rest. The duplicates carry
+    the update's window: an ACK that changes the window is an update to a namespace's kernel,
+    not a duplicate, and would not trigger its fast retransmit."""
+    engine = Engine()
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+    ns = Namespace(engine, lsock.getsockname()[1])
+    peer = None
+    try:
+        ns.connect()
+        peer, _ = lsock.accept()
+        f = ns.flow()
+        data = os.urandom(32 << 20)
+        start = ns.snd_nxt
+        ns.segment(TCP_ACK, payload=data)
+        written = (f.conn.seq_from_tap - start) & 0xFFFFFFFF
+        assert 0 < written < len(data) and f.partial
+        before = len(ns.segments)
+        got = bytearray()
+        peer.setblocking(False)
+
+        def drained() -> bool:
+            """Read what the peer has (the test's engine calls this every 10 ms)."""
+            while True:
+                try:
+                    chunk = peer.recv(1 << 20)
+                except BlockingIOError:
+                    break
+                got.extend(chunk)
+            return len(got) >= written and not f.partial
+        # The socket keeps draining while the ACKs go out (the peer reads on another CPU):
+        # each reading of its room is larger than the last. (Here the peer reads only
+        # between loop turns, so the growth is added to the real reading.)
+        space = ns.tcp._space
+        calls = [0]
+
+        def draining(fl, fresh=False):
+            calls[0] += 1
+            return space(fl, fresh) + 4096 * calls[0]
+        ns.tcp._space = draining
+        spin(engine, drained, 10)
+        acks = ns.segments[before:]
+        wins = ns.windows[before:]
+        assert len(acks) >= 4, acks
+        assert all(a == (start + written) & 0xFFFFFFFF and not p for _, _, a, p in acks[-4:])
+        assert wins[-1] == wins[-2] == wins[-3] == wins[-4] > 0, wins
+        assert bytes(got[:written]) == data[:written]
+    finally:
+        if peer is not None:
+            peer.close()
+        lsock.close()
         ns.close()

@@ -18,10 +18,10 @@ import pytest
 from hypothesis import event, given, settings, strategies as st
 
 from pasta.tcp import (ACK_TIMEOUT_S, DUP_ACKS, FIN_TIMEOUT_S, IDLE_TIMEOUT_S, KEEPALIVE_S,
-                       MAX_RETRANS, MAX_WINDOW, MSS_DEFAULT, SYN_QUIET_S, SYN_RETRIES, SYN_RTO_S,
-                       WS_TO_TAP,
+                       MAX_RETRANS, MAX_WINDOW, MSS_DEFAULT, SNDBUF_BIG, SNDBUF_SMALL,
+                       SYN_QUIET_S, SYN_RETRIES, SYN_RTO_S, WS_TO_TAP,
                        Fin, Rst, State, TcpConn, Timeout, mss_for_mtu, seq_add, seq_diff, seq_le,
-                       seq_lt)
+                       seq_lt, sndbuf_usable, wnd_from_sndbuf)
 
 FAST = settings(max_examples=100, deadline=None)
 MODEL = settings(max_examples=150, deadline=None)
@@ -1088,3 +1088,38 @@ def test_first_unacked_leaves_out_our_fin():
     c.sent(100, 1.0)
     c.fin_to_tap(1.0)
     assert c.first_unacked() == (base, 100)
+
+
+# ------------------------------------------------------------ window from an autotuned buffer
+def test_sndbuf_usable_scales_from_all_at_128_kib_to_three_quarters_at_4_mib():
+    assert sndbuf_usable(100_000) == 100_000
+    assert sndbuf_usable(SNDBUF_SMALL) == SNDBUF_SMALL
+    assert sndbuf_usable(SNDBUF_BIG) == SNDBUF_BIG * 3 // 4
+    assert sndbuf_usable(16 << 20) == 12 << 20
+    mid = (SNDBUF_SMALL + SNDBUF_BIG) // 2          # halfway: 87.5 %
+    assert abs(sndbuf_usable(mid) - mid * 7 // 8) <= 1
+
+
+def test_window_from_an_empty_autotuned_buffer_is_its_usable_part():
+    assert wnd_from_sndbuf(87040, 0, 0, 1460) == 87040
+    assert wnd_from_sndbuf(8 << 20, 0, 0, 65000) == 6 << 20
+
+
+def test_window_counts_whole_segments_with_the_queue_overhead():
+    # 10 segments of 1000 bytes queued, costing 1500 each: 500 bytes of overhead per segment;
+    # 85000 free bytes hold 56 more segments (1500 each).
+    assert wnd_from_sndbuf(100_000, 15_000, 10_000, 1000) == 56 * 1000
+
+
+def test_window_below_one_segment_is_zero_while_data_is_queued():
+    assert wnd_from_sndbuf(100_000, 99_000, 66_000, 1000) == 0      # 1000 left, 1500 a segment
+    assert wnd_from_sndbuf(100_000, 100_001, 66_000, 1000) == 0     # over the limit
+    assert wnd_from_sndbuf(1000, 500, 0, 1460) == 500               # nothing queued: offered
+
+
+@given(st.integers(0, 1 << 26), st.integers(0, 1 << 26), st.integers(0, 1 << 26),
+       st.integers(1, 65495))
+def test_window_never_exceeds_the_buffer_free_memory(sndbuf, wmemq, sendq, mss):
+    w = wnd_from_sndbuf(sndbuf, wmemq, sendq, mss)
+    assert 0 <= w <= max(0, sndbuf - wmemq)
+    assert w == 0 or w >= mss or not sendq
