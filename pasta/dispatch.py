@@ -18,10 +18,12 @@ Theory of operation:
   echo requests -> the `icmp` handler; other UDP -> the `udp` handler; TCP -> the `tcp`
   handler (`pasta.tcpio`). Fragments, loopback addresses and other
   protocols are dropped and counted (pasta drops them too).
-- Output: `send(pieces, length)` writes one frame with `os.writev`; the pcap capture, if any,
-  records it without its virtio-net header. Errors that mean "the interface is down or its queue
-  is full" (EAGAIN, ENOBUFS, ENOSPC, EIO, ...) drop the frame, counted, as pasta does; any other
-  write error stops pypasta ("Error on tap device, exiting"). A socket error raised while a
+- Output: `send(pieces, length)` writes one frame through the link (`pasta.link`: the tap
+  device, or a stream socket in passt's framing); the pcap capture, if any, records it without
+  its virtio-net header. A frame the link does not take ("the interface is down or its queue is
+  full": EAGAIN, ENOBUFS, ENOSPC, EIO, ...; a stream still finishing a frame) is dropped and
+  counted, as pasta does; any other write error stops pypasta ("Error on tap device,
+  exiting"). A socket error raised while a
   frame is handled (EMFILE, an epoll registration failure) belongs to that frame's flow: the
   frame is dropped and counted under `drop:flow error: ERRNO`, and only a read error on the tap
   itself stops pypasta.
@@ -47,7 +49,6 @@ here each frame is dispatched as it is read, and the UDP handler batches per flo
 from __future__ import annotations
 
 import errno
-import os
 import random
 
 from pasta import arp, dhcp, dhcpv6, fwd, log, ndp
@@ -65,8 +66,6 @@ DHCP_SERVER_PORT, DHCP_CLIENT_PORT = 67, 68
 DHCP6_SERVER_PORT, DHCP6_CLIENT_PORT = 547, 546
 FRAG_WARN_INTERVAL_S = 10.0
 MLD_TYPES = frozenset((130, 131, 132, 143))   # MLD queries, reports and done; MLDv2 reports
-_WRITE_DROP_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.ENOBUFS, errno.ENOSPC, errno.EIO,
-                      errno.ENETDOWN, errno.ENXIO}
 
 
 ICMP_ERR_RATE = 1000        # ICMP errors we send per second at most (token bucket)...
@@ -109,7 +108,7 @@ class TapLink:
         # So read as many frames as the last wake-up found (the level-triggered epoll says
         # when more are queued); after READ_GROW wake-ups that all filled their limit, allow
         # twice as many, up to the tap's slots.
-        self._read_limit = len(tap.slots)
+        self._read_limit = tap.batch_max
         self._read_streak = 0
         self._frag_warned = -FRAG_WARN_INTERVAL_S
         self._rng = random.Random()
@@ -124,11 +123,10 @@ class TapLink:
     def send(self, pieces, length: int) -> bool:
         """Write one frame (virtio-net header first when the tap has one); False if dropped."""
         try:
-            os.writev(self.tap.fd, pieces)
-        except OSError as e:
-            if e.errno in _WRITE_DROP_ERRNOS:
+            if not self.tap.write(pieces):
                 self.stats["tap_write_dropped"] += 1
                 return False
+        except OSError as e:
             log.err(f"Error on tap device, exiting ({e.strerror})")
             self.engine.stop(1)
             return False
@@ -192,18 +190,18 @@ class TapLink:
         else:
             self._read_streak += 1
             if self._read_streak >= READ_GROW:
-                self._read_limit = min(2 * limit, len(self.tap.slots))
+                self._read_limit = min(2 * limit, self.tap.batch_max)
                 self._read_streak = 0
         if not batch:
             return
         self.stats["tap_frames_in"] += len(batch)
-        views, frame = self.tap.views, self._frame
+        frame = self._frame
         udp = self.udp if len(batch) > 1 else None
         if udp is not None:
             udp.batching = True         # datagrams wait for flush(): one send per flow run
         try:
-            for slot, n in batch:
-                mv = views[slot][:n]
+            for mv in batch:
+                n = len(mv)
                 if self.pcap is not None:
                     self.pcap.record((mv[self.hdr:],), n - self.hdr)
                 try:

@@ -12,10 +12,11 @@ us TCP segments of up to 64 KiB with only a partial checksum, and we may write f
 checksum the kernel completes (VIRTIO_NET_HDR_F_NEEDS_CSUM): Python never sums payload bytes
 (kernel-facts.md). pasta uses none of this and computes checksums in software.
 
-Frame I/O: `read_batch()` reads up to N frames into preallocated slots with `os.readv` (one frame
-per read on a tap) and returns (slot, length) pairs; `write_frames()` writes each frame with one
-`os.writev` of its pieces (header template + payload view), so payload bytes are never copied in
-Python.
+Frame I/O (the `pasta.link.Link` interface): `read_batch()` reads up to N frames into
+preallocated slots with `os.readv` (one frame per read on a tap) and returns them as memoryviews;
+`write()` writes each frame with one `os.writev` of its pieces (header template + payload view),
+so payload bytes are never copied in Python; a full queue or a link that is down drops the frame
+(False).
 
 Limits: one queue (no IFF_MULTI_QUEUE).
 """
@@ -27,7 +28,9 @@ import fcntl
 import os
 import struct
 
+from pasta.engine import EPOLLIN
 from pasta.errors import SetupError
+from pasta.link import WRITE_DROP_ERRNOS
 from pasta.wire.l2 import VNET_HDR_LEN
 
 TUNSETIFF = 0x400454CA
@@ -56,15 +59,14 @@ class Tap:
         size = FRAME_MAX if vnet_hdr else 65535
         self.slots = [bytearray(size) for _ in range(slots)]
         self.views = [memoryview(b) for b in self.slots]
+        self.batch_max = slots
 
-    def read_batch(self, limit: int | None = None) -> list[tuple[int, int]]:
-        """Read frames until EAGAIN or `limit`; returns (slot index, length) pairs.
-
-        Slot contents are valid until the next call. Raises EOFError on hang-up.
-        """
+    def read_batch(self, limit: int | None = None) -> list:
+        """Read frames until EAGAIN or `limit`; returns them as memoryviews, valid until the
+        next call. Raises EOFError on hang-up."""
         out = []
-        n = len(self.slots) if limit is None else min(limit, len(self.slots))
-        readv, fd, slots = os.readv, self.fd, self.slots
+        n = self.batch_max if limit is None else min(limit, self.batch_max)
+        readv, fd, slots, views = os.readv, self.fd, self.slots, self.views
         for i in range(n):
             try:
                 got = readv(fd, (slots[i],))
@@ -76,12 +78,25 @@ class Tap:
                 raise
             if got == 0:
                 raise EOFError("tap hang-up")
-            out.append((i, got))
+            out.append(views[i][:got])
         return out
 
-    def write_frame(self, pieces) -> None:
-        """Write one frame given as a sequence of buffers (vnet header first when enabled)."""
-        os.writev(self.fd, pieces)
+    def write(self, pieces) -> bool:
+        """Write one frame given as a sequence of buffers (vnet header first when enabled);
+        False if the tap did not take it (queue full, link down)."""
+        try:
+            os.writev(self.fd, pieces)
+        except OSError as e:
+            if e.errno in WRITE_DROP_ERRNOS:
+                return False
+            raise
+        return True
+
+    def register(self, engine, handler) -> None:
+        engine.add(self.fd, EPOLLIN, handler)
+
+    def unregister(self, engine) -> None:
+        engine.remove(self.fd)
 
     def close(self) -> None:
         if self.fd >= 0:

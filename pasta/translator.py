@@ -237,7 +237,7 @@ class Translator:
         self.ns_listeners.accept_each(lst, take, "splice")
 
     def start(self) -> None:
-        self.engine.add(self.tap.fd, EPOLLIN, self._tap_event)
+        self.tap.register(self.engine, self._tap_event)
         self.link.start()
         if self.auto is not None:
             self.auto.start()
@@ -264,7 +264,7 @@ class Translator:
         self.dump_state(prio=log.DEBUG)
         if self.auto is not None:
             self.auto.close()
-        self.engine.remove(self.tap.fd)
+        self.tap.unregister(self.engine)
         self.ns_listeners.close()
         for part in (self.splice, self.udpsplice, self.tcp, self.udp, self.icmp, self.link,
                      self.pcap):

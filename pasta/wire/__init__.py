@@ -14,7 +14,7 @@ Theory of operation:
   `ethertype` and `proto` and calls `l4.parse_tcp()` / `parse_udp()` / `parse_icmp*()` or
   `l2.parse_arp()` with `(buf, l4_off, end)` for details; nothing is parsed twice except ARP.
 - Out: `build_*_frame()` return the bytes of a whole frame (virtio-net header first when
-  `vnet`, all zeros), ready for `Tap.write_frame()`, always with complete checksums: pypasta
+  `vnet`, all zeros), ready for `Link.write()`, always with complete checksums: pypasta
   composes these frames, and a raw socket or tcpdump in the namespace must see valid ones.
   `pack_udp_hdrs_into()` and `pack_tcp_hdrs_into()` write the headers in front of socket data;
   with `vnet`, `csum_offload` and a payload the virtio-net header carries
