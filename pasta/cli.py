@@ -104,76 +104,43 @@ class ExitRequest(Exception):
         self.stream = stream     # "stdout" or "stderr"
 
 
-def _lo(name: str, has_arg: bool, short: Optional[str] = None) -> LongOpt:
-    return LongOpt(name, has_arg, short or name)
+def _long_options(spec: str) -> Tuple[LongOpt, ...]:
+    """Words `NAME[=][/KEY]`: "=" when the option takes an argument, KEY its short option
+    (the long name itself when there is none)."""
+    out = []
+    for word in spec.split():
+        name, _, short = word.partition("/")
+        out.append(LongOpt(name.rstrip("="), name.endswith("="), short or name.rstrip("=")))
+    return tuple(out)
 
 
 # pasta's `options[]` order (conf.c): glibc lists ambiguous candidates in table order.
-LONG_OPTIONS: Tuple[LongOpt, ...] = (
-    _lo("debug", False, "d"),
-    _lo("quiet", False, "q"),
-    _lo("foreground", False, "f"),
-    _lo("stderr", False, "e"),
-    _lo("log-file", True, "l"),
-    _lo("help", False, "h"),
-    _lo("socket", True, "s"),
-    _lo("fd", True, "F"),
-    _lo("ns-ifname", True, "I"),
-    _lo("pcap", True, "p"),
-    _lo("pid", True, "P"),
-    _lo("mtu", True, "m"),
-    _lo("address", True, "a"),
-    _lo("netmask", True, "n"),
-    _lo("mac-addr", True, "M"),
-    _lo("gateway", True, "g"),
-    _lo("interface", True, "i"),
-    _lo("outbound", True, "o"),
-    _lo("dns", True, "D"),
-    _lo("search", True, "S"),
-    _lo("no-tcp", False),
-    _lo("no-udp", False),
-    _lo("no-icmp", False),
-    _lo("no-dhcp", False),
-    _lo("no-dhcpv6", False),
-    _lo("no-ndp", False),
-    _lo("no-ra", False),
-    _lo("no-splice", False),
-    _lo("freebind", False),
-    _lo("no-map-gw", False),
-    _lo("ipv4-only", False, "4"),
-    _lo("ipv6-only", False, "6"),
-    _lo("one-off", False, "1"),
-    _lo("tcp-ports", True, "t"),
-    _lo("udp-ports", True, "u"),
-    _lo("tcp-ns", True, "T"),
-    _lo("udp-ns", True, "U"),
-    _lo("userns", True),
-    _lo("netns", True),
-    _lo("ns-mac-addr", True),
-    _lo("dhcp-dns", False),
-    _lo("no-dhcp-dns", False),
-    _lo("dhcp-search", False),
-    _lo("no-dhcp-search", False),
-    _lo("dns-forward", True),
-    _lo("no-netns-quit", False),
-    _lo("trace", False),
-    _lo("runas", True),
-    _lo("log-size", True),
-    _lo("version", False),
-    _lo("outbound-if4", True),
-    _lo("outbound-if6", True),
-    _lo("config-net", False),
-    _lo("no-copy-routes", False),
-    _lo("no-copy-addrs", False),
-    _lo("netns-only", False),
-    _lo("map-host-loopback", True),
-    _lo("map-guest-addr", True),
-    _lo("host-lo-to-ns-lo", False),
-    _lo("dns-host", True),
-    _lo("vhost-user", False),
-    _lo("print-capabilities", False),
-    _lo("socket-path", True, "s"),
-)
+LONG_OPTIONS: Tuple[LongOpt, ...] = _long_options("""
+    debug/d quiet/q foreground/f stderr/e log-file=/l help/h socket=/s fd=/F ns-ifname=/I
+    pcap=/p pid=/P mtu=/m address=/a netmask=/n mac-addr=/M gateway=/g interface=/i outbound=/o
+    dns=/D search=/S no-tcp no-udp no-icmp no-dhcp no-dhcpv6 no-ndp no-ra no-splice freebind
+    no-map-gw ipv4-only/4 ipv6-only/6 one-off/1 tcp-ports=/t udp-ports=/u tcp-ns=/T udp-ns=/U
+    userns= netns= ns-mac-addr= dhcp-dns no-dhcp-dns dhcp-search no-dhcp-search dns-forward=
+    no-netns-quit trace runas= log-size= version outbound-if4= outbound-if6= config-net
+    no-copy-routes no-copy-addrs netns-only map-host-loopback= map-guest-addr= host-lo-to-ns-lo
+    dns-host= vhost-user print-capabilities socket-path=/s
+""")
+
+# Options that take one address: (message, IPv6 classes refused, IPv4 classes refused, the
+# Config field without its family digit), as pasta's conf() checks each.
+_ADDR_OPTIONS = {
+    "a": ("Invalid address", ("unspec", "loopback", "mapped", "compat", "multicast"),
+          ("unspec", "bcast", "loopback", "multicast"), "addr"),
+    "g": ("Invalid gateway address", ("unspec", "loopback"), ("unspec", "bcast", "loopback"),
+          "gw"),
+    "o": ("Invalid or redundant outbound address",
+          ("unspec", "loopback", "mapped", "compat", "multicast"), ("unspec", "bcast", "multicast"),
+          "outbound"),
+    "dns-forward": ("Invalid DNS forwarding address", ("unspec", "loopback"),
+                    ("unspec", "bcast", "loopback"), "dns_forward"),
+    "dns-host": ("Invalid host nameserver address", ("unspec",), ("unspec", "bcast"),
+                 "dns_host"),
+}
 
 # key -> canonical long name (first table entry wins: "s" -> "socket").
 CANONICAL: Dict[str, str] = {o.key: o.name for o in reversed(LONG_OPTIONS)}
@@ -386,28 +353,17 @@ def parse_args(argv: Sequence[str]) -> Config:
             if mtu is None or (mtu != 0 and not ETH_MIN_MTU <= mtu <= ETH_MAX_MTU):
                 raise ConfigError(f"Invalid MTU: {show(val)}")
             kw["mtu"] = mtu
-        elif key == "a":
-            a = _check_addr(val, "Invalid address",
-                            v6_reject=("unspec", "loopback", "mapped", "compat", "multicast"),
-                            v4_reject=("unspec", "bcast", "loopback", "multicast"))
-            kw["addr6" if a.version == 6 else "addr4"] = a
+        elif key in _ADDR_OPTIONS:
+            what, v6_reject, v4_reject, field = _ADDR_OPTIONS[key]
+            a = _check_addr(val, what, v6_reject=v6_reject, v4_reject=v4_reject)
+            kw[f"{field}{a.version}"] = a
         elif key == "n":
             plen = parse_prefix4(val)
             kw["prefix4"] = plen or None     # 0 means "not given" to pasta
         elif key == "M":
             kw["our_mac"] = parse_mac(val)
-        elif key == "g":
-            a = _check_addr(val, "Invalid gateway address",
-                            v6_reject=("unspec", "loopback"),
-                            v4_reject=("unspec", "bcast", "loopback"))
-            kw["gw6" if a.version == 6 else "gw4"] = a
         elif key == "i":
             kw["template_if"] = _ifname(val)
-        elif key == "o":
-            a = _check_addr(val, "Invalid or redundant outbound address",
-                            v6_reject=("unspec", "loopback", "mapped", "compat", "multicast"),
-                            v4_reject=("unspec", "bcast", "multicast"))
-            kw["outbound6" if a.version == 6 else "outbound4"] = a
         elif key == "outbound-if4":
             kw["outbound_if4"] = _ifname(val)
         elif key == "outbound-if6":
@@ -445,15 +401,6 @@ def parse_args(argv: Sequence[str]) -> Config:
             userns = None
         elif key == "ns-mac-addr":
             kw["ns_mac"] = parse_mac(val)
-        elif key == "dns-forward":
-            a = _check_addr(val, "Invalid DNS forwarding address",
-                            v6_reject=("unspec", "loopback"),
-                            v4_reject=("unspec", "bcast", "loopback"))
-            kw["dns_forward6" if a.version == 6 else "dns_forward4"] = a
-        elif key == "dns-host":
-            a = _check_addr(val, "Invalid host nameserver address",
-                            v6_reject=("unspec",), v4_reject=("unspec", "bcast"))
-            kw["dns_host6" if a.version == 6 else "dns_host4"] = a
         elif key in ("map-host-loopback", "map-guest-addr"):
             name = key.replace("-", "_")
             if val == "none":

@@ -152,22 +152,19 @@ def from_tap(r: Rules, v6: bool, proto: int, dst: bytes, dport: int) -> bytes:
     """Host-side target address of a flow the namespace sends to `dst` (section 9.1)."""
     dst = bytes(dst)
     if v6:
-        if (r.dns_match6 is not None and dst == r.dns_match6 and dport in DNS_PORTS
-                and proto in (IPPROTO_TCP, IPPROTO_UDP) and r.dns_host6 is not None):
-            return r.dns_host6
-        if r.map_host_lo6 is not None and dst == r.map_host_lo6:
-            return LOOPBACK6
-        if r.map_guest6 is not None and dst == r.map_guest6 and r.guest6 is not None:
-            return r.guest6
-        return dst
-    if (r.dns_match4 is not None and dst == r.dns_match4 and dport in DNS_PORTS
-            and proto in (IPPROTO_TCP, IPPROTO_UDP) and r.dns_host4 is not None):
-        return r.dns_host4
-    if r.map_host_lo4 is not None and dst == r.map_host_lo4:
-        return LOOPBACK4
-    if r.map_guest4 is not None and dst == r.map_guest4 and r.guest4 is not None:
-        return r.guest4
-    if r.alias_net4 is not None and in_net4(dst, r.alias_net4):
+        dns_match, dns_host, map_lo, lo = r.dns_match6, r.dns_host6, r.map_host_lo6, LOOPBACK6
+        map_guest, guest = r.map_guest6, r.guest6
+    else:
+        dns_match, dns_host, map_lo, lo = r.dns_match4, r.dns_host4, r.map_host_lo4, LOOPBACK4
+        map_guest, guest = r.map_guest4, r.guest4
+    if (dns_match is not None and dst == dns_match and dport in DNS_PORTS
+            and proto in (IPPROTO_TCP, IPPROTO_UDP) and dns_host is not None):
+        return dns_host
+    if map_lo is not None and dst == map_lo:
+        return lo
+    if map_guest is not None and dst == map_guest and guest is not None:
+        return guest
+    if not v6 and r.alias_net4 is not None and in_net4(dst, r.alias_net4):
         # libslirp: the DNS address is the host's resolver on any port, any other address
         # of the virtual network the host's loopback
         if dst == r.dns_match4 and r.dns_host4 is not None:

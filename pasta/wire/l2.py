@@ -93,8 +93,7 @@ def pack_eth_into(buf, off: int, dst: bytes, src: bytes, ethertype: int) -> int:
 # --- ARP (RFC 826), IPv4 over Ethernet only ---------------------------------------------------
 
 ARPHRD_ETHER = 1
-ARPOP_REQUEST = 1
-ARPOP_REPLY = 2
+ARPOP_REQUEST, ARPOP_REPLY = 1, 2
 ARP_LEN = 28
 
 ARP = struct.Struct("!HHBBH6s4s6s4s")
