@@ -410,8 +410,11 @@ class TcpFlows:
             f.partial = True
             self.stats["tcp_short_writes"] += 1
             self._want(f, f.events | EPOLLOUT)
-        elif (pending := seq_diff(c.seq_from_tap, c.seq_ack_to_tap)) < 2 * \
-                (mss := self.mss6 if f.v6 else self.mss4) and c.wnd_to_tap - pending >= mss:
+            self._ack_later(f)
+            return
+        pending = seq_diff(c.seq_from_tap, c.seq_ack_to_tap)
+        mss = self.mss6 if f.v6 else self.mss4
+        if pending < 2 * mss and c.wnd_to_tap - pending >= mss:
             # Less than two full segments to acknowledge, and the window we offered still
             # leaves the namespace a segment's room: within ACK_INTERVAL_S, or sooner on the
             # data we send back (request/response traffic: one tap write instead of two).
@@ -599,12 +602,13 @@ class TcpFlows:
             self._reset(f, f"socket events {ev:#x}")
             return
         if ev & EPOLLOUT and f.out_armed:
-            # The peer's ACKs made room in (and perhaps grew) an autotuned send buffer.
+            # The peer's ACKs made room in (and perhaps grew) an autotuned send buffer: a
+            # window update (after a short write, the one below, with its duplicates).
             f.out_armed = False
             if not f.partial:
                 self._want(f, f.events & ~EPOLLOUT)
-            if c.state == State.ESTABLISHED and not c.fin & Fin.SOCK_FIN_SENT:
-                self._segment(f, TCP_ACK, c.seq_to_tap)
+                if c.state == State.ESTABLISHED and not c.fin & Fin.SOCK_FIN_SENT:
+                    self._segment(f, TCP_ACK, c.seq_to_tap)
         if ev & EPOLLOUT and f.partial:
             f.partial = False
             self._want(f, f.events & ~EPOLLOUT)
