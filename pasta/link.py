@@ -104,7 +104,7 @@ class StreamLink:
         rbuf, view = self.rbuf, self.rview
         if self.start:
             tail = self.end - self.start        # an incomplete frame: to the front
-            rbuf[:tail] = view[self.start:self.end]
+            rbuf[:tail] = bytes(view[self.start:self.end])     # (copied: they may overlap)
             self.start, self.end = 0, tail
         eof = False
         while self.end < len(rbuf):
