@@ -189,3 +189,15 @@ def test_the_engine_reports_frames_arriving():
     engine.close()
     link.close()
     peer.close()
+
+
+def test_a_long_incomplete_frame_moves_to_the_front_intact():
+    """The tail left after a short frame is longer than the distance it moves."""
+    link, peer = _pair()
+    a, b = _frame(100), _frame(60000)
+    peer.sendall(_record(a) + _record(b)[:50000])
+    assert [bytes(v) for v in link.read_batch()] == [a]
+    peer.sendall(_record(b)[50000:])
+    assert [bytes(v) for v in link.read_batch()] == [b]
+    link.close()
+    peer.close()
