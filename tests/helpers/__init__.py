@@ -81,8 +81,8 @@ Other helpers
 """
 
 from .proc import CommandError, WaitTimeout, kill_all, run, wait_until
-from .topology import (Netns, Topology, dump_stats, logs, netns_names, read_stats, sha256_file,
-                       unique_id)
+from .topology import (Netns, Topology, dump_stats, fd_count, logs, netns_names, read_stats,
+                       sha256_file, unique_id)
 
-__all__ = ["dump_stats", "read_stats", "sha256_file", "CommandError", "Netns", "Topology", "WaitTimeout", "kill_all", "logs",
+__all__ = ["dump_stats", "fd_count", "read_stats", "sha256_file", "CommandError", "Netns", "Topology", "WaitTimeout", "kill_all", "logs",
            "netns_names", "run", "unique_id", "wait_until"]

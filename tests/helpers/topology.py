@@ -524,6 +524,11 @@ def dump_stats(pid: int, log_path: str, timeout: float = 5.0) -> dict:
     return read_stats(log_path)
 
 
+def fd_count(pid: int) -> int:
+    """How many fds process `pid` has open."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 def sha256_file(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

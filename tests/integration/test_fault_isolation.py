@@ -11,16 +11,12 @@ Before the fix, an OSError from a flow's handler was taken for a tap error and p
 from __future__ import annotations
 
 import os
-from helpers import env, read_stats, wait_until
+from helpers import env, fd_count, read_stats, wait_until
 from helpers.topology import Topology
 
 PEER4 = Topology.peer_inet4
 CONNS = 300
 NOFILE = 128
-
-
-def _fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def test_300_connections_through_the_tap_with_128_fds(topology, user):
@@ -50,7 +46,7 @@ i=0; until [ -e {files['done']} ]; do i=$((i+1)); [ $i -gt 3000 ] && exit 99; sl
                                                       if os.path.exists(logf) else "")
                    or proc.poll() is not None, 20, "pypasta configured")
         assert proc.poll() is None, t.logs(proc)
-        start = _fds(proc.pid)
+        start = fd_count(proc.pid)
         # As pypasta's own user: this machine's root lacks CAP_SYS_RESOURCE, and a process of
         # the same uid may lower another's limits without it.
         t.hostns.run(["prlimit", "--pid", str(proc.pid), f"--nofile={NOFILE}:{NOFILE}"],
@@ -70,7 +66,7 @@ i=0; until [ -e {files['done']} ]; do i=$((i+1)); [ $i -gt 3000 ] && exit 99; sl
                     "--bytes", "16384", "--timeout", "20"], timeout=30, check=False)
         assert r.stdout.strip() == "ok 1 bad 0 unfinished 0", r.stdout + r.stderr
         assert proc.poll() is None, t.logs(proc)
-        wait_until(lambda: _fds(proc.pid) <= start, 20, f"pypasta back to {start} fds")
+        wait_until(lambda: fd_count(proc.pid) <= start, 20, f"pypasta back to {start} fds")
         open(files["done"], "w").close()
         assert proc.wait(20) == 0, t.logs(proc)
     finally:

@@ -12,7 +12,7 @@ import json
 import os
 import signal
 
-from helpers import dump_stats, env, read_stats, wait_until
+from helpers import dump_stats, env, fd_count, read_stats, wait_until
 
 CONNS = 300
 
@@ -41,13 +41,6 @@ print(json.dumps(outcome))
 """
 
 
-def _fd_count(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-
-
-
 def test_300_spliced_connections_with_128_fds(topology, user):
     t = topology
     w = t.workdir
@@ -65,7 +58,7 @@ def test_300_spliced_connections_with_128_fds(topology, user):
     assert p.poll() is None, open(logf).read()[-2000:]
     assert "pasta" in open(f"/proc/{p.pid}/cmdline").read()
     t.wait_listening("host", 9710)
-    before = _fd_count(p.pid)
+    before = fd_count(p.pid)
     r = t.host([py, "-c", CLIENTS, "9710", str(CONNS)], timeout=120)
     outcome = json.loads(r.stdout)
     assert sum(outcome.values()) == CONNS, outcome
@@ -76,8 +69,8 @@ def test_300_spliced_connections_with_128_fds(topology, user):
     st = read_stats(logf)
     assert st["internal_errors"] == 0, st
     assert st["splice_refused"] + st["splice_errors"] >= 1, st
-    wait_until(lambda: _fd_count(p.pid) == before, 5,
-               f"pypasta back to {before} fds (has {_fd_count(p.pid)})")
+    wait_until(lambda: fd_count(p.pid) == before, 5,
+               f"pypasta back to {before} fds (has {fd_count(p.pid)})")
     # and it still serves
     new = t.host([py, tool, "client", "::1", "9710", "--bytes", "1000", "--count", "3",
                   "--parallel", "1", "--modes", "U"], timeout=30, check=False)
