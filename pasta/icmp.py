@@ -3,8 +3,8 @@
 Purpose: `ping` and `ping -6` from the namespace reach real hosts without raw sockets.
 
 Theory of operation:
-- A flow per (family, namespace source, destination, echo identifier), in a `FlowTable` with a
-  60 s idle timeout. Its host socket is `socket(AF_INETx, SOCK_DGRAM, IPPROTO_ICMPx)`, bound to
+- A flow per (family, namespace source, destination, echo identifier), in the flow table
+  (`pasta.flow`, type PING) with a 60 s idle timeout. Its host socket is `socket(AF_INETx, SOCK_DGRAM, IPPROTO_ICMPx)`, bound to
   port 0 (the kernel picks the identifier) and to `-o`/`--outbound-ifN` (`fwd.host_bind`).
 - A request from the tap is sent with `sendto()` to the translated destination (`fwd.from_tap`,
   e.g. the gateway becomes 127.0.0.1); the kernel rewrites the identifier and the checksum.
@@ -38,61 +38,64 @@ import struct
 
 from pasta import fwd, log
 from pasta.engine import EPOLLIN
-from pasta.flowtab import FlowTable
+from pasta.flow import Flow, FlowSide, FlowTab, FlowType, Pif
 from pasta.wire import build_icmp4_frame, build_icmp6_frame
 
 ECHO_TIMEOUT_S = 60.0
 MAX_FLOWS = 1024
-SWEEP_S = 1.0
 ICMP_ECHOREPLY, ICMP_ECHO = 0, 8
 ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY = 128, 129
 _ID_SEQ = struct.Struct("!HH")
 _RECV_MAX = 65536
 
 
-class EchoFlow:
-    __slots__ = ("key", "sock", "fd", "v6", "src", "dst", "ident", "target", "last_seq", "last")
+class EchoFlow(Flow):
+    __slots__ = ("key", "sock", "fd", "v6", "src", "dst", "ident", "target", "last_seq")
 
     def __init__(self, key, sock, v6, src, dst, ident, target):
+        super().__init__()
         self.key = key
         self.sock = sock
         self.fd = sock.fileno()
         self.v6 = v6
         self.src, self.dst, self.ident, self.target = src, dst, ident, target
         self.last_seq = None
-        self.last = 0.0
 
 
 class EchoFlows:
     def __init__(self, engine, link, rules: fwd.Rules, timeout: float = ECHO_TIMEOUT_S,
-                 capacity: int = MAX_FLOWS):
+                 capacity: int = MAX_FLOWS, flowtab: FlowTab | None = None):
         self.engine = engine
         self.link = link
         self.rules = rules
-        self.table = FlowTable(timeout, capacity)
+        self.flowtab = flowtab if flowtab is not None else FlowTab.for_engine(engine)
+        self.flowtab.limit(FlowType.PING, capacity, timeout)
+        self.table = self.flowtab.bucket(FlowType.PING, Pif.TAP)
         self.stats = engine.stats
         for k in ("icmp_flows", "icmp_requests", "icmp_replies"):
             self.stats.setdefault(k, 0)
         self._warned = False
-        self._sweeper = None
         self._buf = bytearray(_RECV_MAX)
 
     # ----------------------------------------------------------------- namespace -> host
     def from_tap(self, v6: bool, src: bytes, dst: bytes, ident: int, seq: int, msg) -> None:
         key = (v6, src, dst, ident)
-        flow = self.table.get(key)
+        flow = self.table.flows.get(key)
         now = self.engine.now
         if flow is None:
             flow = self._open(key, v6, src, dst, ident)
             if flow is None:
                 return
-            for old in self.table.add(key, flow, now):
-                self._close(old)
-                self.stats["icmp_flows_evicted"] = self.stats.get("icmp_flows_evicted", 0) + 1
+            if not self.flowtab.new(flow, FlowType.PING, Pif.TAP, key, self, now,
+                                    (Pif.TAP, Pif.HOST),
+                                    (FlowSide(src, ident, dst, ident),
+                                     FlowSide(flow.target, 0, None, 0))):
+                self._close(flow)
+                self.link.drop("icmp: flow table full")
+                return
             self.stats["icmp_flows"] = len(self.table)
-            self._arm_sweep()
         else:
-            self.table.touch(key, flow, now)
+            self.flowtab.touch(flow, now)
         try:
             flow.sock.sendto(msg, fwd.sockaddr(self.rules, flow.v6, flow.target, 0))
         except OSError as e:
@@ -175,24 +178,18 @@ class EchoFlows:
             self.stats["icmp_replies"] += 1
 
     # ----------------------------------------------------------------- expiry
-    def _arm_sweep(self) -> None:
-        if self._sweeper is None:
-            self._sweeper = self.engine.call_later(SWEEP_S, self._sweep)
-
-    def _sweep(self) -> None:
-        self._sweeper = None
-        for flow in self.table.expire(self.engine.now):
-            self._close(flow)
+    def flow_close(self, flow: EchoFlow, evicted: bool) -> None:
+        """The flow table expired `flow` (idle) or `evicted` it to make room."""
+        self._close(flow)
+        if evicted:
+            self.stats["icmp_flows_evicted"] = self.stats.get("icmp_flows_evicted", 0) + 1
         self.stats["icmp_flows"] = len(self.table)
-        if len(self.table):
-            self._arm_sweep()
 
     def _close(self, flow: EchoFlow) -> None:
         self.engine.remove(flow.fd)
         flow.sock.close()
 
     def close(self) -> None:
-        for flow in self.table.clear():
+        for flow in list(self.table.values()):
+            self.flowtab.free(flow)
             self._close(flow)
-        if self._sweeper is not None:
-            self._sweeper.cancel()

@@ -24,6 +24,8 @@ Theory of operation:
   EPOLLHUP and EPOLLERR cannot be masked, and a side whose FIN has arrived behind bytes we cannot
   read yet would otherwise wake every poll until the other direction drains (a busy loop that
   took a CPU away from a loaded machine).
+- Flows: each pair is a TCP_SPLICE flow in the flow table (`pasta.flow`), its initiating side
+  on pif HOST (a host loopback client of `-t`) or SPLICE (a namespace client of `-T`).
 - Limit: at most `max_pairs` pairs at once (`MAX_PAIRS`, fewer if RLIMIT_NOFILE cannot hold
   `FDS_PER_PAIR` descriptors per pair plus `FD_RESERVE` for everything else); a connection beyond
   that is closed with an RST at once, counted in `splice_refused`.
@@ -47,8 +49,9 @@ Kernel assumptions: splice(2) between TCP sockets and pipes; F_SETPIPE_SZ up to
 
 Differences from passt: pasta takes pre-opened sockets and pipes from pools; here they are
 created on demand. pasta closes a pair on EPOLLHUP; here EPOLLHUP is read as end of file, so bytes
-still in a pipe for the other side are delivered first. pasta's only limit is its flow table
-(FLOW_MAX, shared with every other flow); here spliced pairs have their own.
+still in a pipe for the other side are delivered first. pairs live in the one flow table (`pasta.flow`,
+type TCP_SPLICE), under its global limit as in pasta, and under their own (`max_pairs`), which
+pasta does not have: each pair costs six descriptors here.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ import socket
 import struct
 
 from pasta import log
+from pasta.flow import Flow, FlowSide, FlowTab, FlowType, Pif
 from pasta.engine import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP
 
 F_SETPIPE_SZ = 1031
@@ -91,11 +95,12 @@ def _rst_close(sock: socket.socket) -> None:
     sock.close()
 
 
-class Pair:
+class Pair(Flow):
     __slots__ = ("socks", "fds", "pipes", "pending", "eof", "shut", "joined", "closed", "masks",
                  "handlers")
 
     def __init__(self, a, b):
+        super().__init__()
         self.socks = (a, b)
         self.fds = (a.fileno(), b.fileno())
         self.pipes: list = []           # (read fd, write fd) per direction, once joined
@@ -109,30 +114,45 @@ class Pair:
 
 
 class TcpSplice:
-    def __init__(self, engine, max_pairs: int | None = None):
+    def __init__(self, engine, max_pairs: int | None = None, flowtab: FlowTab | None = None):
         self.engine = engine
-        self.pairs: set = set()
+        self.flowtab = flowtab if flowtab is not None else FlowTab.for_engine(engine)
         self.max_pairs = default_max_pairs() if max_pairs is None else max_pairs
+        self.flowtab.limit(FlowType.TCP_SPLICE, self.max_pairs)
+        # host loopback clients of -t (pif HOST), namespace loopback clients of -T (SPLICE)
+        self._tables = (self.flowtab.bucket(FlowType.TCP_SPLICE, Pif.HOST),
+                        self.flowtab.bucket(FlowType.TCP_SPLICE, Pif.SPLICE))
         self.stats = engine.stats
         for k in ("splice_conns", "splice_opened", "splice_closed", "splice_refused",
                   "splice_errors"):
             self.stats.setdefault(k, 0)
+
+    @property
+    def pairs(self) -> list:
+        return [*self._tables[0].values(), *self._tables[1].values()]
+
+    def _count(self) -> int:
+        return len(self._tables[0]) + len(self._tables[1])
 
     def refuse(self, sock: socket.socket) -> None:
         """Close a client that cannot be spliced, with an RST."""
         self.stats["splice_refused"] += 1
         _rst_close(sock)
 
-    def join(self, accepted: socket.socket, target: socket.socket, sockaddr) -> None:
-        if len(self.pairs) >= self.max_pairs:
-            log.debug(f"splice: {len(self.pairs)} connections, the limit: refused")
+    def join(self, accepted: socket.socket, target: socket.socket, sockaddr,
+             pif: Pif = Pif.HOST) -> None:
+        """Join `accepted` (a client on `pif`: HOST for -t, SPLICE for -T) to `target`, which
+        connects to `sockaddr` on the other side."""
+        p = Pair(accepted, target)
+        tgt_pif = Pif.SPLICE if pif == Pif.HOST else Pif.HOST
+        if not self.flowtab.new(p, FlowType.TCP_SPLICE, pif, p.fds[0], self, self.engine.now,
+                                (pif, tgt_pif), (FlowSide(), FlowSide(None, sockaddr[1]))):
+            log.debug(f"splice: {self._count()} connections, the limit: refused")
             target.close()
             self.refuse(accepted)
             return
-        p = Pair(accepted, target)
-        self.pairs.add(p)
         self.stats["splice_opened"] += 1
-        self.stats["splice_conns"] = len(self.pairs)
+        self.stats["splice_conns"] = self._count()
         self._guarded(p, self._connect, p, sockaddr)
 
     def _connect(self, p: Pair, sockaddr) -> None:
@@ -292,10 +312,14 @@ class TcpSplice:
                 except OSError:
                     pass
         p.pipes = []
-        self.pairs.discard(p)
+        self.flowtab.free(p)
         self.stats["splice_closed"] += 1
-        self.stats["splice_conns"] = len(self.pairs)
+        self.stats["splice_conns"] = self._count()
+
+    def flow_close(self, p: Pair, evicted: bool) -> None:
+        """The flow table closes `p` (shutdown; pairs never expire or get evicted)."""
+        self._close(p)
 
     def close(self) -> None:
-        for p in list(self.pairs):
+        for p in self.pairs:
             self._close(p)

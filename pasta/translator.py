@@ -35,6 +35,7 @@ from pasta.autofwd import AutoForward, Direction, ProcNet
 from pasta.dispatch import TapLink
 from pasta.engine import EPOLLERR, EPOLLHUP, EPOLLIN
 from pasta.errors import SetupError
+from pasta.flow import FlowTab, Pif
 from pasta.icmp import EchoFlows
 from pasta.listeners import Listeners
 from pasta.pcap import Pcap
@@ -97,19 +98,22 @@ class Translator:
         if guest_ll6 is not None and plan.v6.enabled:
             self.link.addr_ll_seen6 = _packed6(guest_ll6)
         self.udp = self.icmp = self.tcp = self.splice = self.udpsplice = None
+        self.flowtab = FlowTab.for_engine(engine)           # every flow of every protocol
         self.netns_fd = netns_fd
         self.host_lo_to_ns_lo = cfg.host_lo_to_ns_lo
         self.ns_listeners = Listeners(engine)
         self.auto = None
         try:
             if not cfg.no_udp:
-                self.udp = UdpFlows(engine, self.link, self.rules, freebind=cfg.freebind)
+                self.udp = UdpFlows(engine, self.link, self.rules, freebind=cfg.freebind,
+                                    flowtab=self.flowtab)
                 udp = self.udp
                 _forward(cfg.udp_ports, "-u", plan, lambda v6, r, p, t:
                          udp.bind_listener(v6, r.addr, r.ifname, p, t - p))
                 if netns_fd is not None:
                     self.udpsplice = UdpSplice(engine, netns_fd, self.link, self.link.drop,
-                                               host_lo_to_ns_lo=cfg.host_lo_to_ns_lo)
+                                               host_lo_to_ns_lo=cfg.host_lo_to_ns_lo,
+                                               flowtab=self.flowtab)
                     if not cfg.no_splice:
                         fwd_ = self.udpsplice.forward
                         self.udp.splice = (lambda lsock, v6, peer, data, port:
@@ -118,14 +122,14 @@ class Translator:
                     _forward(cfg.udp_ns, "-U", plan, lambda v6, r, p, t:
                              us.add_ns_listener(v6, p, t), need_any=False)
             if not cfg.no_icmp:
-                self.icmp = EchoFlows(engine, self.link, self.rules)
+                self.icmp = EchoFlows(engine, self.link, self.rules, flowtab=self.flowtab)
             if not cfg.no_tcp:
                 self.tcp = TcpFlows(engine, self.link, self.rules, plan.mtu)
                 tcp = self.tcp
                 _forward(cfg.tcp_ports, "-t", plan, lambda v6, r, p, t:
                          tcp.bind_listener(v6, r.addr, r.ifname, p, t - p, cfg.freebind))
                 if netns_fd is not None:
-                    self.splice = TcpSplice(engine)
+                    self.splice = TcpSplice(engine, flowtab=self.flowtab)
                     if not cfg.no_splice:
                         self.tcp.splice = self._splice_to_ns
                     _forward(cfg.tcp_ns, "-T", plan, lambda v6, r, p, t:
@@ -233,7 +237,8 @@ class Translator:
                 host.close()
                 self.splice.refuse(sock)
                 return
-            self.splice.join(sock, host, ("::1", port, 0, 0) if v6 else ("127.0.0.1", port))
+            self.splice.join(sock, host, ("::1", port, 0, 0) if v6 else ("127.0.0.1", port),
+                             Pif.SPLICE)
         self.ns_listeners.accept_each(lst, take, "splice")
 
     def start(self) -> None:
@@ -270,6 +275,7 @@ class Translator:
                      self.pcap):
             if part is not None:
                 part.close()
+        self.flowtab.cancel_timer()
 
 
 def _forward(spec, flag: str, plan, bind_one, need_any: bool = True) -> None:

@@ -8,7 +8,8 @@ Theory of operation:
 - A flow is a pseudo-connection named, on the tap side, by the namespace's 5-tuple
   `(v6, ns_addr, ns_port, peer_addr, peer_port)`: frames to the namespace are sent from
   `peer_addr:peer_port` to `ns_addr:ns_port`, and frames from the namespace with that tuple belong
-  to it. Flows live in a `FlowTable` (180 s idle timeout, least recently used evicted when full).
+  to it. Flows live in the flow table (`pasta.flow`, type UDP: 180 s idle timeout, least
+  recently used evicted when full).
 - Outbound (first datagram from the tap): the destination is translated (`fwd.from_tap`: DNS
   forwarding, gateway to host loopback, guest-address mapping), and a host socket of the same
   family is bound to the namespace's source port (SO_REUSEADDR, so several flows from one port
@@ -61,13 +62,12 @@ import struct
 
 from pasta import fwd, log
 from pasta.engine import EPOLLIN
-from pasta.flowtab import FlowTable
+from pasta.flow import Flow, FlowSide, FlowTab, FlowType, Pif
 from pasta.listeners import Listener, Listeners
 from pasta.wire import pack_udp_hdrs_into, udp_hdrs_len
 
 UDP_TIMEOUT_S = 180.0
 MAX_FLOWS = 8192
-SWEEP_S = 1.0
 BATCH = 32
 DGRAM_MAX = 65535
 IPPROTO_UDP = 17
@@ -80,11 +80,12 @@ GSO_ANY = 1 << 16              # UdpFlow.gso_limit: every datagram size may be s
 _GSO_SIZE = struct.Struct("=H")
 
 
-class UdpFlow:
+class UdpFlow(Flow):
     __slots__ = ("key", "v6", "ns_addr", "ns_port", "peer_addr", "peer_port", "sock", "fd",
-                 "listener", "host_peer", "in_key", "last", "gso_limit")
+                 "listener", "host_peer", "in_key", "gso_limit")
 
     def __init__(self, key, sock, listener=None, host_peer=None, in_key=None):
+        super().__init__()
         self.key = key
         self.v6, self.ns_addr, self.ns_port, self.peer_addr, self.peer_port = key
         self.sock = sock                  # outbound: own connected socket; inbound: None
@@ -92,24 +93,25 @@ class UdpFlow:
         self.listener = listener          # inbound: the -u listening socket
         self.host_peer = host_peer        # inbound: sockaddr of the real peer
         self.in_key = in_key              # inbound: (listener fd, peer address, peer port)
-        self.last = 0.0
         self.gso_limit = GSO_ANY          # only datagrams shorter than this go out with GSO
 
 
 class UdpFlows:
     def __init__(self, engine, link, rules: fwd.Rules, freebind: bool = False,
-                 timeout: float = UDP_TIMEOUT_S, capacity: int = MAX_FLOWS):
+                 timeout: float = UDP_TIMEOUT_S, capacity: int = MAX_FLOWS,
+                 flowtab: FlowTab | None = None):
         self.engine = engine
         self.link = link
         self.rules = rules
         self.freebind = freebind
-        self.table = FlowTable(timeout, capacity)
+        self.flowtab = flowtab if flowtab is not None else FlowTab.for_engine(engine)
+        self.flowtab.limit(FlowType.UDP, capacity, timeout)
+        self.table = self.flowtab.bucket(FlowType.UDP, Pif.TAP)     # looked up by tap tuple
         self.inbound: dict = {}
         self.listeners = Listeners(engine)
         self.stats = engine.stats
         for k in ("udp_flows", "udp_to_host", "udp_to_ns"):
             self.stats.setdefault(k, 0)
-        self._sweeper = None
         self.splice = None              # set by the translator: loopback clients of -u
         self.hdr4 = udp_hdrs_len(False, link.vnet)
         self.hdr6 = udp_hdrs_len(True, link.vnet)
@@ -121,14 +123,13 @@ class UdpFlows:
     # ----------------------------------------------------------------- namespace -> host
     def from_tap(self, v6: bool, src: bytes, dst: bytes, sport: int, dport: int, payload) -> None:
         key = (v6, src, sport, dst, dport)
-        table = self.table
-        flow = table.get(key)
+        flow = self.table.flows.get(key)
         if flow is None:
             flow = self._open_outbound(key)
             if flow is None:
                 return
         else:
-            table.touch(key, flow, self.engine.now)
+            self.flowtab.touch(flow, self.engine.now)
         if self.batching:
             q = self.pending.get(flow)
             if q is None:
@@ -247,18 +248,22 @@ class UdpFlows:
             log.debug(f"UDP: epoll: {e.strerror}")
             self.link.drop("udp: no socket")
             return None
-        self._insert(flow)
-        log.trace(f"UDP: new flow {fwd.text(src)}:{sport} -> {fwd.text(dst)}:{dport}"
-                  f" (host {fwd.text(target)}:{dport})")
+        if not self._insert(flow, (Pif.TAP, Pif.HOST),
+                            (FlowSide(src, sport, dst, dport), FlowSide(target, dport))):
+            return None
+        log.trace(f"{flow.prefix()}UDP: new flow {fwd.text(src)}:{sport} -> "
+                  f"{fwd.text(dst)}:{dport} (host {fwd.text(target)}:{dport})")
         return flow
 
-    def _insert(self, flow: UdpFlow) -> None:
-        for old in self.table.add(flow.key, flow, self.engine.now):
-            self._close(old)
-            self.stats["udp_flows_evicted"] = self.stats.get("udp_flows_evicted", 0) + 1
+    def _insert(self, flow: UdpFlow, pifs: tuple, sides: tuple) -> bool:
+        """Into the flow table, hashed by its tap tuple; False (and closed) if full."""
+        if not self.flowtab.new(flow, FlowType.UDP, Pif.TAP, flow.key, self, self.engine.now,
+                                pifs, sides):
+            self._close(flow)
+            self.link.drop("udp: flow table full")
+            return False
         self.stats["udp_flows"] = len(self.table)
-        if self._sweeper is None:
-            self._sweeper = self.engine.call_later(SWEEP_S, self._sweep)
+        return True
 
     # ----------------------------------------------------------------- host -> namespace
     def _readable(self, flow: UdpFlow, events: int) -> None:
@@ -281,7 +286,7 @@ class UdpFlows:
             self._to_tap(flow, n)
             got += 1
         if got:
-            self.table.touch(flow.key, flow, self.engine.now)
+            self.flowtab.touch(flow, self.engine.now)
 
     def _to_tap(self, flow: UdpFlow, n: int) -> None:
         link = self.link
@@ -313,7 +318,7 @@ class UdpFlows:
         clients' flows live in `UdpSplice`: the translator ends those.)"""
         for in_key, flow in list(self.inbound.items()):
             if in_key[0] == lst.fd:
-                self.table.remove(flow.key)
+                self.flowtab.free(flow)
                 self._close(flow)
         self.listeners.remove(lst)
         self.stats["udp_flows"] = len(self.table)
@@ -338,7 +343,7 @@ class UdpFlows:
             flow = self._inbound_flow(lst, peer)
             if flow is None:
                 continue
-            self.table.touch(flow.key, flow, self.engine.now)
+            self.flowtab.touch(flow, self.engine.now)
             self._to_tap(flow, n)
 
     def _inbound_flow(self, lst: Listener, peer):
@@ -365,24 +370,27 @@ class UdpFlows:
             return None
         port = lst.sock.getsockname()[1]
         key = (v6, ns_addr, port + lst.delta, seen_src, pport)
-        old = self.table.remove(key)
+        old = self.table.get(key)
         if old is not None:
+            self.flowtab.free(old)
             self._close(old)
         flow = UdpFlow(key, None, listener=lst.sock, host_peer=peer, in_key=in_key)
         self.inbound[in_key] = flow
-        self._insert(flow)
-        log.trace(f"UDP: inbound flow {peer[0]}:{pport} -> port {port}, namespace sees "
+        if not self._insert(flow, (Pif.HOST, Pif.TAP),
+                            (FlowSide(paddr, pport, None, port),
+                             FlowSide(ns_addr, port + lst.delta, seen_src, pport))):
+            return None
+        log.trace(f"{flow.prefix()}UDP: inbound flow {peer[0]}:{pport} -> port {port}, namespace sees "
                   f"{fwd.text(seen_src)}:{pport} -> {fwd.text(ns_addr)}:{port + lst.delta}")
         return flow
 
     # ----------------------------------------------------------------- expiry and teardown
-    def _sweep(self) -> None:
-        self._sweeper = None
-        for flow in self.table.expire(self.engine.now):
-            self._close(flow)
+    def flow_close(self, flow: UdpFlow, evicted: bool) -> None:
+        """The flow table expired `flow` (idle) or `evicted` it to make room."""
+        self._close(flow)
+        if evicted:
+            self.stats["udp_flows_evicted"] = self.stats.get("udp_flows_evicted", 0) + 1
         self.stats["udp_flows"] = len(self.table)
-        if len(self.table):
-            self._sweeper = self.engine.call_later(SWEEP_S, self._sweep)
 
     def _close(self, flow: UdpFlow) -> None:
         if flow.sock is not None:
@@ -392,11 +400,10 @@ class UdpFlows:
             self.inbound.pop(flow.in_key, None)
 
     def close(self) -> None:
-        for flow in self.table.clear():
+        for flow in list(self.table.values()):
+            self.flowtab.free(flow)
             self._close(flow)
         self.listeners.close()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
 
 
 def prepare_socket(sock, v6: bool, freebind: bool = False, ifname=None,

@@ -4,8 +4,9 @@
 Purpose: `-U` (a namespace loopback client to a host loopback port) and loopback clients of `-u`
 ports (unless `--no-splice`) exchange datagrams directly.
 
-Theory of operation: a flow per (listening socket, client address, client port), in a
-`FlowTable` with the UDP idle timeout (180 s). Its *reply socket* lives on the other side:
+Theory of operation: a flow per (listening socket, client address, client port), in the flow
+table (`pasta.flow`, type UDP, its initiating side on pif HOST for `-u` or SPLICE for `-U`) with
+the UDP idle timeout (180 s). Its *reply socket* lives on the other side:
 - `-U`: created in the host namespace, bound to the client's loopback address and source port,
   connected to the host's 127.0.0.1 / ::1 at the listening port plus the mapping delta;
 - `-u` from a loopback client: created inside the namespace (through `netns.ns_call`), bound to
@@ -16,7 +17,7 @@ back to the client through the listening socket (`sendto`), so the client sees i
 from the address and port it sent to. Zero-length datagrams are datagrams like any other.
 
 States and events: flow created by the first datagram, refreshed by every datagram either way,
-closed when idle (sweep every second) or evicted when the table is full.
+closed when idle (the flow table's sweep) or evicted when the table is full.
 
 Invariants: each flow owns one reply socket registered with the engine; listening sockets belong
 to their creator (`UdpFlows` for `-u`, `UdpSplice` for `-U`).
@@ -35,26 +36,23 @@ import socket
 
 from pasta import log, netns
 from pasta.engine import EPOLLIN
-from pasta.flowtab import FlowTable
+from pasta.flow import Flow, FlowSide, FlowTab, FlowType, Pif
 from pasta.listeners import Listener, Listeners
-from pasta.udp import prepare_socket
+from pasta.udp import MAX_FLOWS, UDP_TIMEOUT_S, prepare_socket
 
-UDP_TIMEOUT_S = 180.0
-MAX_FLOWS = 4096
 BATCH = 32
-SWEEP_S = 1.0
 
 
-class SpliceFlow:
-    __slots__ = ("key", "listener", "client", "sock", "fd", "last")
+class SpliceFlow(Flow):
+    __slots__ = ("key", "listener", "client", "sock", "fd")
 
     def __init__(self, key, listener, client, sock):
+        super().__init__()
         self.key = key
         self.listener = listener          # socket the client talks to
         self.client = client              # the client's sockaddr
         self.sock = sock                  # reply socket on the other side
         self.fd = sock.fileno()
-        self.last = 0.0
 
 
 def _udp_socket(v6: bool) -> socket.socket:
@@ -91,17 +89,22 @@ def _ns_listener(v6: bool, port: int) -> socket.socket:
 
 
 class UdpSplice:
-    def __init__(self, engine, netns_fd: int, link, drop, host_lo_to_ns_lo: bool = False):
+    def __init__(self, engine, netns_fd: int, link, drop, host_lo_to_ns_lo: bool = False,
+                 flowtab: FlowTab | None = None):
         self.engine = engine
         self.netns_fd = netns_fd
         self.link = link
         self.drop = drop
         self.host_lo_to_ns_lo = host_lo_to_ns_lo
-        self.table = FlowTable(UDP_TIMEOUT_S, MAX_FLOWS)
+        # Spliced UDP flows are UDP flows: the UDP limit and timeout (set by `UdpFlows`) apply.
+        self.flowtab = flowtab if flowtab is not None else FlowTab.for_engine(engine)
+        self.flowtab.limit(FlowType.UDP, MAX_FLOWS, UDP_TIMEOUT_S, replace=False)
+        # -u loopback clients (pif HOST), -U clients (pif SPLICE)
+        self.tables = (self.flowtab.bucket(FlowType.UDP, Pif.HOST),
+                       self.flowtab.bucket(FlowType.UDP, Pif.SPLICE))
         self.listeners = Listeners(engine)
         self.buf = bytearray(65536)
         self.view = memoryview(self.buf)
-        self._sweeper = None
         self.stats = engine.stats
         for k in ("udp_splice_flows", "udp_splice_datagrams"):
             self.stats.setdefault(k, 0)
@@ -120,10 +123,13 @@ class UdpSplice:
     def end_flows_of(self, lsock) -> None:
         """Close the flows whose clients talk to listening socket `lsock` (about to close)."""
         fd = lsock.fileno()
-        for flow in [f for f in self.table.values() if f.key[0] == fd]:
-            self.table.remove(flow.key)
+        for flow in [f for t in self.tables for f in t.values() if f.key[0] == fd]:
+            self.flowtab.free(flow)
             self._close(flow)
-        self.stats["udp_splice_flows"] = len(self.table)
+        self._count()
+
+    def _count(self) -> None:
+        self.stats["udp_splice_flows"] = len(self.tables[0]) + len(self.tables[1])
 
     def listen_ports(self) -> set:
         return self.listeners.ports()
@@ -144,14 +150,13 @@ class UdpSplice:
         """A datagram from `client` on listening socket `lsock`, for `port` on the other side
         (the namespace if `to_ns`, else the host's loopback)."""
         key = (lsock.fileno(), client[0], client[1])
-        flow = self.table.get(key)
-        now = self.engine.now
+        flow = self.tables[not to_ns].flows.get(key)
         if flow is None:
             flow = self._open(key, lsock, v6, client, to_ns, port)
             if flow is None:
                 return
         else:
-            self.table.touch(key, flow, now)
+            self.flowtab.touch(flow, self.engine.now)
         try:
             flow.sock.send(data)
             self.stats["udp_splice_datagrams"] += 1
@@ -182,12 +187,16 @@ class UdpSplice:
             self.drop("udp splice: cannot bind or connect")
             return None
         flow = SpliceFlow(key, lsock, client, sock)
-        for old in self.table.add(key, flow, self.engine.now):
-            self._close(old)
+        pif = Pif.HOST if to_ns else Pif.SPLICE
+        if not self.flowtab.new(flow, FlowType.UDP, pif, key, self, self.engine.now,
+                                (pif, Pif.SPLICE if to_ns else Pif.HOST),
+                                (FlowSide(client[0], client[1], None, port),
+                                 FlowSide(None, port, None, client[1]))):
+            sock.close()
+            self.drop("udp splice: flow table full")
+            return None
         self.engine.add(flow.fd, EPOLLIN, lambda ev, f=flow: self._reply(f))
-        self.stats["udp_splice_flows"] = len(self.table)
-        if self._sweeper is None:
-            self._sweeper = self.engine.call_later(SWEEP_S, self._sweep)
+        self._count()
         return flow
 
     def _reply(self, flow: SpliceFlow) -> None:
@@ -207,25 +216,20 @@ class UdpSplice:
                 log.trace(f"UDP splice: reply: {e.strerror}")
             got = True
         if got:
-            self.table.touch(flow.key, flow, self.engine.now)
+            self.flowtab.touch(flow, self.engine.now)
 
     # ----------------------------------------------------------------- expiry, teardown
-    def _sweep(self) -> None:
-        self._sweeper = None
-        for flow in self.table.expire(self.engine.now):
-            self._close(flow)
-        self.stats["udp_splice_flows"] = len(self.table)
-        if len(self.table):
-            self._sweeper = self.engine.call_later(SWEEP_S, self._sweep)
+    def flow_close(self, flow: SpliceFlow, evicted: bool) -> None:
+        """The flow table expired `flow` (idle) or evicted it to make room."""
+        self._close(flow)
+        self._count()
 
     def _close(self, flow: SpliceFlow) -> None:
         self.engine.remove(flow.fd)
         flow.sock.close()
 
     def close(self) -> None:
-        for flow in self.table.clear():
-            self.engine.remove(flow.fd)
-            flow.sock.close()
+        for flow in [f for t in self.tables for f in t.values()]:
+            self.flowtab.free(flow)
+            self._close(flow)
         self.listeners.close()
-        if self._sweeper is not None:
-            self._sweeper.cancel()

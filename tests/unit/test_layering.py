@@ -18,11 +18,11 @@ FORBIDDEN = {"socket", "select", "selectors", "pyroute2", "subprocess", "fcntl",
              "asyncio"}
 # The UDP and ICMP echo translators (pasta/udp.py, pasta/icmp.py) are thin I/O shells around
 # sockets; every decision they take lives in the pure modules `fwd` (address translation) and
-# `flowtab` (flow bookkeeping and expiry), which are core. `tcp` is the planned TCP flow state
+# `flow` (the flow table: bookkeeping, limits and expiry), which are core. `tcp` is the planned TCP flow state
 # machine (issue 4), core as soon as it exists.
-CORE_NAMES = ("arp", "dhcp", "ndp", "dhcpv6", "flowtab", "fwd", "tcp", "portspec", "config",
+CORE_NAMES = ("arp", "dhcp", "ndp", "dhcpv6", "flow", "fwd", "tcp", "portspec", "config",
               "errors", "netplan", "linkctx")
-MUST_EXIST = ("portspec", "config", "errors", "netplan", "fwd", "flowtab", "linkctx")
+MUST_EXIST = ("portspec", "config", "errors", "netplan", "fwd", "flow", "linkctx")
 
 
 def core_modules() -> dict[str, Path]:
