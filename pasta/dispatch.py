@@ -92,8 +92,6 @@ class TapLink:
         self.csum_offload = csum_offload and tap.vnet_hdr
         self.hdr = VNET_HDR_LEN if tap.vnet_hdr else 0
         self.stats = engine.stats
-        for k in ("tap_frames_in", "tap_frames_out", "tap_write_dropped"):
-            self.stats.setdefault(k, 0)
         self.guest_mac = bytes(ctx.guest_mac)
         self.our_mac = bytes(ctx.our_mac)
         self.addr_seen4 = ctx.v4.addr
@@ -116,21 +114,20 @@ class TapLink:
 
     # ----------------------------------------------------------------- counters
     def drop(self, reason: str, count: int = 1) -> None:
-        key = "drop:" + reason
-        self.stats[key] = self.stats.get(key, 0) + count
+        self.stats.drop(reason, count)
 
     # ----------------------------------------------------------------- output
     def send(self, pieces, length: int) -> bool:
         """Write one frame (virtio-net header first when the tap has one); False if dropped."""
         try:
             if not self.tap.write(pieces):
-                self.stats["tap_write_dropped"] += 1
+                self.stats.tap_write_dropped += 1
                 return False
         except OSError as e:
             log.err(f"Error on tap device, exiting ({e.strerror})")
             self.engine.stop(1)
             return False
-        self.stats["tap_frames_out"] += 1
+        self.stats.tap_frames_out += 1
         if self.pcap is not None:
             self._capture(pieces, length)
         return True
@@ -194,7 +191,7 @@ class TapLink:
                 self._read_streak = 0
         if not batch:
             return
-        self.stats["tap_frames_in"] += len(batch)
+        self.stats.tap_frames_in += len(batch)
         frame = self._frame
         udp = self.udp if len(batch) > 1 else None
         if udp is not None:
@@ -359,7 +356,7 @@ class TapLink:
         else:
             frame = build_icmp4_frame(self.guest_mac, self.our_mac, f.dst, f.src, 3, 0,
                                       bytes(4) + quote, vnet=self.vnet)
-        self.stats["icmp_unreachable_sent"] = self.stats.get("icmp_unreachable_sent", 0) + 1
+        self.stats.icmp_unreachable_sent += 1
         self.send_bytes(frame)
         return True
 

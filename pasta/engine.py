@@ -18,7 +18,7 @@ Invariants: an fd is unregistered (`remove`) before it is closed, and may be clo
 rest of the current batch skips events for fds removed during it, so a stale event can never reach
 a new socket that reused the number (and registered it again) in the same batch. A handler that
 raises is a bug:
-it is logged with a traceback, counted in `stats["internal_errors"]`, and the loop carries on.
+it is logged with a traceback, counted in `stats.internal_errors`, and the loop carries on.
 
 Limits: `now` is read once per batch (`self.now`), so handlers in one batch share a timestamp.
 """
@@ -35,6 +35,7 @@ import time
 import traceback
 
 from pasta import log
+from pasta.stats import Stats
 
 EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
@@ -67,7 +68,7 @@ class Engine:
         self.signal_handlers: dict[int, object] = {}
         self.exit_code: int | None = None
         self.now = time.monotonic()
-        self.stats: dict[str, int] = {"internal_errors": 0}
+        self.stats = Stats()
         self._sig_r = self._sig_w = None
         self._gone: set = set()          # fds removed during the current batch
 
@@ -137,7 +138,7 @@ class Engine:
         try:
             fn(*args)
         except Exception:  # noqa: BLE001 - a handler bug must not kill the translator
-            self.stats["internal_errors"] += 1
+            self.stats.internal_errors += 1
             log.err("internal error in event handler:\n" + traceback.format_exc().rstrip())
 
     def run(self) -> int:

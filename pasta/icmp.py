@@ -72,8 +72,6 @@ class EchoFlows:
         self.flowtab.limit(FlowType.PING, capacity, timeout)
         self.table = self.flowtab.bucket(FlowType.PING, Pif.TAP)
         self.stats = engine.stats
-        for k in ("icmp_flows", "icmp_requests", "icmp_replies"):
-            self.stats.setdefault(k, 0)
         self._warned = False
         self._buf = bytearray(_RECV_MAX)
 
@@ -93,7 +91,7 @@ class EchoFlows:
                 self._close(flow)
                 self.link.drop("icmp: flow table full")
                 return
-            self.stats["icmp_flows"] = len(self.table)
+            self.stats.icmp_flows = len(self.table)
         else:
             self.flowtab.touch(flow, now)
         try:
@@ -102,7 +100,7 @@ class EchoFlows:
             log.trace(f"ICMP: sendto {fwd.text(flow.target)}: {e.strerror}")
             self.link.drop("icmp: send failed")
             return
-        self.stats["icmp_requests"] += 1
+        self.stats.icmp_requests += 1
 
     def _open(self, key, v6: bool, src: bytes, dst: bytes, ident: int):
         target = fwd.from_tap(self.rules, v6, 1, dst, 0)
@@ -175,15 +173,15 @@ class EchoFlows:
             frame = build(link.guest_mac, link.our_mac, flow.dst, flow.src, want, buf[1],
                           memoryview(buf)[4:n], vnet=link.vnet)
             link.send_bytes(frame)
-            self.stats["icmp_replies"] += 1
+            self.stats.icmp_replies += 1
 
     # ----------------------------------------------------------------- expiry
     def flow_close(self, flow: EchoFlow, evicted: bool) -> None:
         """The flow table expired `flow` (idle) or `evicted` it to make room."""
         self._close(flow)
         if evicted:
-            self.stats["icmp_flows_evicted"] = self.stats.get("icmp_flows_evicted", 0) + 1
-        self.stats["icmp_flows"] = len(self.table)
+            self.stats.icmp_flows_evicted += 1
+        self.stats.icmp_flows = len(self.table)
 
     def _close(self, flow: EchoFlow) -> None:
         self.engine.remove(flow.fd)

@@ -123,9 +123,6 @@ class TcpSplice:
         self._tables = (self.flowtab.bucket(FlowType.TCP_SPLICE, Pif.HOST),
                         self.flowtab.bucket(FlowType.TCP_SPLICE, Pif.SPLICE))
         self.stats = engine.stats
-        for k in ("splice_conns", "splice_opened", "splice_closed", "splice_refused",
-                  "splice_errors"):
-            self.stats.setdefault(k, 0)
 
     @property
     def pairs(self) -> list:
@@ -136,7 +133,7 @@ class TcpSplice:
 
     def refuse(self, sock: socket.socket) -> None:
         """Close a client that cannot be spliced, with an RST."""
-        self.stats["splice_refused"] += 1
+        self.stats.splice_refused += 1
         _rst_close(sock)
 
     def join(self, accepted: socket.socket, target: socket.socket, sockaddr,
@@ -151,8 +148,8 @@ class TcpSplice:
             target.close()
             self.refuse(accepted)
             return
-        self.stats["splice_opened"] += 1
-        self.stats["splice_conns"] = self._count()
+        self.stats.splice_opened += 1
+        self.stats.splice_conns = self._count()
         self._guarded(p, self._connect, p, sockaddr)
 
     def _connect(self, p: Pair, sockaddr) -> None:
@@ -177,10 +174,10 @@ class TcpSplice:
             fn(*args)
         except OSError as e:
             log.debug(f"splice: {fn.__name__}: {e.strerror or e}")
-            self.stats["splice_errors"] += 1
+            self.stats.splice_errors += 1
             self._close(p, reset=True)
         except Exception:
-            self.stats["splice_errors"] += 1
+            self.stats.splice_errors += 1
             self._close(p, reset=True)
             raise
 
@@ -313,8 +310,8 @@ class TcpSplice:
                     pass
         p.pipes = []
         self.flowtab.free(p)
-        self.stats["splice_closed"] += 1
-        self.stats["splice_conns"] = self._count()
+        self.stats.splice_closed += 1
+        self.stats.splice_conns = self._count()
 
     def flow_close(self, p: Pair, evicted: bool) -> None:
         """The flow table closes `p` (shutdown; pairs never expire or get evicted)."""

@@ -110,8 +110,6 @@ class UdpFlows:
         self.inbound: dict = {}
         self.listeners = Listeners(engine)
         self.stats = engine.stats
-        for k in ("udp_flows", "udp_to_host", "udp_to_ns"):
-            self.stats.setdefault(k, 0)
         self.splice = None              # set by the translator: loopback clients of -u
         self.hdr4 = udp_hdrs_len(False, link.vnet)
         self.hdr6 = udp_hdrs_len(True, link.vnet)
@@ -152,7 +150,7 @@ class UdpFlows:
             log.trace(f"UDP: send to {fwd.text(flow.peer_addr)}:{flow.peer_port}: {e.strerror}")
             self.link.drop("udp: send failed")
             return
-        self.stats["udp_to_host"] += 1
+        self.stats.udp_to_host += 1
 
     def flush(self) -> None:
         """Send the datagrams queued while `batching`: per flow, in order, and each run of
@@ -205,15 +203,15 @@ class UdpFlows:
                 flow.gso_limit = size if e.errno in (errno.EINVAL, errno.EMSGSIZE) else 0
                 log.trace(f"UDP: no GSO to {fwd.text(flow.peer_addr)}:{flow.peer_port} for "
                           f"{size}-byte datagrams: {e.strerror}")
-                self.stats["udp_gso_fallbacks"] = self.stats.get("udp_gso_fallbacks", 0) + 1
+                self.stats.udp_gso_fallbacks += 1
                 for payload in run:
                     self._send(flow, payload)
                 return
             log.trace(f"UDP: send to {fwd.text(flow.peer_addr)}:{flow.peer_port}: {e.strerror}")
             self.link.drop("udp: send failed", len(run))
             return
-        self.stats["udp_to_host"] += len(run)
-        self.stats["udp_gso_sends"] = self.stats.get("udp_gso_sends", 0) + 1
+        self.stats.udp_to_host += len(run)
+        self.stats.udp_gso_sends += 1
 
     def _open_outbound(self, key):
         v6, src, sport, dst, dport = key
@@ -262,7 +260,7 @@ class UdpFlows:
             self._close(flow)
             self.link.drop("udp: flow table full")
             return False
-        self.stats["udp_flows"] = len(self.table)
+        self.stats.udp_flows = len(self.table)
         return True
 
     # ----------------------------------------------------------------- host -> namespace
@@ -294,7 +292,7 @@ class UdpFlows:
                                     link.guest_mac, link.our_mac, flow.peer_addr, flow.ns_addr,
                                     flow.peer_port, flow.ns_port, n)
         if link.send((self.view[:length],), length):
-            self.stats["udp_to_ns"] += 1
+            self.stats.udp_to_ns += 1
 
     # ----------------------------------------------------------------- -u listeners
     def bind_listener(self, v6: bool, addr, ifname, port: int, delta: int,
@@ -321,7 +319,7 @@ class UdpFlows:
                 self.flowtab.free(flow)
                 self._close(flow)
         self.listeners.remove(lst)
-        self.stats["udp_flows"] = len(self.table)
+        self.stats.udp_flows = len(self.table)
 
     def listen_ports(self) -> set:
         return self.listeners.ports()
@@ -389,8 +387,8 @@ class UdpFlows:
         """The flow table expired `flow` (idle) or `evicted` it to make room."""
         self._close(flow)
         if evicted:
-            self.stats["udp_flows_evicted"] = self.stats.get("udp_flows_evicted", 0) + 1
-        self.stats["udp_flows"] = len(self.table)
+            self.stats.udp_flows_evicted += 1
+        self.stats.udp_flows = len(self.table)
 
     def _close(self, flow: UdpFlow) -> None:
         if flow.sock is not None:

@@ -106,8 +106,6 @@ class UdpSplice:
         self.buf = bytearray(65536)
         self.view = memoryview(self.buf)
         self.stats = engine.stats
-        for k in ("udp_splice_flows", "udp_splice_datagrams"):
-            self.stats.setdefault(k, 0)
 
     # ----------------------------------------------------------------- -U listeners
     def add_ns_listener(self, v6: bool, port: int, target: int) -> None:
@@ -129,7 +127,7 @@ class UdpSplice:
         self._count()
 
     def _count(self) -> None:
-        self.stats["udp_splice_flows"] = len(self.tables[0]) + len(self.tables[1])
+        self.stats.udp_splice_flows = len(self.tables[0]) + len(self.tables[1])
 
     def listen_ports(self) -> set:
         return self.listeners.ports()
@@ -159,7 +157,7 @@ class UdpSplice:
             self.flowtab.touch(flow, self.engine.now)
         try:
             flow.sock.send(data)
-            self.stats["udp_splice_datagrams"] += 1
+            self.stats.udp_splice_datagrams += 1
         except OSError as e:
             log.trace(f"UDP splice: send: {e.strerror}")
             self.drop("udp splice: send failed")
@@ -211,7 +209,7 @@ class UdpSplice:
                 continue
             try:
                 flow.listener.sendto(self.view[:n], flow.client)
-                self.stats["udp_splice_datagrams"] += 1
+                self.stats.udp_splice_datagrams += 1
             except OSError as e:
                 log.trace(f"UDP splice: reply: {e.strerror}")
             got = True

@@ -1,0 +1,32 @@
+"""The typed counters (pasta.stats): declared names only, drops by reason, access by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from pasta.stats import Stats
+
+
+def test_counters_are_declared_attributes_and_a_typo_fails():
+    s = Stats()
+    s.udp_to_host += 2
+    assert s["udp_to_host"] == 2 and s.get("udp_to_host") == 2
+    with pytest.raises(AttributeError):
+        s.udp_to_hots = 1                      # slots: no new names
+
+
+def test_drops_are_counted_by_reason_and_read_by_name():
+    s = Stats()
+    s.drop("udp: send failed")
+    s.drop("udp: send failed", 3)
+    assert s["drop:udp: send failed"] == 4 and s.get("drop:other", 0) == 0
+    assert ("drop:udp: send failed", 4) in s.items()
+
+
+def test_in_means_counted_and_items_lists_every_counter():
+    s = Stats()
+    assert "udp_gso_sends" not in s
+    s.udp_gso_sends += 1
+    assert "udp_gso_sends" in s
+    names = [k for k, _ in s.items()]
+    assert "tcp_flows" in names and "internal_errors" in names and len(names) == len(set(names))
