@@ -11,6 +11,13 @@ return at once), and work deferred outside the loop makes the first poll return 
 non-blocking socketpair, so they are handled as ordinary events in the loop, never inside a Python
 signal handler.
 
+Fd kinds (passt's EPOLL_TYPE_*, listed once in `FdKind`): every registration names its kind:
+`FdKind.NONE` (unnamed), `FdKind.TAP_PASTA` (the tap device), `FdKind.TAP_PASST` (a stream
+link), `FdKind.TCP`, `FdKind.TCP_SPLICE`, `FdKind.TCP_LISTEN`, `FdKind.UDP`,
+`FdKind.UDP_LISTEN`, `FdKind.PING` (flow and listening sockets), `FdKind.NSQUIT_PIDFD`,
+`FdKind.NSQUIT_INOTIFY` (what ends the process), `FdKind.SIGNAL`, `FdKind.CONTROL_LISTEN`,
+`FdKind.CONTROL` (API and control sockets) and `FdKind.EXIT` (an exit-fd).
+
 States: running -> stopped (after `stop(code)`; `run()` returns the code once the current batch
 and its deferred work are finished).
 
@@ -25,6 +32,7 @@ Limits: `now` is read once per batch (`self.now`), so handlers in one batch shar
 
 from __future__ import annotations
 
+import enum
 import heapq
 import itertools
 import os
@@ -46,6 +54,28 @@ EPOLLET = select.EPOLLET
 DEFER_ROUNDS = 64       # deferred work that keeps deferring more yields to events after this
 
 
+class FdKind(enum.IntEnum):
+    """What an fd in the epoll set is: passt's EPOLL_TYPE_* list, in one place. Dispatch is
+    by the handler registered with the fd (Python's switch); the kind names it for the state
+    dump, `pypasta status` and debugging (`Engine.fds_by_kind()`)."""
+
+    NONE = 0
+    TAP_PASTA = 1           # the tap device
+    TAP_PASST = 2           # a passt-style stream link (a VM's UNIX socket)
+    TCP = 3                 # a tap TCP flow's host socket
+    TCP_SPLICE = 4          # one side of a spliced TCP pair
+    TCP_LISTEN = 5          # a -t or -T listening socket
+    UDP = 6                 # a UDP flow's socket (tap flows, spliced reply sockets)
+    UDP_LISTEN = 7          # a -u or -U listening socket
+    PING = 8                # an ICMP echo flow's ping socket
+    NSQUIT_PIDFD = 9        # the spawned command's pidfd
+    NSQUIT_INOTIFY = 10     # the namespace file being watched
+    SIGNAL = 11             # the signal wake-up socket
+    CONTROL_LISTEN = 12     # an API or control socket listening
+    CONTROL = 13            # an API or control connection
+    EXIT = 14               # an exit-fd (slirp4netns --exit-fd)
+
+
 class Timer:
     __slots__ = ("deadline", "callback", "cancelled")
 
@@ -62,6 +92,7 @@ class Engine:
     def __init__(self):
         self.ep = select.epoll()
         self.handlers: dict[int, object] = {}
+        self.kinds: dict[int, FdKind] = {}
         self.timers: list = []
         self._seq = itertools.count()
         self.deferred: list = []
@@ -73,10 +104,19 @@ class Engine:
         self._gone: set = set()          # fds removed during the current batch
 
     # --- registry
-    def add(self, fd: int, events: int, handler) -> None:
-        """Register `fd`; an OSError from epoll (ENOMEM, ENOSPC) leaves nothing behind."""
+    def add(self, fd: int, events: int, handler, kind: FdKind = FdKind.NONE) -> None:
+        """Register `fd` of `kind`; an OSError from epoll (ENOMEM, ENOSPC) leaves nothing
+        behind."""
         self.ep.register(fd, events)
         self.handlers[fd] = handler
+        self.kinds[fd] = kind
+
+    def fds_by_kind(self) -> dict:
+        """{FdKind: number of registered fds}."""
+        out: dict = {}
+        for kind in self.kinds.values():
+            out[kind] = out.get(kind, 0) + 1
+        return out
 
     def modify(self, fd: int, events: int) -> None:
         self.ep.modify(fd, events)
@@ -85,10 +125,12 @@ class Engine:
         """Drop `fd` from the registry only: for an fd about to be closed (and never
         duplicated), whose close removes it from the epoll set anyway: one syscall less."""
         if self.handlers.pop(fd, None) is not None:
+            self.kinds.pop(fd, None)
             self._gone.add(fd)
 
     def remove(self, fd: int) -> None:
         if self.handlers.pop(fd, None) is not None:
+            self.kinds.pop(fd, None)
             self._gone.add(fd)
             try:
                 self.ep.unregister(fd)
@@ -115,7 +157,7 @@ class Engine:
             self._sig_r.setblocking(False)
             self._sig_w.setblocking(False)
             signal.set_wakeup_fd(self._sig_w.fileno(), warn_on_full_buffer=False)
-            self.add(self._sig_r.fileno(), EPOLLIN, self._handle_signals)
+            self.add(self._sig_r.fileno(), EPOLLIN, self._handle_signals, FdKind.SIGNAL)
         self.signal_handlers[signum] = handler
         signal.signal(signum, lambda *_: None)
 

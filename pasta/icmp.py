@@ -37,7 +37,7 @@ import socket
 import struct
 
 from pasta import fwd, log
-from pasta.engine import EPOLLIN
+from pasta.engine import EPOLLIN, FdKind
 from pasta.flow import Flow, FlowSide, FlowTab, FlowType, Pif
 from pasta.wire import build_icmp4_frame, build_icmp6_frame
 
@@ -129,7 +129,7 @@ class EchoFlows:
             log.debug(f"ICMP: bind to {addr and fwd.text(addr)}%{ifname}: {e.strerror}")
         flow = EchoFlow(key, sock, v6, src, dst, ident, target)
         try:
-            self.engine.add(flow.fd, EPOLLIN, lambda ev, f=flow: self._readable(f))
+            self.engine.add(flow.fd, EPOLLIN, lambda ev, f=flow: self._readable(f), FdKind.PING)
         except OSError as e:                # this flow only (issue 13 item 6)
             sock.close()
             log.debug(f"ICMP: epoll: {e.strerror}")

@@ -48,7 +48,7 @@ import socket
 import struct
 from typing import Protocol
 
-from pasta.engine import EPOLLIN, EPOLLOUT
+from pasta.engine import EPOLLIN, EPOLLOUT, FdKind
 
 ETH_HLEN = 14
 L2_MAX_LEN_PASST = 65535
@@ -177,7 +177,7 @@ class StreamLink:
     def register(self, engine, handler) -> None:
         self._engine, self._handler = engine, handler
         self._events = EPOLLIN
-        engine.add(self.sock.fileno(), EPOLLIN, self._event)
+        engine.add(self.sock.fileno(), EPOLLIN, self._event, FdKind.TAP_PASST)
 
     def unregister(self, engine) -> None:
         engine.remove(self.sock.fileno())

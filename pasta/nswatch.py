@@ -17,6 +17,7 @@ import os
 import struct
 
 from pasta import netns
+from pasta.engine import FdKind
 
 IN_DELETE = 0x200
 IN_MOVED_FROM = 0x40
@@ -43,7 +44,7 @@ class NsWatch:
         if pid is not None:
             try:
                 self.pidfd = os.pidfd_open(pid)
-                engine.add(self.pidfd, 1, self._pid_event)
+                engine.add(self.pidfd, 1, self._pid_event, FdKind.NSQUIT_PIDFD)
             except OSError:
                 self.pidfd = -1
         if path:
@@ -55,7 +56,7 @@ class NsWatch:
                     os.close(fd)
                 else:
                     self.ino_fd = fd
-                    engine.add(fd, 1, self._inotify_event)
+                    engine.add(fd, 1, self._inotify_event, FdKind.NSQUIT_INOTIFY)
             engine.call_later(POLL_S, self._poll)
 
     def _gone(self, reason: str) -> None:

@@ -65,7 +65,7 @@ import struct
 
 from pasta import log
 from pasta.flow import Flow, FlowSide, FlowTab, FlowType, Pif
-from pasta.engine import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP
+from pasta.engine import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, FdKind
 
 F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1 << 20
@@ -166,7 +166,8 @@ class TcpSplice:
             return
         p.masks[1] = EPOLLOUT           # set first: a failed add is still removed on close
         self.engine.add(p.fds[1], EPOLLOUT, lambda ev, pr=p: self._guarded(pr, self._connected,
-                                                                          pr, ev))
+                                                                          pr, ev),
+                        FdKind.TCP_SPLICE)
 
     def _guarded(self, p: Pair, fn, *args) -> None:
         """fn(*args); an exception costs pair p only (module docstring: fault isolation)."""
@@ -285,7 +286,7 @@ class TcpSplice:
                 self.engine.remove(fd)
             elif old is None:
                 p.masks[side] = mask                   # set first: a failed add is removed
-                self.engine.add(fd, mask, p.handlers[side])
+                self.engine.add(fd, mask, p.handlers[side], FdKind.TCP_SPLICE)
             else:
                 p.masks[side] = mask
                 self.engine.modify(fd, mask)

@@ -28,7 +28,7 @@ import fcntl
 import os
 import struct
 
-from pasta.engine import EPOLLIN
+from pasta.engine import EPOLLIN, FdKind
 from pasta.errors import SetupError
 from pasta.link import WRITE_DROP_ERRNOS
 from pasta.wire.l2 import VNET_HDR_LEN
@@ -93,7 +93,7 @@ class Tap:
         return True
 
     def register(self, engine, handler) -> None:
-        engine.add(self.fd, EPOLLIN, handler)
+        engine.add(self.fd, EPOLLIN, handler, FdKind.TAP_PASTA)
 
     def unregister(self, engine) -> None:
         engine.remove(self.fd)

@@ -61,7 +61,7 @@ import socket
 import struct
 
 from pasta import fwd, log
-from pasta.engine import EPOLLIN
+from pasta.engine import EPOLLIN, FdKind
 from pasta.flow import Flow, FlowSide, FlowTab, FlowType, Pif
 from pasta.listeners import Listener, Listeners
 from pasta.wire import pack_udp_hdrs_into, udp_hdrs_len
@@ -240,7 +240,8 @@ class UdpFlows:
             return None
         flow = UdpFlow(key, sock)
         try:
-            self.engine.add(flow.fd, EPOLLIN, lambda ev, f=flow: self._readable(f, ev))
+            self.engine.add(flow.fd, EPOLLIN, lambda ev, f=flow: self._readable(f, ev),
+                            FdKind.UDP)
         except OSError as e:                # this flow only (issue 13 item 6)
             sock.close()
             log.debug(f"UDP: epoll: {e.strerror}")

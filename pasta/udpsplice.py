@@ -35,7 +35,7 @@ from __future__ import annotations
 import socket
 
 from pasta import log, netns
-from pasta.engine import EPOLLIN
+from pasta.engine import EPOLLIN, FdKind
 from pasta.flow import Flow, FlowSide, FlowTab, FlowType, Pif
 from pasta.listeners import Listener, Listeners
 from pasta.udp import MAX_FLOWS, UDP_TIMEOUT_S, prepare_socket
@@ -193,7 +193,7 @@ class UdpSplice:
             sock.close()
             self.drop("udp splice: flow table full")
             return None
-        self.engine.add(flow.fd, EPOLLIN, lambda ev, f=flow: self._reply(f))
+        self.engine.add(flow.fd, EPOLLIN, lambda ev, f=flow: self._reply(f), FdKind.UDP)
         self._count()
         return flow
 

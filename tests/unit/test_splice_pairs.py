@@ -183,7 +183,7 @@ def test_epoll_registration_failure_costs_that_pair_only(rig, monkeypatch):
     ts = splice.TcpSplice(rig.engine, max_pairs=8)
     real_add = rig.engine.add
 
-    def add(fd, events, handler):
+    def add(fd, events, handler, kind=None):
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(rig.engine, "add", add)
     before = _fds()
