@@ -39,6 +39,7 @@ import struct
 from pasta import fwd, log
 from pasta.engine import EPOLLIN, FdKind
 from pasta.flow import Flow, FlowSide, FlowTab, FlowType, Pif
+from pasta.sock import Proto, sock_l4
 from pasta.wire import build_icmp4_frame, build_icmp6_frame
 
 ECHO_TIMEOUT_S = 60.0
@@ -107,11 +108,8 @@ class EchoFlows:
         if not fwd.is_unicast(target) and not fwd.is_loopback(target):
             self.link.drop("icmp: not unicast")
             return None
-        family, proto = ((socket.AF_INET6, socket.IPPROTO_ICMPV6) if v6
-                         else (socket.AF_INET, socket.IPPROTO_ICMP))
         try:
-            sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
-                                 | socket.SOCK_CLOEXEC, proto)
+            sock = sock_l4(v6, Proto.PING)
         except OSError as e:
             if e.errno in (errno.EACCES, errno.EPERM):
                 self._warn_ping()

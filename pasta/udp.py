@@ -51,7 +51,7 @@ port (socket lookup scoring), so replies reach the flow's own socket.
 Differences from passt: passt refuses new flows when its table is full, where we evict the least
 recently used flow, inbound and outbound alike (so a peer spraying a `-u` port from thousands of
 source ports can push out the namespace's idle outbound flows); we read up to `BATCH` datagrams
-per wake-up, one `recv_into` each. Flow sockets get 4 MiB buffers (see `prepare_socket`).
+per wake-up, one `recv_into` each. Flow sockets get 4 MiB buffers (`SOCK_BUF`).
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ from pasta import fwd, log
 from pasta.engine import EPOLLIN, FdKind
 from pasta.flow import Flow, FlowSide, FlowTab, FlowType, Pif
 from pasta.listeners import Listener, Listeners
+from pasta.sock import Proto, set_freebind, sock_l4  # noqa: F401 (set_freebind: tcpio)
 from pasta.wire import pack_udp_hdrs_into, udp_hdrs_len
 
 UDP_TIMEOUT_S = 180.0
@@ -71,6 +72,9 @@ MAX_FLOWS = 8192
 BATCH = 32
 DGRAM_MAX = 65535
 IPPROTO_UDP = 17
+# Reassembled datagrams cost about twice their size in buffer accounting (one skb per
+# fragment): the default 208 KiB overflows under a burst of a few large datagrams while we are
+# busy with the tap. Every UDP socket gets SOCK_BUF (capped at net.core.[rw]mem_max).
 SOCK_BUF = 4 << 20
 SOL_UDP = 17
 UDP_SEGMENT = 103              # linux/udp.h: the cmsg carrying the GSO segment size
@@ -78,6 +82,7 @@ GSO_MAX_SEGS = 64              # UDP_MAX_SEGMENTS of older kernels (6.x allow 12
 GSO_MAX_BYTES = 65000          # one GSO send stays one IP packet's worth (64 KiB - headers)
 GSO_ANY = 1 << 16              # UdpFlow.gso_limit: every datagram size may be segmented
 _GSO_SIZE = struct.Struct("=H")
+_NO_SOCKET = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 
 
 class UdpFlow(Flow):
@@ -220,23 +225,20 @@ class UdpFlows:
             return None
         target = fwd.from_tap(self.rules, v6, IPPROTO_UDP, dst, dport)
         bind_addr, ifname = fwd.host_bind(self.rules, v6, target)
-        family = socket.AF_INET6 if v6 else socket.AF_INET
         try:
-            sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
-                                 | socket.SOCK_CLOEXEC)
+            sock = sock_l4(v6, Proto.UDP, reuse=True, freebind=self.freebind, ifname=ifname,
+                           bufsize=SOCK_BUF,
+                           bind=(fwd.text(bind_addr) if bind_addr else ("::" if v6 else
+                                                                         "0.0.0.0"), sport),
+                           connect=fwd.sockaddr(self.rules, v6, target, dport))
         except OSError as e:
-            log.debug(f"UDP: socket: {e.strerror}")
-            self.link.drop("udp: no socket")
-            return None
-        try:
-            prepare_socket(sock, v6, self.freebind, ifname)
-            sock.bind((fwd.text(bind_addr) if bind_addr else ("::" if v6 else "0.0.0.0"), sport))
-            sock.connect(fwd.sockaddr(self.rules, v6, target, dport))
-        except OSError as e:
-            sock.close()
-            log.trace(f"UDP: flow {fwd.text(src)}:{sport} -> {fwd.text(dst)}:{dport}: "
-                      f"{e.strerror}")
-            self.link.drop("udp: cannot bind or connect")
+            if e.errno in _NO_SOCKET:
+                log.debug(f"UDP: socket: {e.strerror}")
+                self.link.drop("udp: no socket")
+            else:
+                log.trace(f"UDP: flow {fwd.text(src)}:{sport} -> {fwd.text(dst)}:{dport}: "
+                          f"{e.strerror}")
+                self.link.drop("udp: cannot bind or connect")
             return None
         flow = UdpFlow(key, sock)
         try:
@@ -299,16 +301,9 @@ class UdpFlows:
     def bind_listener(self, v6: bool, addr, ifname, port: int, delta: int,
                       reuse: bool = True) -> None:
         """One -u listening socket (`portspec.apply` calls this for every port and family)."""
-        family = socket.AF_INET6 if v6 else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
-                             | socket.SOCK_CLOEXEC)
-        try:
-            prepare_socket(sock, v6, self.freebind, ifname, reuse)
-            host = str(addr) if addr is not None else ("::" if v6 else "0.0.0.0")
-            sock.bind((host, port))
-        except OSError:
-            sock.close()
-            raise
+        host = str(addr) if addr is not None else ("::" if v6 else "0.0.0.0")
+        sock = sock_l4(v6, Proto.UDP, reuse=reuse, freebind=self.freebind, ifname=ifname,
+                       bufsize=SOCK_BUF, bind=(host, port))
         return self.listeners.add(sock, v6, port, port + delta, self._listener_readable)
 
     def remove_listener(self, lst: Listener) -> None:
@@ -403,31 +398,3 @@ class UdpFlows:
             self.flowtab.free(flow)
             self._close(flow)
         self.listeners.close()
-
-
-def prepare_socket(sock, v6: bool, freebind: bool = False, ifname=None,
-                   reuse: bool = True) -> None:
-    """Options of every UDP socket: address reuse, v6-only, large buffers, freebind, device.
-
-    `reuse=False` (API forwards, as libslirp): a port another socket holds is EADDRINUSE
-    instead of a second socket sharing it."""
-    if reuse:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if v6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    # Reassembled datagrams cost about twice their size in buffer accounting (one skb per
-    # fragment): the default 208 KiB overflows under a burst of a few large datagrams while we
-    # are busy with the tap. The kernel caps the value at net.core.[rw]mem_max.
-    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        sock.setsockopt(socket.SOL_SOCKET, opt, SOCK_BUF)
-    if freebind:
-        set_freebind(sock, v6)
-    if ifname:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
-
-
-def set_freebind(sock, v6: bool) -> None:
-    if v6:
-        sock.setsockopt(socket.IPPROTO_IPV6, 78, 1)         # IPV6_FREEBIND
-    else:
-        sock.setsockopt(socket.IPPROTO_IP, 15, 1)           # IP_FREEBIND

@@ -38,7 +38,8 @@ from pasta import log, netns
 from pasta.engine import EPOLLIN, FdKind
 from pasta.flow import Flow, FlowSide, FlowTab, FlowType, Pif
 from pasta.listeners import Listener, Listeners
-from pasta.udp import MAX_FLOWS, UDP_TIMEOUT_S, prepare_socket
+from pasta.sock import Proto, sock_l4
+from pasta.udp import MAX_FLOWS, SOCK_BUF, UDP_TIMEOUT_S
 
 BATCH = 32
 
@@ -55,37 +56,15 @@ class SpliceFlow(Flow):
         self.fd = sock.fileno()
 
 
-def _udp_socket(v6: bool) -> socket.socket:
-    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,
-                      socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
-    try:
-        prepare_socket(s, v6)            # reuse, v6-only, large buffers: as every UDP socket
-    except OSError:
-        s.close()
-        raise
-    return s
-
-
 def _reply_socket(v6: bool, bind_addr: str, port: int, target) -> socket.socket:
-    s = _udp_socket(v6)
-    try:
-        s.bind((bind_addr, port))
-        s.connect(target)
-    except OSError:
-        s.close()
-        raise
-    return s
+    return sock_l4(v6, Proto.UDP, reuse=True, bufsize=SOCK_BUF, bind=(bind_addr, port),
+                   connect=target)
 
 
 def _ns_listener(v6: bool, port: int) -> socket.socket:
     """Run inside the namespace: a loopback UDP listener for -U."""
-    s = _udp_socket(v6)
-    try:
-        s.bind(("::1" if v6 else "127.0.0.1", port))
-    except OSError:
-        s.close()
-        raise
-    return s
+    return sock_l4(v6, Proto.UDP, reuse=True, bufsize=SOCK_BUF,
+                   bind=("::1" if v6 else "127.0.0.1", port))
 
 
 class UdpSplice:
