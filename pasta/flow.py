@@ -66,11 +66,12 @@ IDLE_SWEEP_S = 1.0              # idle expiry of UDP and ping flows
 
 
 class Pif(enum.IntEnum):
-    """passt's pif: the interface a side of a flow lives on."""
+    """passt's pif: the interface a side of a flow lives on (numbered as pif.h and the pesto
+    protocol)."""
 
     NONE = 0
-    TAP = 1                     # frames through the link (tap device or passt stream)
-    HOST = 2                    # host sockets
+    HOST = 1                    # host sockets
+    TAP = 2                     # frames through the link (tap device or passt stream)
     SPLICE = 3                  # sockets inside the namespace (the loopback bypass)
 
 
