@@ -20,8 +20,8 @@ FORBIDDEN = {"socket", "select", "selectors", "pyroute2", "subprocess", "fcntl",
 # sockets; every decision they take lives in the pure modules `fwd` (address translation) and
 # `flowtab` (flow bookkeeping and expiry), which are core. `tcp` is the planned TCP flow state
 # machine (issue 4), core as soon as it exists.
-CORE_NAMES = ("arp", "dhcp", "ndp", "dhcpv6", "flowtab", "fwd", "tcp", "portspec", "config",
-              "errors", "netplan", "linkctx")
+CORE_NAMES = ("arp", "dhcp", "ndp", "dhcpv6", "flowtab", "fwd", "fwd_rule", "tcp", "portspec",
+              "config", "errors", "netplan", "linkctx")
 MUST_EXIST = ("portspec", "config", "errors", "netplan", "fwd", "flowtab", "linkctx")
 
 
