@@ -404,3 +404,29 @@ def test_close_closes_every_listener():
     assert len(o.live) == 4
     fl.close()
     assert o.live == {}
+
+
+# ------------------------------------------------------------------- slirp4netns API backend
+class Translator:
+    def __init__(self, opener):
+        self.fwd = FwdListen(Engine(), FwdTable(CAPS4), opener.ops((HOST, TCP), (HOST, UDP)))
+
+
+def test_slirp_backend_adds_and_removes_rules_of_the_table():
+    from podman_compat.slirp4netns import Backend
+    o = Opener()
+    tr = Translator(o)
+    b = Backend(tr, V4("10.0.2.100"))
+    b.add_hostfwd("tcp", V4("0.0.0.0"), 8080, V4("10.0.2.100"), 80)
+    b.add_hostfwd("udp", V4("127.0.0.1"), 5353, V4("10.0.2.100"), 53)
+    assert [fwd_rule_fmt(r) for r in tr.fwd.table.rules] == [
+        "TCP [0.0.0.0]:8080  =>  80 ", "UDP [127.0.0.1]:5353  =>  53 "]
+    assert o.view() == {(TCP, False, 8080): 80, (UDP, False, 5353): 53}
+    o.fail = {9090}
+    with pytest.raises(FwdListenError):
+        b.add_hostfwd("tcp", V4("0.0.0.0"), 9090, V4("10.0.2.100"), 90)
+    with pytest.raises(FwdRuleError):       # 0.0.0.0 covers 127.0.0.1
+        b.add_hostfwd("tcp", V4("127.0.0.1"), 8080, V4("10.0.2.100"), 81)
+    assert len(tr.fwd.table.rules) == 2
+    b.remove_hostfwd("tcp", V4("0.0.0.0"), 8080)
+    assert o.view() == {(UDP, False, 5353): 53}
