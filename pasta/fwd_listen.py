@@ -148,8 +148,7 @@ class FwdListen:
         keys = fwd_scan_keys(self.table)
         if not keys and not self.scan_state:
             return
-        ours = {(pif, proto): fwd_listen_ports(self.opened, pif, proto)
-                for pif in (PIF_HOST, PIF_SPLICE) for proto in (IPPROTO_TCP, IPPROTO_UDP)}
+        ours = fwd_listen_ports(self.opened)
         found: dict = {}
         state: dict = {}
         for pif, proto in keys:

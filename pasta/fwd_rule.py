@@ -429,6 +429,10 @@ def fwd_scan_keys(table: FwdTable) -> List[Tuple[int, int]]:
     return sorted(keys)
 
 
-def fwd_listen_ports(opened: Iterable[Sock], pif: int, proto: int) -> set:
-    """Ports pypasta listens on for `pif` and `proto` (its own, not to be forwarded back)."""
-    return {s.port for s in opened if s.pif == pif and s.proto == proto}
+def fwd_listen_ports(opened: Iterable[Sock]) -> Dict[Tuple[int, int], set]:
+    """{(pif, proto): ports} pypasta listens on (its own, never to be forwarded back)."""
+    ports: Dict[Tuple[int, int], set] = {(pif, proto): set() for pif in PIF_NAMES
+                                         for proto in PROTO_NAMES}
+    for s in opened:
+        ports[(s.pif, s.proto)].add(s.port)
+    return ports
