@@ -2,8 +2,8 @@
 
 Purpose: build the link context, the translation rules, the tap dispatcher, the protocol
 handlers and the forwarding table from the configuration, open its listeners, and register
-everything with the engine. The supervisor creates one `Translator` after the tap exists and before it signals
-readiness (so bind failures are start-up errors), then runs the engine.
+everything with the engine. The supervisor creates one `Translator` after the tap exists and
+before it signals readiness (so bind failures are start-up errors), then runs the engine.
 
 Theory of operation: `Translator(cfg, plan, engine, tap, guest_mac, resolv_conf)` does all the
 fallible set-up (sockets, pcap file); `start()` arms the tap reader and the periodic router
