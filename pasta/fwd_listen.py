@@ -49,7 +49,7 @@ from pasta.errors import PastaError, SetupError
 from pasta.fwd_rule import (FWD_SCAN, FWD_WEAK, PIF_HOST, PIF_SPLICE, PROTO_NAMES, FwdTable,
                             IPPROTO_TCP, IPPROTO_UDP, fwd_listen_diff, fwd_listen_ports,
                             fwd_listen_wanted, fwd_scan_keys, fwd_scan_side, fwd_scan_wanted,
-                            fwd_weak_unbound)
+                            fwd_rule_unsupported, fwd_weak_unbound)
 
 SCAN_S = 1.0
 
@@ -93,6 +93,9 @@ class FwdListen:
             if (rule.pif, rule.proto) not in self.ops:
                 raise FwdListenError(f"No {PROTO_NAMES.get(rule.proto)} forwarding for "
                                      f"option '{rule.option}'")
+            why = fwd_rule_unsupported(rule)
+            if why is not None:
+                raise FwdListenError(f"Not supported yet: {why}")
         wanted = fwd_listen_wanted(new, self.scan_state)
         before = {s: r for s, (_, r) in self.opened.items()}
         diff = fwd_listen_diff(wanted, before)
@@ -159,7 +162,7 @@ class FwdListen:
             state[(pif, proto)] = frozenset(fwd_scan_wanted(
                 proto, tcp, udp, ours[(other, IPPROTO_TCP)], ours[(other, IPPROTO_UDP)]))
         self.scan_state = state
-        self._sync_scan()
+        self.listen_sync()
 
     def _found(self, found: dict, in_ns: bool, udp: bool) -> set:
         """Ports bound on one side for one protocol, read at most once per scan."""
@@ -167,7 +170,8 @@ class FwdListen:
             found[(in_ns, udp)] = self._procnet(in_ns).ports(udp)
         return found[(in_ns, udp)]
 
-    def _sync_scan(self) -> None:
+    def listen_sync(self) -> None:
+        """Open and close the SCAN rules' sockets to match the scan state (fwd_listen_sync)."""
         wanted = fwd_listen_wanted(self.table, self.scan_state, scan_only=True)
         before = {s: r for s, (_, r) in self.opened.items() if r.flags & FWD_SCAN}
         diff = fwd_listen_diff(wanted, before)

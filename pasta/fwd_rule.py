@@ -46,7 +46,8 @@ Invariants:
 - Addresses are `ipaddress` objects; IPv4 rules hold `IPv4Address` (pasta's `::ffff:a.b.c.d`).
 
 Limits and not handled: `taddr` is carried and checked but no front end sets it yet (the
--t/-u grammar has no target address); `all` is passt's only. The wire encoding of a rule is the
+-t/-u grammar has no target address), and the listeners cannot honour it, nor -T/-U rules
+off the namespace's loopback: `fwd_rule_unsupported()` says so; `all` is passt's only. The wire encoding of a rule is the
 control socket's (next issue).
 
 Kernel assumptions: none.
@@ -265,6 +266,18 @@ def fwd_rule_add(table: FwdTable, new: FwdRule) -> FwdTable:
     if sum(r.last - r.first + 1 for r in same) + new.last - new.first + 1 > MAX_LISTEN_SOCKS:
         raise FwdRuleError("Rules require too many listening sockets")
     return FwdTable(table.caps, table.rules + (new,))
+
+
+def fwd_rule_unsupported(rule: FwdRule) -> Optional[str]:
+    """Why pypasta cannot listen for a valid rule yet, or None: a target address (the
+    listeners deliver to the namespace's own address), or a -T/-U rule on anything but the
+    namespace's loopback (127.0.0.1, ::1, or every address of interface `lo`)."""
+    if rule.taddr is not None and not rule.taddr.is_unspecified:
+        return f"target addresses are not supported: {fwd_rule_fmt(rule)}"
+    if rule.pif == PIF_SPLICE and not (rule.addr.is_loopback and not rule.ifname
+                                       or rule.addr.is_unspecified and rule.ifname == "lo"):
+        return f"-T/-U listen on the namespace's loopback only: {fwd_rule_fmt(rule)}"
+    return None
 
 
 def fwd_table(caps: int, rules: Iterable[FwdRule]) -> FwdTable:

@@ -430,3 +430,17 @@ def test_slirp_backend_adds_and_removes_rules_of_the_table():
     assert len(tr.fwd.table.rules) == 2
     b.remove_hostfwd("tcp", V4("0.0.0.0"), 8080)
     assert o.view() == {(UDP, False, 5353): 53}
+
+
+def test_replace_refuses_what_the_listeners_cannot_do_yet():
+    o = Opener()
+    fl = FwdListen(Engine(), FwdTable(FWD_CAP_ALL), o.ops(*ALL_OPS))
+    for rule in (FwdRule(HOST, TCP, 80, 80, 80, ANY4, taddr=V4("10.0.2.100")),
+                 FwdRule(SPLICE, TCP, 80, 80, 80, ANY4)):
+        with pytest.raises(FwdListenError, match="Not supported yet: "):
+            fl.replace(fwd_table(FWD_CAP_ALL, [rule]))
+    # pasta's own -U form with the IFNAME capability is what pypasta does anyway
+    fl.replace(fwd_table(FWD_CAP_ALL, [FwdRule(SPLICE, UDP, 1025, 1025, 1025, ANY6, ifname="lo",
+                                               flags=FWD_DUAL_STACK_ANY)]))
+    assert o.view() == {(UDP, False, 1025): 1025, (UDP, True, 1025): 1025}
+    assert fl.table.rules[0].flags == FWD_DUAL_STACK_ANY
