@@ -114,6 +114,9 @@ class Config:
     udp_ports: object = None                       # -u
     tcp_ns: object = None                          # -T
     udp_ns: object = None                          # -U
+    # -u listeners set SO_REUSEADDR (pasta); slirp4netns's API forwards do not, so that a
+    # busy UDP port is refused
+    udp_reuseaddr: bool = True
 
     # --- namespaces and mode
     userns: Optional[str] = None

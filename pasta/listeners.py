@@ -23,9 +23,10 @@ spliced flows) is ended by the owner before it calls `remove`.
 from __future__ import annotations
 
 import errno
+import socket
 
 from pasta import log
-from pasta.engine import EPOLLIN
+from pasta.engine import EPOLLIN, FdKind
 
 ACCEPT_PAUSE_S = 0.1
 RESOURCE_ERRNOS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
@@ -53,7 +54,8 @@ class Listeners:
         """Register `sock`, listening on `port` for `target`; `on_readable(listener)`."""
         lst = Listener(sock, v6, port, target)
         self.items.append(lst)
-        self.engine.add(lst.fd, EPOLLIN, lambda ev, l=lst: on_readable(l))
+        kind = FdKind.TCP_LISTEN if sock.type == socket.SOCK_STREAM else FdKind.UDP_LISTEN
+        self.engine.add(lst.fd, EPOLLIN, lambda ev, l=lst: on_readable(l), kind)
         return lst
 
     def accept_each(self, lst: Listener, take, what: str, limit: int = 32) -> None:

@@ -1,12 +1,15 @@
 """Port-forwarding specifications: the `-t/-u/-T/-U` grammar, parsed into data.
 
-Purpose: turn the text of one or more `-t/-u/-T/-U` arguments into a frozen `PortForward`; binding
-sockets is somebody else's job (pasta does both at once in `conf_ports()`; we keep them apart).
+Purpose: turn the text of one or more `-t/-u/-T/-U` arguments into a frozen `PortForward`; turning
+that into forwarding rules is `pasta.fwd_rule`'s job and binding sockets `pasta.fwd_listen`'s
+(pasta does all three at once in `conf_ports()`; we keep them apart).
 
 Theory of operation: `pasta.cli` calls `accumulate(prev, text, ns_side)` once per occurrence of an
 option, in command-line order, threading the result through (`parse_all()` does the loop). The first
-call gets `prev=None`. The result goes into `Config.tcp_ports` (and friends); the forwarding layer later
-asks `PortForward.port_map(ephemeral)` for the static {listening port: target port} map.
+call gets `prev=None`. The result goes into `Config.tcp_ports` (and friends);
+`fwd_rule.fwd_rules_from_spec()` later makes the forwarding table's rules from it
+(`PortRule.ports(ephemeral)`); `PortForward.port_map(ephemeral)` gives the static
+{listening port: target port} map.
 
 Grammar (pasta-reference.md 12.1):
 
@@ -38,7 +41,7 @@ Invariants:
 Limits and not handled:
 - The ephemeral range is not read here (no I/O): exclusion-only lists keep it symbolic and the
   caller passes it to `port_map()` (`EPHEMERAL_DEFAULT` is RFC 6335's 49152-65535, pasta's fallback).
-- `auto` is only a mode here: scanning `/proc/net/*` is `pasta.fwd`'s job.
+- `auto` is only a mode here: scanning `/proc/net/*` is `pasta.autofwd`'s job.
 - pasta's warning "Altering mapping of already mapped port number" is not produced; a later rule for
   the same port simply wins in `port_map()`, which is also what pasta ends up doing.
 
@@ -60,7 +63,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, Optional, Tuple, Union
 
-from pasta.errors import ConfigError, SetupError
+from pasta.errors import ConfigError
 
 NUM_PORTS = 65536
 IFNAMSIZ = 16
@@ -291,34 +294,3 @@ def parse_all(optargs: Iterable[str], ns_side: bool = False) -> Optional[PortFor
     for optarg in optargs:
         result = accumulate(result, optarg, ns_side)
     return result
-
-
-def apply(spec: PortForward, flag: str, v4_on: bool, v6_on: bool, bind_one,
-          ephemeral: Tuple[int, int] = EPHEMERAL_DEFAULT, need_any: bool = True) -> int:
-    """Bind every port of a SPEC-mode forward: `bind_one(v6, rule, port, target)` per family.
-
-    The families are the rule's address family, else every enabled one. A bind failure
-    (`OSError` from `bind_one`) is fatal for a listed port, with pasta's message; for an
-    exclusion-only rule failures are tolerated, but (with `need_any`, the `-t/-u` case) not
-    all of them. Returns the number of sockets bound. No I/O here: `bind_one` does it.
-    """
-    bound_total = 0
-    for rule in spec.rules:
-        families = ([rule.addr.version == 6] if rule.addr is not None
-                    else [False] * v4_on + [True] * v6_on)
-        bound, last_err = 0, None
-        for port, target in rule.ports(ephemeral):
-            for v6 in families:
-                try:
-                    bind_one(v6, rule, port, target)
-                    bound += 1
-                except OSError as e:
-                    if not rule.weak:
-                        raise SetupError(f"Failed to bind port {port} ({e.strerror}) for "
-                                         f"option '{flag}', exiting") from None
-                    last_err = e
-        if need_any and rule.weak and not bound:
-            why = f" ({last_err.strerror})" if last_err else ""
-            raise SetupError(f"Failed to bind any port for '{flag}'{why}, exiting")
-        bound_total += bound
-    return bound_total

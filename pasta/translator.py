@@ -1,9 +1,9 @@
 """The translator: everything between the tap and the host's sockets, put together.
 
-Purpose: build the link context, the translation rules, the tap dispatcher and the protocol
-handlers from the configuration, bind the `-u` forwards, and register everything with the
-engine. The supervisor creates one `Translator` after the tap exists and before it signals
-readiness (so bind failures are start-up errors), then runs the engine.
+Purpose: build the link context, the translation rules, the tap dispatcher, the protocol
+handlers and the forwarding table from the configuration, open its listeners, and register
+everything with the engine. The supervisor creates one `Translator` after the tap exists and
+before it signals readiness (so bind failures are start-up errors), then runs the engine.
 
 Theory of operation: `Translator(cfg, plan, engine, tap, guest_mac, resolv_conf)` does all the
 fallible set-up (sockets, pcap file); `start()` arms the tap reader and the periodic router
@@ -16,8 +16,10 @@ error stops the engine with exit status 1 ("EOF on tap device, exiting", "Error 
 exiting", "Disconnect event on /dev/net/tun device, exiting", as pasta). The namespace's
 link-local address set by `--config-net` is known from the start (as pasta's `addr_ll_seen`).
 
-`auto` forwarding (the default of -t/-u/-T/-U) is `pasta.autofwd`, fed with the listener
-operations of the parts assembled here; its first scan runs during construction.
+Forwarding: -t/-u/-T/-U (`auto` when not given) become one `pasta.fwd_rule.FwdTable`, whose
+listeners `pasta.fwd_listen.FwdListen` (`self.fwd`) opens through the listener entry points of
+the parts assembled here (`_fwd_ops`); the first `auto` scan runs during construction, and
+`self.fwd.replace()` changes the table at run time (the slirp4netns API; the control socket).
 
 Limits: see the modules it assembles.
 
@@ -30,22 +32,26 @@ import ipaddress
 import socket
 import time
 
-from pasta import fwd, linkctx, log, netns, portspec
-from pasta.autofwd import AutoForward, Direction, ProcNet
+from pasta import fwd, linkctx, log, netns
+from pasta.autofwd import ProcNet
 from pasta.dispatch import TapLink
 from pasta.engine import EPOLLERR, EPOLLHUP, EPOLLIN
-from pasta.errors import SetupError
 from pasta.flow import FlowTab, Pif
+from pasta.fwd_listen import FwdListen, fwd_listen_init
+from pasta.fwd_rule import (IPPROTO_TCP, IPPROTO_UDP, PIF_HOST, PIF_SPLICE, fwd_caps,
+                            fwd_rules_from_spec, fwd_table)
 from pasta.icmp import EchoFlows
 from pasta.listeners import Listeners
 from pasta.pcap import Pcap
-from pasta.portspec import EPHEMERAL_DEFAULT, FwdMode
+from pasta.portspec import EPHEMERAL_DEFAULT
 from pasta.splice import TcpSplice
 from pasta.tcpio import TcpFlows
 from pasta.udp import UdpFlows
 from pasta.udpsplice import UdpSplice
 
 RESOLV_CONF = "/etc/resolv.conf"
+HOST_TCP, HOST_UDP = (PIF_HOST, IPPROTO_TCP), (PIF_HOST, IPPROTO_UDP)
+SPLICE_TCP, SPLICE_UDP = (PIF_SPLICE, IPPROTO_TCP), (PIF_SPLICE, IPPROTO_UDP)
 
 
 def read_resolv_conf(path: str = RESOLV_CONF) -> str:
@@ -102,14 +108,11 @@ class Translator:
         self.netns_fd = netns_fd
         self.host_lo_to_ns_lo = cfg.host_lo_to_ns_lo
         self.ns_listeners = Listeners(engine)
-        self.auto = None
+        self.fwd = None
         try:
             if not cfg.no_udp:
                 self.udp = UdpFlows(engine, self.link, self.rules, freebind=cfg.freebind,
                                     flowtab=self.flowtab)
-                udp = self.udp
-                _forward(cfg.udp_ports, "-u", plan, lambda v6, r, p, t:
-                         udp.bind_listener(v6, r.addr, r.ifname, p, t - p))
                 if netns_fd is not None:
                     self.udpsplice = UdpSplice(engine, netns_fd, self.link, self.link.drop,
                                                host_lo_to_ns_lo=cfg.host_lo_to_ns_lo,
@@ -118,72 +121,54 @@ class Translator:
                         fwd_ = self.udpsplice.forward
                         self.udp.splice = (lambda lsock, v6, peer, data, port:
                                            fwd_(lsock, v6, peer, data, True, port))
-                    us = self.udpsplice
-                    _forward(cfg.udp_ns, "-U", plan, lambda v6, r, p, t:
-                             us.add_ns_listener(v6, p, t), need_any=False)
             if not cfg.no_icmp:
                 self.icmp = EchoFlows(engine, self.link, self.rules, flowtab=self.flowtab)
             if not cfg.no_tcp:
                 self.tcp = TcpFlows(engine, self.link, self.rules, plan.mtu)
-                tcp = self.tcp
-                _forward(cfg.tcp_ports, "-t", plan, lambda v6, r, p, t:
-                         tcp.bind_listener(v6, r.addr, r.ifname, p, t - p, cfg.freebind))
                 if netns_fd is not None:
                     self.splice = TcpSplice(engine, flowtab=self.flowtab)
                     if not cfg.no_splice:
                         self.tcp.splice = self._splice_to_ns
-                    _forward(cfg.tcp_ns, "-T", plan, lambda v6, r, p, t:
-                             self._add_ns_listener(v6, p, t), need_any=False)
-            self.auto = self._auto_forward(cfg, plan, netns_fd)
-            if self.auto is not None:
-                self.auto.scan()
+            self.fwd = self._fwd_listen(cfg, plan, netns_fd)
+            self.fwd.scan()
         except BaseException:
             self.close()
             raise
         self.link.udp, self.link.icmp, self.link.tcp = self.udp, self.icmp, self.tcp
 
-    # ------------------------------------------------------------- auto forwarding
-    def _auto_forward(self, cfg, plan, netns_fd):
-        """The `auto` directions (the default of all four options when not given)."""
-        if netns_fd is None:
-            return None
-        fams = [False] * plan.v4.enabled + [True] * plan.v6.enabled
-        tcp, udp, us = self.tcp, self.udp, self.udpsplice
-        dirs = []
-        if tcp is not None and _is_auto(cfg.tcp_ports):
-            dirs.append(Direction("-t", True, False, cfg.tcp_ports, lambda p: _each(
-                fams, lambda v6: tcp.bind_listener(v6, None, None, p, 0, cfg.freebind)),
-                tcp.remove_listener))
-        if udp is not None and _is_auto(cfg.udp_ports):
-            dirs.append(Direction("-u", True, True, cfg.udp_ports, lambda p: _each(
-                fams, lambda v6: udp.bind_listener(v6, None, None, p, 0)),
-                self.remove_udp_listener))
-        if self.splice is not None and _is_auto(cfg.tcp_ns):
-            dirs.append(Direction("-T", False, False, cfg.tcp_ns, lambda p: _each(
-                fams, lambda v6: self._add_ns_listener(v6, p, p)), self._remove_ns_listener))
-        if us is not None and _is_auto(cfg.udp_ns):
-            dirs.append(Direction("-U", False, True, cfg.udp_ns, lambda p: _each(
-                fams, lambda v6: us.add_ns_listener(v6, p, p)), us.remove_ns_listener))
-        if not dirs:
-            return None
-        host = ProcNet.open_here() if any(not d.scan_ns for d in dirs) else None
-        try:
-            ns = (netns.ns_call(netns_fd, ProcNet.open_here) if any(d.scan_ns for d in dirs)
-                  else None)
-        except BaseException:
-            if host is not None:
-                host.close()
-            raise
-        return AutoForward(self.engine, dirs, host, ns, self._our_ports)
+    # ------------------------------------------------------------- forwarding rules
+    def _fwd_listen(self, cfg, plan, netns_fd) -> FwdListen:
+        """The forwarding table of -t/-u/-T/-U (`auto` when not given) and its listeners."""
+        ops = self._fwd_ops(cfg)
+        caps = fwd_caps(plan.v4.enabled, plan.v6.enabled, tcp=not cfg.no_tcp,
+                        udp=not cfg.no_udp, scan=netns_fd is not None)
+        eph = ephemeral_range()
+        rules = [rule for key, spec in ((HOST_TCP, cfg.tcp_ports), (HOST_UDP, cfg.udp_ports),
+                                        (SPLICE_TCP, cfg.tcp_ns), (SPLICE_UDP, cfg.udp_ns))
+                 if key in ops for rule in fwd_rules_from_spec(spec, *key, caps, eph)]
+        table = fwd_table(caps, rules)
+        return fwd_listen_init(self.engine, table, ops, lambda in_ns: netns.ns_call(
+            netns_fd, ProcNet.open_here) if in_ns else ProcNet.open_here())
 
-    def _our_ports(self, in_ns: bool, udp: bool) -> set:
-        """Ports pypasta listens on in the namespace (-T/-U) or on the host (-t/-u)."""
-        if in_ns:
-            if udp:
-                return self.udpsplice.listen_ports() if self.udpsplice is not None else set()
-            return self.ns_listeners.ports()
-        part = self.udp if udp else self.tcp
-        return part.listen_ports() if part is not None else set()
+    def _fwd_ops(self, cfg) -> dict:
+        """(open, close) of the listeners of each (pif, protocol) this translator has."""
+        ops = {}
+        tcp, udp, us = self.tcp, self.udp, self.udpsplice
+        if tcp is not None:
+            ops[HOST_TCP] = (lambda s, t: tcp.bind_listener(
+                s.v6, s.addr, s.ifname or None, s.port, t - s.port, cfg.freebind),
+                tcp.remove_listener)
+        if udp is not None:
+            ops[HOST_UDP] = (lambda s, t: udp.bind_listener(
+                s.v6, s.addr, s.ifname or None, s.port, t - s.port, reuse=cfg.udp_reuseaddr),
+                self.remove_udp_listener)
+        if self.splice is not None:
+            ops[SPLICE_TCP] = (lambda s, t: self._add_ns_listener(s.v6, s.port, t),
+                               self._remove_ns_listener)
+        if us is not None:
+            ops[SPLICE_UDP] = (lambda s, t: us.add_ns_listener(s.v6, s.port, t),
+                               us.remove_ns_listener)
+        return ops
 
     # ------------------------------------------------------------- loopback bypass (TCP)
     def _splice_to_ns(self, sock, v6: bool, peer, port: int) -> None:
@@ -244,8 +229,7 @@ class Translator:
     def start(self) -> None:
         self.tap.register(self.engine, self._tap_event)
         self.link.start()
-        if self.auto is not None:
-            self.auto.start()
+        self.fwd.start()
 
     def _tap_event(self, events: int) -> None:
         if events & (EPOLLERR | EPOLLHUP) and not events & EPOLLIN:
@@ -267,8 +251,8 @@ class Translator:
 
     def close(self) -> None:
         self.dump_state(prio=log.DEBUG)
-        if self.auto is not None:
-            self.auto.close()
+        if self.fwd is not None:
+            self.fwd.close()
         self.tap.unregister(self.engine)
         self.ns_listeners.close()
         for part in (self.splice, self.udpsplice, self.tcp, self.udp, self.icmp, self.link,
@@ -276,33 +260,6 @@ class Translator:
             if part is not None:
                 part.close()
         self.flowtab.cancel_timer()
-
-
-def _forward(spec, flag: str, plan, bind_one, need_any: bool = True) -> None:
-    """Bind the listeners of one port option given with a list of ports."""
-    if spec is not None and spec.mode is FwdMode.SPEC:
-        portspec.apply(spec, flag, plan.v4.enabled, plan.v6.enabled, bind_one,
-                       ephemeral_range(), need_any=need_any)
-
-
-def _is_auto(spec) -> bool:
-    """`auto`, given or by default (pasta's default for all four options)."""
-    return spec is None or spec.mode is FwdMode.AUTO
-
-
-def _each(families, bind_one) -> list:
-    """bind_one(v6) for every family; the handles that worked (an OSError if none did)."""
-    handles, last = [], None
-    for v6 in families:
-        try:
-            handles.append(bind_one(v6))
-        except (OSError, SetupError) as e:
-            last = e
-    if not handles and last is not None:
-        if isinstance(last, OSError):
-            raise last
-        raise OSError(0, str(last))
-    return handles
 
 
 def _tcp_socket(v6: bool) -> socket.socket:

@@ -28,8 +28,9 @@ Theory of operation:
   replaced at the next start).
 - API socket (`--api-socket`): one more fd kind in the engine. Each connection's request is read
   until EOF, a complete JSON value or `api.MAX_REQUEST_SIZE` bytes, answered by
-  `api.handle_request` and closed. Forwards are ordinary `-t`/`-u` listeners of the translator
-  (`TcpFlows.bind_listener`, `UdpFlows.bind_listener`), so clients keep their real source
+  `api.handle_request` and closed. Forwards are rules of the translator's forwarding table
+  (`pasta.fwd_rule`, HOST pif), added and removed with `FwdListen.replace()`: ordinary
+  `-t`/`-u` listeners (UDP ones without SO_REUSEADDR), so clients keep their real source
   address and UDP replies work even with `--disable-host-loopback` (slirp4netns drops them).
 
 Limits and not handled: `--target-type=bess` (refused: not supported yet). Loopback clients of
@@ -49,6 +50,7 @@ import socket
 import stat
 import sys
 
+from pasta.fwd_rule import IPPROTO_TCP, IPPROTO_UDP, PIF_HOST, FwdRule, fwd_rule_add
 from podman_compat import api, slirp4netns_cli as cli
 
 IPV6_GUEST = ipaddress.IPv6Address("fd00::100")
@@ -79,7 +81,7 @@ def to_config(o: "cli.SlirpOptions", resolv_conf: str | None = None):
         config_net=o.configure, no_copy_routes=True, no_copy_addrs=True,
         ipv6=o.enable_ipv6,
         outbound4=o.outbound_addr, outbound6=o.outbound_addr6,
-        tcp_ports=none, udp_ports=none, tcp_ns=none, udp_ns=none,
+        tcp_ports=none, udp_ports=none, tcp_ns=none, udp_ns=none, udp_reuseaddr=False,
         no_splice=True,
         map_host_loopback_none=True, no_map_gw=True,
     )
@@ -126,35 +128,32 @@ def to_config(o: "cli.SlirpOptions", resolv_conf: str | None = None):
 
 
 class Backend:
-    """`api.HostFwdBackend` on the translator: API forwards are -t/-u listeners."""
+    """`api.HostFwdBackend` on the translator: each API forward is one rule of its forwarding
+    table (HOST pif, the listening address as given, IPv4 only), added and removed with
+    `FwdListen.replace()`, so a refused bind leaves the table as it was."""
 
     def __init__(self, translator, guest_addr):
         self.translator = translator
         self.guest_addr = guest_addr
-        self.listeners: dict = {}
+        self.rules: dict = {}
 
     def add_hostfwd(self, proto, host_addr, host_port, guest_addr, guest_port) -> None:
         if guest_addr != self.guest_addr:
             raise api.HostFwdRefused(f"only the guest address {self.guest_addr} can be reached")
         key = (proto, host_addr, host_port)
-        if key in self.listeners:
+        if key in self.rules:
             raise api.HostFwdRefused("already forwarded")
-        addr = None if host_addr == ipaddress.IPv4Address("0.0.0.0") else host_addr
-        delta = guest_port - host_port
-        if proto == "tcp":
-            self.listeners[key] = self.translator.tcp.bind_listener(False, addr, None,
-                                                                    host_port, delta)
-        else:                           # no SO_REUSEADDR: a busy port is refused
-            self.listeners[key] = self.translator.udp.bind_listener(False, addr, None,
-                                                                    host_port, delta,
-                                                                    reuse=False)
+        fwd = self.translator.fwd
+        rule = FwdRule(PIF_HOST, IPPROTO_TCP if proto == "tcp" else IPPROTO_UDP,
+                       host_port, host_port, guest_port, host_addr)
+        fwd.replace(fwd_rule_add(fwd.table, rule))
+        self.rules[key] = rule
 
     def remove_hostfwd(self, proto, host_addr, host_port) -> None:
-        entry = self.listeners.pop((proto, host_addr, host_port))
-        if proto == "tcp":
-            self.translator.tcp.remove_listener(entry)
-        else:
-            self.translator.remove_udp_listener(entry)
+        fwd = self.translator.fwd
+        rule = self.rules[(proto, host_addr, host_port)]
+        fwd.replace(fwd.table.without(rule))
+        del self.rules[(proto, host_addr, host_port)]
 
 
 class ApiServer:
@@ -178,13 +177,15 @@ class ApiServer:
         self._listen(True)
 
     def _listen(self, on: bool) -> None:
+        from pasta.engine import FdKind         # (the engine is loaded by now)
         if on and not self.listening:
-            self.engine.add(self.sock.fileno(), 1, self._accept)
+            self.engine.add(self.sock.fileno(), 1, self._accept, FdKind.CONTROL_LISTEN)
         elif not on and self.listening:
             self.engine.remove(self.sock.fileno())
         self.listening = on
 
     def _accept(self, _ev: int) -> None:
+        from pasta.engine import FdKind
         while len(self.conns) < API_MAX_CONNS:
             try:
                 conn, _ = self.sock.accept()
@@ -200,7 +201,7 @@ class ApiServer:
             fd = conn.fileno()
             timer = self.engine.call_later(API_READ_TIMEOUT_S, lambda fd=fd: self._done(fd))
             self.conns[fd] = [conn, bytearray(), None, timer]
-            self.engine.add(fd, 1, lambda ev, fd=fd: self._event(fd))
+            self.engine.add(fd, 1, lambda ev, fd=fd: self._event(fd), FdKind.CONTROL)
         self._listen(False)                 # at the cap: resumed when one finishes
 
     def _event(self, fd: int) -> None:
@@ -341,7 +342,8 @@ def main(argv=None) -> int:
                     engine.remove(opts.exit_fd)
                     engine.stop(0)
                     _say("exitfd event")
-                engine.add(opts.exit_fd, 1, exit_event)
+                from pasta.engine import FdKind
+                engine.add(opts.exit_fd, 1, exit_event, FdKind.EXIT)
             if opts.api_socket is not None:
                 backend = Backend(translator, opts.guest_addr)
                 state["api"] = ApiServer(engine, opts.api_socket,

@@ -13,7 +13,7 @@ import socket
 
 import pytest
 
-from pasta import fwd, portspec
+from pasta import fwd, fwd_listen, fwd_rule, portspec
 from pasta.engine import Engine
 from pasta.udp import UdpFlows
 from pasta.wire import parse_frame
@@ -134,9 +134,12 @@ def test_full_table_evicts_least_recently_used(server):
 def test_inbound_listener_delivers_and_replies_leave_from_the_forwarded_port():
     engine, link, flows = make()
     port = free_port()
-    portspec.apply(portspec.parse(f"127.0.0.1/{port}:{port + 1 if port < 65535 else port}"),
-                   "-u", True, False, lambda v6, r, p, t:
-                   flows.bind_listener(v6, r.addr, r.ifname, p, t - p))
+    spec = portspec.parse(f"127.0.0.1/{port}:{port + 1 if port < 65535 else port}")
+    caps = fwd_rule.fwd_caps(True, False, False, True, False)
+    fwd_listen.fwd_listen_init(engine, fwd_rule.fwd_table(caps, fwd_rule.fwd_rules_from_spec(
+        spec, fwd_rule.PIF_HOST, fwd_rule.IPPROTO_UDP, caps)), {
+        (fwd_rule.PIF_HOST, fwd_rule.IPPROTO_UDP): (lambda s, t: flows.bind_listener(
+            s.v6, s.addr, s.ifname or None, s.port, t - s.port), flows.remove_listener)})
     target = port + 1 if port < 65535 else port
     client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     client.settimeout(2)

@@ -1,5 +1,6 @@
-"""Tests for the pure parts of pasta.autofwd: parsing /proc/net tables, choosing the ports each
-`auto` direction forwards, and reconciling listeners (with stand-in add/remove callables).
+"""Tests for `auto`: parsing /proc/net tables (pasta.autofwd), choosing the ports each `auto`
+rule forwards (pasta.fwd_rule) and reconciling listeners (pasta.fwd_listen, with stand-in
+open/close callables and /proc/net tables).
 
 The parser is checked against the kernel's real output in tests/kernel/test_procnet.py; here
 against lines in the kernel's documented format (seq_printf in net/ipv4/tcp_ipv4.c,
@@ -10,7 +11,10 @@ from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
-from pasta.autofwd import TCP_LISTEN, UDP_BOUND, Direction, bound_ports, wanted
+from pasta.autofwd import TCP_LISTEN, UDP_BOUND, bound_ports
+from pasta.fwd_listen import FwdListen
+from pasta.fwd_rule import (FWD_CAP_ALL, IPPROTO_TCP, IPPROTO_UDP, PIF_HOST, fwd_listen_wanted,
+                            fwd_rules_from_spec, fwd_scan_wanted, fwd_table)
 from pasta.portspec import parse
 
 TCP4 = (b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
@@ -69,73 +73,118 @@ def test_generated_tables(rows):
         assert bound_ports(text, state) == {p for p, s in rows if s == state}
 
 
-# ------------------------------------------------------------------------------------ wanted()
+# ------------------------------------------------------------------------ fwd_scan_wanted()
 def test_tcp_direction_forwards_others_tcp_listeners_only():
-    assert wanted({80, 443, 9000}, {53}, {9000}, set(), False, None) == {80, 443}
+    assert fwd_scan_wanted(IPPROTO_TCP, {80, 443, 9000}, {53}, {9000}, set()) == {80, 443}
 
 
 def test_udp_direction_mirrors_tcp_listeners():
     # UDP bound ports plus TCP listeners (iperf3: TCP control port, UDP data on the same port),
     # minus our own listeners of each protocol.
-    assert wanted({5201, 9000}, {53, 7000}, {9000}, {7000}, True, None) == {5201, 53}
+    assert fwd_scan_wanted(IPPROTO_UDP, {5201, 9000}, {53, 7000}, {9000}, {7000}) == {5201, 53}
 
 
 def test_exclusions_apply_to_everything():
     spec = parse("auto,~50-60,~5201")
-    assert wanted({5201, 80}, {53, 61}, set(), set(), True, spec) == {80, 61}
+    table = fwd_table(FWD_CAP_ALL, fwd_rules_from_spec(spec, PIF_HOST, IPPROTO_UDP, FWD_CAP_ALL))
+    scan = {(PIF_HOST, IPPROTO_UDP): fwd_scan_wanted(IPPROTO_UDP, {5201, 80}, {53, 61}, set(),
+                                                     set())}
+    assert {s.port for s in fwd_listen_wanted(table, scan)} == {80, 61}
 
 
-# ------------------------------------------------------------------------------- reconcile()
+# ----------------------------------------------------------------------------- FwdListen.scan()
+class Engine:
+    def call_later(self, _delay, _fn):
+        return self
+
+    def cancel(self):
+        pass
+
+
+class ProcNet:
+    """Stand-in for autofwd.ProcNet: the ports bound on one side."""
+
+    def __init__(self):
+        self.tcp, self.udp = set(), set()
+
+    def ports(self, udp):
+        return set(self.udp if udp else self.tcp)
+
+    def close(self):
+        pass
+
+
 class Fake:
     def __init__(self, refuse=()):
         self.refuse = set(refuse)
         self.open: dict = {}
         self.log: list = []
 
-    def add(self, port):
-        if port in self.refuse:
+    def add(self, sock, target):
+        if sock.port in self.refuse:
             raise OSError(98, "Address already in use")
-        handles = [(port, 4), (port, 6)]
-        for h in handles:
-            self.open[h] = True
-        self.log.append(("add", port))
-        return handles
+        handle = (sock.port, 6 if sock.v6 else 4)
+        self.open[handle] = True
+        self.log.append(("add", sock.port))
+        return handle
 
     def remove(self, handle):
         del self.open[handle]
         self.log.append(("remove", handle[0]))
 
 
+def auto(f, proto=IPPROTO_TCP):
+    """-t auto (or -u auto) with both families, scanning a stand-in namespace."""
+    ns = ProcNet()
+    table = fwd_table(FWD_CAP_ALL, fwd_rules_from_spec(None, PIF_HOST, proto, FWD_CAP_ALL))
+    fl = FwdListen(Engine(), table, {(PIF_HOST, proto): (f.add, f.remove)}, lambda in_ns: ns)
+    return fl, ns
+
+
+def forwarded(fl) -> set:
+    return {s.port for s in fl.opened}
+
+
+def failed(fl) -> set:
+    return {key[2] for key in fl.failed}
+
+
 def test_reconcile_opens_new_ports_and_closes_gone_ones():
     f = Fake()
-    d = Direction("-t", True, False, None, f.add, f.remove)
-    d.reconcile({80, 443})
-    assert set(d.current) == {80, 443} and len(f.open) == 4
-    d.reconcile({443, 8080})
-    assert set(d.current) == {443, 8080}
+    fl, ns = auto(f)
+    ns.tcp = {80, 443}
+    fl.scan()
+    assert forwarded(fl) == {80, 443} and len(f.open) == 4
+    ns.tcp = {443, 8080}
+    fl.scan()
+    assert forwarded(fl) == {443, 8080}
     assert ("remove", 80) in f.log and ("add", 8080) in f.log
     assert sorted(f.open) == [(443, 4), (443, 6), (8080, 4), (8080, 6)]
-    d.reconcile(set())
-    assert d.current == {} and f.open == {}
+    ns.tcp = set()
+    fl.scan()
+    assert fl.opened == {} and f.open == {}
 
 
 def test_reconcile_retries_a_refused_port():
     f = Fake(refuse={22})
-    d = Direction("-t", True, False, None, f.add, f.remove)
-    d.reconcile({22})
-    d.reconcile({22})
-    assert d.current == {} and d.failed == {22}
+    fl, ns = auto(f)
+    ns.tcp = {22}
+    fl.scan()
+    fl.scan()
+    assert fl.opened == {} and failed(fl) == {22}
     f.refuse.clear()
-    d.reconcile({22})
-    assert 22 in d.current and d.failed == set()
+    fl.scan()
+    assert 22 in forwarded(fl) and failed(fl) == set()
 
 
 def test_reconcile_forgets_failures_of_ports_no_longer_wanted():
     f = Fake(refuse={22})
-    d = Direction("-t", True, False, None, f.add, f.remove)
-    d.reconcile({22})
-    d.reconcile(set())
-    assert d.failed == set()
+    fl, ns = auto(f)
+    ns.tcp = {22}
+    fl.scan()
+    ns.tcp = set()
+    fl.scan()
+    assert failed(fl) == set()
 
 
 @settings(max_examples=100, deadline=None)
@@ -143,8 +192,9 @@ def test_reconcile_forgets_failures_of_ports_no_longer_wanted():
        st.sets(st.integers(1, 40), max_size=5))
 def test_reconcile_converges_to_the_wanted_set(rounds, refused):
     f = Fake(refuse=refused)
-    d = Direction("-u", True, True, None, f.add, f.remove)
+    fl, ns = auto(f, IPPROTO_UDP)
     for want in rounds:
-        d.reconcile(want)
-        assert set(d.current) == want - refused
+        ns.udp = want
+        fl.scan()
+        assert forwarded(fl) == want - refused
         assert {h[0] for h in f.open} == want - refused      # nothing leaks, nothing stale

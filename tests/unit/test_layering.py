@@ -17,11 +17,10 @@ PASTA = PKG_ROOT / "pasta"
 FORBIDDEN = {"socket", "select", "selectors", "pyroute2", "subprocess", "fcntl", "ctypes",
              "asyncio"}
 # The UDP and ICMP echo translators (pasta/udp.py, pasta/icmp.py) are thin I/O shells around
-# sockets; every decision they take lives in the pure modules `fwd` (address translation) and
-# `flow` (the flow table: bookkeeping, limits and expiry), which are core. `tcp` is the planned TCP flow state
-# machine (issue 4), core as soon as it exists.
-CORE_NAMES = ("arp", "dhcp", "ndp", "dhcpv6", "flow", "fwd", "tcp", "portspec", "config",
-              "errors", "netplan", "linkctx")
+# sockets; every decision they take lives in the pure modules `fwd` (address translation),
+# `fwd_rule` (the forwarding rule table) and `flow` (the flow table), which are core.
+CORE_NAMES = ("arp", "dhcp", "ndp", "dhcpv6", "flow", "fwd", "fwd_rule", "tcp", "portspec",
+              "config", "errors", "netplan", "linkctx")
 MUST_EXIST = ("portspec", "config", "errors", "netplan", "fwd", "flow", "linkctx")
 
 

@@ -5,8 +5,7 @@ import ipaddress
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pasta import portspec
-from pasta.errors import ConfigError, SetupError
+from pasta.errors import ConfigError
 from pasta.portspec import (AUTO, EPHEMERAL_DEFAULT, NONE, FwdMode, PortForward, PortRule,
                             PortSpecError, accumulate, parse, parse_all)
 
@@ -298,51 +297,6 @@ def test_portspec_arbitrary_sequences_accumulate_or_raise_portspecerror(texts):
         parse_all(texts)
     except PortSpecError:
         pass
-
-
-# --- apply(): binding a parsed spec, with an injected bind function ---------------------------
-
-def _binder(fail=()):
-    calls = []
-
-    def bind_one(v6, rule, port, target):
-        if port in fail:
-            raise OSError(98, "Address already in use")
-        calls.append((v6, port, target))
-    return calls, bind_one
-
-
-def test_apply_binds_every_port_and_family():
-    calls, bind = _binder()
-    n = portspec.apply(portspec.parse("80:8080,90-91"), "-t", True, True, bind)
-    assert n == 6 and calls == [(False, 80, 8080), (True, 80, 8080), (False, 90, 90),
-                                (True, 90, 90), (False, 91, 91), (True, 91, 91)]
-
-
-def test_apply_address_picks_its_family_only():
-    calls, bind = _binder()
-    portspec.apply(portspec.parse("2001:db8::2/22"), "-t", True, True, bind)
-    assert calls == [(True, 22, 22)]
-
-
-def test_apply_listed_port_failure_is_fatal_with_pastas_message():
-    _, bind = _binder(fail={81})
-    with pytest.raises(SetupError) as e:
-        portspec.apply(portspec.parse("80-82"), "-u", True, False, bind)
-    assert str(e.value) == ("Failed to bind port 81 (Address already in use) for option '-u', "
-                            "exiting")
-
-
-def test_apply_exclusion_only_tolerates_failures_but_not_all():
-    calls, bind = _binder(fail={5})
-    portspec.apply(portspec.parse("~6-65535"), "-t", True, False, bind, ephemeral=(60000, 60001))
-    assert [c[1] for c in calls] == [1, 2, 3, 4]
-    _, bind = _binder(fail=set(range(1, 7)))
-    with pytest.raises(SetupError, match="Failed to bind any port for '-t'"):
-        portspec.apply(portspec.parse("~7-65535"), "-t", True, False, bind)
-    # -T/-U: nothing can be checked in advance (need_any=False)
-    assert portspec.apply(portspec.parse("~7-65535"), "-T", True, False, bind,
-                          need_any=False) == 0
 
 
 # ----------------------------------------------------------- auto with exclusions (extension)
