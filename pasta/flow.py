@@ -122,8 +122,8 @@ class Flow:
         return self.side[TGTSIDE]
 
     def prefix(self) -> str:
-        """The per-flow log prefix, as passt's flow_log_()."""
-        return f"Flow {self.uid} ({self.type.name}): "
+        """The per-flow log prefix, as passt's flow_log_() ("" before it is in the table)."""
+        return f"Flow {self.uid} ({self.type.name}): " if self.type is not None else ""
 
 
 class TypeLimit:

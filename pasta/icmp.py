@@ -93,6 +93,9 @@ class EchoFlows:
                 self.link.drop("icmp: flow table full")
                 return
             self.stats.icmp_flows = len(self.table)
+            log.trace(f"{flow.prefix()}ICMP{'v6' if v6 else ''}: new echo flow "
+                      f"{fwd.text(src)} -> {fwd.text(dst)} id {ident} "
+                      f"(host {fwd.text(flow.target)})")
         else:
             self.flowtab.touch(flow, now)
         try:
@@ -133,8 +136,6 @@ class EchoFlows:
             log.debug(f"ICMP: epoll: {e.strerror}")
             self.link.drop("icmp: no ping socket")
             return None
-        log.trace(f"ICMP{'v6' if v6 else ''}: new echo flow {fwd.text(src)} -> "
-                  f"{fwd.text(dst)} id {ident} (host {fwd.text(target)})")
         return flow
 
     def _warn_ping(self) -> None:

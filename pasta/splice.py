@@ -161,7 +161,7 @@ class TcpSplice:
                 pass
         err = p.socks[1].connect_ex(sockaddr)
         if err not in (0, errno.EINPROGRESS):
-            log.debug(f"splice: connect {sockaddr}: {errno.errorcode.get(err, err)}")
+            log.debug(f"{p.prefix()}splice: connect {sockaddr}: {errno.errorcode.get(err, err)}")
             self._close(p, reset=True)
             return
         p.masks[1] = EPOLLOUT           # set first: a failed add is still removed on close
@@ -174,7 +174,7 @@ class TcpSplice:
         try:
             fn(*args)
         except OSError as e:
-            log.debug(f"splice: {fn.__name__}: {e.strerror or e}")
+            log.debug(f"{p.prefix()}splice: {fn.__name__}: {e.strerror or e}")
             self.stats.splice_errors += 1
             self._close(p, reset=True)
         except Exception:
@@ -192,7 +192,7 @@ class TcpSplice:
             except OSError:
                 return                                   # not connected yet
         if err:
-            log.debug(f"splice: connect failed: {errno.errorcode.get(err, err)}")
+            log.debug(f"{p.prefix()}splice: connect failed: {errno.errorcode.get(err, err)}")
             self._close(p, reset=True)
             return
         for _ in range(2):
@@ -238,7 +238,7 @@ class TcpSplice:
                 except BlockingIOError:
                     break
                 except OSError as e:
-                    log.trace(f"splice: write: {e.strerror}")
+                    log.trace(f"{p.prefix()}splice: write: {e.strerror}")
                     self._close(p, reset=True)
                     return
                 p.pending[d] -= m
@@ -251,7 +251,7 @@ class TcpSplice:
             except BlockingIOError:
                 break
             except OSError as e:
-                log.trace(f"splice: read: {e.strerror}")
+                log.trace(f"{p.prefix()}splice: read: {e.strerror}")
                 self._close(p, reset=True)
                 return
             if n == 0:

@@ -300,7 +300,7 @@ class UdpFlows:
     # ----------------------------------------------------------------- -u listeners
     def bind_listener(self, v6: bool, addr, ifname, port: int, delta: int,
                       reuse: bool = True) -> None:
-        """One -u listening socket (`portspec.apply` calls this for every port and family)."""
+        """One -u listening socket (`pasta.fwd_listen` opens these for the rule table)."""
         host = str(addr) if addr is not None else ("::" if v6 else "0.0.0.0")
         sock = sock_l4(v6, Proto.UDP, reuse=reuse, freebind=self.freebind, ifname=ifname,
                        bufsize=SOCK_BUF, bind=(host, port))
@@ -317,8 +317,6 @@ class UdpFlows:
         self.listeners.remove(lst)
         self.stats.udp_flows = len(self.table)
 
-    def listen_ports(self) -> set:
-        return self.listeners.ports()
 
     def _listener_readable(self, lst: Listener) -> None:
         off = self.hdr6 if lst.v6 else self.hdr4

@@ -88,7 +88,8 @@ class UdpSplice:
 
     # ----------------------------------------------------------------- -U listeners
     def add_ns_listener(self, v6: bool, port: int, target: int) -> None:
-        """One -U loopback listener inside the namespace (`portspec.apply` calls this)."""
+        """One -U loopback listener inside the namespace (`pasta.fwd_listen` opens these for
+        the rule table)."""
         sock = netns.ns_call(self.netns_fd, _ns_listener, v6, port)
         return self.listeners.add(sock, v6, port, target, self._ns_readable)
 
@@ -108,8 +109,6 @@ class UdpSplice:
     def _count(self) -> None:
         self.stats.udp_splice_flows = len(self.tables[0]) + len(self.tables[1])
 
-    def listen_ports(self) -> set:
-        return self.listeners.ports()
 
     def _ns_readable(self, lst: Listener) -> None:
         lsock, v6, port = lst.sock, lst.v6, lst.target   # datagrams go to the host's target
@@ -138,7 +137,7 @@ class UdpSplice:
             flow.sock.send(data)
             self.stats.udp_splice_datagrams += 1
         except OSError as e:
-            log.trace(f"UDP splice: send: {e.strerror}")
+            log.trace(f"{flow.prefix()}UDP splice: send: {e.strerror}")
             self.drop("udp splice: send failed")
 
     def _open(self, key, lsock, v6, client, to_ns: bool, port: int):
@@ -184,13 +183,13 @@ class UdpSplice:
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as e:                    # ICMP error: only logged, as pasta
-                log.trace(f"UDP splice: recv: {e.strerror}")
+                log.trace(f"{flow.prefix()}UDP splice: recv: {e.strerror}")
                 continue
             try:
                 flow.listener.sendto(self.view[:n], flow.client)
                 self.stats.udp_splice_datagrams += 1
             except OSError as e:
-                log.trace(f"UDP splice: reply: {e.strerror}")
+                log.trace(f"{flow.prefix()}UDP splice: reply: {e.strerror}")
             got = True
         if got:
             self.flowtab.touch(flow, self.engine.now)

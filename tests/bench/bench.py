@@ -11,6 +11,11 @@ are interleaved: each repetition runs every metric for pypasta, then pasta, then
 min-max of the repetitions and the ratios pypasta/pasta and pypasta/slirp4netns, written to
 OUT/results.json and OUT/results.md (the table the README carries), and printed.
 
+`--pypasta LABEL=DIR` (repeatable) adds pypasta run from another source tree as tool
+pypasta@LABEL, interleaved with the others: a change is measured against its base in one run,
+for example `git worktree add --detach /tmp/base BASE` then `--tools pypasta --pypasta
+base=/tmp/base`.
+
 Metrics (namespace = the tool's namespace, peer = the internet side):
 - TCP throughput, iperf3 single stream: namespace -> peer, peer -> namespace (`-R`), peer ->
   namespace server through `-t` (slirp4netns: its hostfwd), and the spliced loopback paths
@@ -56,8 +61,9 @@ CHURN = 100_000
 class Tool:
     """One network tool serving a namespace that runs `sleep`."""
 
-    def __init__(self, t: Topology, name: str):
+    def __init__(self, t: Topology, name: str, src: str | None = None):
         self.t, self.name = t, name
+        self.src = src                  # pypasta variants: a copy of another source tree
         self.pids: list[int] = []
         self.nspid = None
         self.proc = None
@@ -69,14 +75,15 @@ class Tool:
                 "-T", str(SPLICE_TT_PORT), "-U", "none"]
 
     def argv(self, cmd: list[str]) -> list[str]:
-        if self.name == "pypasta":
-            return Topology.pypasta_argv([*self.args(), "--", *cmd], "rootless")
+        if self.name.startswith("pypasta"):
+            argv = Topology.pypasta_argv([*self.args(), "--", *cmd], "rootless")
+            return ["env", f"PYTHONPATH={self.src}", *argv] if self.src else argv
         return ["pasta", *self.args(), "--", *cmd]
 
     def start(self, cmd=None) -> None:
         """Start with `sleep` in the namespace and wait until it runs; or start `cmd` and
         return at once (slirp4netns: once it was started), for the start-up measurement."""
-        ready = os.path.join(self.t.workdir, f"ready-{self.name}")
+        ready = os.path.join(self.t.workdir, f"ready-{self.name.replace('/', '_')}")
         if os.path.exists(ready):
             os.unlink(ready)
         measuring = cmd is not None
@@ -339,7 +346,7 @@ class Bench:
     def startup(self, tool: Tool, out: dict) -> None:
         """exec -> command running with a route, and -> its first connect to the peer."""
         w = self.t.workdir
-        fifo = os.path.join(w, f"startup-{tool.name}")
+        fifo = os.path.join(w, f"startup-{tool.name.replace('/', '_')}")
         if os.path.exists(fifo):
             os.unlink(fifo)
         os.mkfifo(fifo, 0o666)
@@ -373,29 +380,33 @@ HIGHER_IS_BETTER = ("gbps", "per_s")
 
 
 def summarize(results: dict) -> tuple[dict, str]:
+    """The table: one column per tool in the order run, then the first tool's ratio to each
+    of the others (pypasta/pasta, pypasta/slirp4netns; or pypasta/pypasta@base)."""
     summary: dict = {}
     metrics = []
-    for tool in TOOLS:
+    tools = list(results)
+    first, others = tools[0], tools[1:]
+    for tool in tools:
         for m in results.get(tool, {}):
             if m not in metrics:
                 metrics.append(m)
-    lines = ["| metric | pypasta | pasta | slirp4netns | pypasta/pasta | pypasta/slirp4netns |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| metric | " + " | ".join(tools + [f"{first}/{o}" for o in others]) + " |",
+             "|---" * (len(tools) + len(others) + 1) + "|"]
     for m in metrics:
         row = {}
-        for tool in TOOLS:
+        for tool in tools:
             vals = [v for v in results.get(tool, {}).get(m, []) if v is not None]
             if vals:
                 row[tool] = {"median": statistics.median(vals), "min": min(vals),
                              "max": max(vals), "n": len(vals)}
         summary[m] = row
         cells = []
-        for tool in TOOLS:
+        for tool in tools:
             r = row.get(tool)
             cells.append(f"{r['median']:g} ({r['min']:g}-{r['max']:g})" if r else "-")
         ratios = []
-        for other in ("pasta", "slirp4netns"):
-            a, b = row.get("pypasta"), row.get(other)
+        for other in others:
+            a, b = row.get(first), row.get(other)
             if a and b and b["median"]:
                 ratios.append(f"{a['median'] / b['median']:.2f}")
                 summary[m][f"ratio_vs_{other}"] = a["median"] / b["median"]
@@ -411,6 +422,10 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=10.0, help="iperf3 duration")
     p.add_argument("--short", type=float, default=5.0, help="RR and connect-rate duration")
     p.add_argument("--tools", default=",".join(TOOLS))
+    p.add_argument("--pypasta", action="append", default=[], metavar="LABEL=DIR",
+                   help="also run pypasta from the source tree DIR (another checkout or "
+                        "worktree), as tool pypasta@LABEL, interleaved with the others: a "
+                        "before/after comparison in one run")
     p.add_argument("--no-churn", action="store_true", help="skip the 100,000-connection RSS")
     p.add_argument("--startup-only", action="store_true", help="only the start-up times")
     p.add_argument("--floor", action="store_true",
@@ -425,19 +440,27 @@ def main(argv=None) -> int:
     if found:
         raise SystemExit(env.problems_message(found))
     tools = a.tools.split(",")
+    variants = {}
+    for spec in a.pypasta:
+        label, sep, src = spec.partition("=")
+        if not sep or not label or not os.path.isdir(os.path.join(src, "pasta")):
+            raise SystemExit(f"--pypasta {spec}: expected LABEL=DIR, DIR a pypasta source tree")
+        variants[f"pypasta@{label}"] = env.copy_sources(src)
+        tools.append(f"pypasta@{label}")
     results: dict = {name: {} for name in tools}
     with Topology() as t:
         bench = Bench(t, a.seconds, a.short)
         # The first start of the rootless copy byte-compiles it: not part of any measurement.
         if a.floor:
             return bench.floor(a.reps)
-        warm = Tool(t, "pypasta")
-        warm.start()
-        warm.stop()
+        for name in ("pypasta", *variants):
+            warm = Tool(t, name, variants.get(name))
+            warm.start()
+            warm.stop()
         for rep in range(a.reps):
             print(f"repetition {rep + 1}/{a.reps}", flush=True)
             for name in tools:
-                tool = Tool(t, name)
+                tool = Tool(t, name, variants.get(name))
                 try:
                     bench.startup(tool, results[name])
                     if not a.startup_only:

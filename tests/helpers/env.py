@@ -127,23 +127,29 @@ def rootless_src() -> str:
     global _src_dir
     if _src_dir is None:
         _remove_stale_copies()
-        d = tempfile.mkdtemp(prefix=f"{SRC_PREFIX}{os.getpid()}-", dir=SRC_PARENT)
-        atexit.register(shutil.rmtree, d, True)
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-        for pkg in SRC_PACKAGES:
-            if (REPO_ROOT / pkg).is_dir():
-                shutil.copytree(REPO_ROOT / pkg, Path(d) / pkg, ignore=ignore)
-        # Byte-compiled as an installation would be (the tests' environment forbids writing
-        # .pyc files at run time): otherwise every rootless start compiles every module.
-        if os.access(VENV_PYTHON, os.X_OK):
-            subprocess.run([VENV_PYTHON, "-m", "compileall", "-q", d], check=False,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for root, dirs, files in os.walk(d):
-            os.chmod(root, 0o755)
-            for f in files:
-                os.chmod(os.path.join(root, f), 0o644)
-        _src_dir = d
+        _src_dir = copy_sources(REPO_ROOT)
     return _src_dir
+
+
+def copy_sources(root: Path) -> str:
+    """A world-readable, byte-compiled copy of the packages of the source tree `root` (this
+    checkout, or another one the benchmark compares with), removed at exit."""
+    d = tempfile.mkdtemp(prefix=f"{SRC_PREFIX}{os.getpid()}-", dir=SRC_PARENT)
+    atexit.register(shutil.rmtree, d, True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for pkg in SRC_PACKAGES:
+        if (Path(root) / pkg).is_dir():
+            shutil.copytree(Path(root) / pkg, Path(d) / pkg, ignore=ignore)
+    # Byte-compiled as an installation would be (the tests' environment forbids writing
+    # .pyc files at run time): otherwise every rootless start compiles every module.
+    if os.access(VENV_PYTHON, os.X_OK):
+        subprocess.run([VENV_PYTHON, "-m", "compileall", "-q", d], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for top, dirs, files in os.walk(d):
+        os.chmod(top, 0o755)
+        for f in files:
+            os.chmod(os.path.join(top, f), 0o644)
+    return d
 
 
 # --- the session check -------------------------------------------------------------------------------
