@@ -5,7 +5,11 @@ sends is read here, classified, and handed to the protocol that owns it; every f
 sends to the namespace leaves through `TapLink.send()`.
 
 Theory of operation:
-- `on_readable()` (the tap fd's epoll handler) reads a batch of frames into the tap's
+- Two objects, so that construction needs no wiring afterwards: `TapLink` holds the link
+  state and writes frames (the protocol handlers are built with it), and `TapHandler` (built
+  last, with the protocol handlers as arguments) reads and dispatches frames, passt's
+  tap_handler().
+- `TapHandler.on_readable()` (the tap fd's epoll handler) reads a batch of frames into the tap's
   preallocated slots and calls `_frame()` on each. `_frame()` parses with
   `pasta.wire.parse_frame()`; a `Malformed` frame is dropped and counted under
   `drop:<reason>`, so a storm of garbage costs one exception per frame and nothing else.
@@ -74,19 +78,12 @@ READ_GROW = 8               # full tap reads in a row before the read limit doub
 
 
 class TapLink:
-    """One tap device, its link state and the dispatch table (module docstring)."""
+    """The tap side's state and output: frames to the namespace (module docstring)."""
 
-    def __init__(self, engine, tap, ctx, rules: fwd.Rules, pcap=None, csum_offload: bool = True):
+    def __init__(self, engine, tap, ctx, pcap=None, csum_offload: bool = True,
+                 addr_ll_seen6: bytes | None = None):
         self.engine = engine
         self.tap = tap
-        self.ctx = ctx
-        self.rules = rules
-        self.filtered = rules.filtered
-        self.unreachable_net4 = rules.unreachable_net4
-        # Front ends' unreachable or black-hole destinations: usually none, one test per frame
-        self.filtering = bool(rules.filtered) or rules.unreachable_net4 is not None
-        self._icmp_tokens = float(ICMP_ERR_BURST)
-        self._icmp_last = 0.0
         self.pcap = pcap
         self.vnet = tap.vnet_hdr
         self.csum_offload = csum_offload and tap.vnet_hdr
@@ -96,21 +93,7 @@ class TapLink:
         self.our_mac = bytes(ctx.our_mac)
         self.addr_seen4 = ctx.v4.addr
         self.addr_seen6 = ctx.v6.addr
-        self.addr_ll_seen6 = None
-        self.udp = None                 # set by the translator: pasta.udp.UdpFlows
-        self.icmp = None                # pasta.icmp.EchoFlows
-        self.tcp = None                 # pasta.tcpio.TcpFlows
-        self._frag_dropped = 0
-        # Adaptive tap reads: a read that finds the queue empty (EAGAIN) costs a syscall for
-        # nothing, and with request/response or connection traffic it is every other read.
-        # So read as many frames as the last wake-up found (the level-triggered epoll says
-        # when more are queued); after READ_GROW wake-ups that all filled their limit, allow
-        # twice as many, up to the tap's slots.
-        self._read_limit = tap.batch_max
-        self._read_streak = 0
-        self._frag_warned = -FRAG_WARN_INTERVAL_S
-        self._rng = random.Random()
-        self._ra_timer = None
+        self.addr_ll_seen6 = addr_ll_seen6
 
     # ----------------------------------------------------------------- counters
     def drop(self, reason: str, count: int = 1) -> None:
@@ -156,6 +139,40 @@ class TapLink:
         return self.send_bytes(build(self.guest_mac, self.our_mac, src, dst, sport, dport,
                                      payload, vnet=self.vnet))
 
+
+class TapHandler:
+    """Frames from the namespace: read, classify, hand to their protocol (module docstring);
+    the periodic router advertisements."""
+
+    def __init__(self, engine, link: TapLink, ctx, rules: fwd.Rules, udp=None, icmp=None,
+                 tcp=None):
+        self.engine = engine
+        self.link = link
+        self.ctx = ctx
+        self.rules = rules
+        self.udp = udp                  # pasta.udp.UdpFlows
+        self.icmp = icmp                # pasta.icmp.EchoFlows
+        self.tcp = tcp                  # pasta.tcpio.TcpFlows
+        self.stats = engine.stats
+        self.filtered = rules.filtered
+        self.unreachable_net4 = rules.unreachable_net4
+        # Front ends' unreachable or black-hole destinations: usually none, one test per frame
+        self.filtering = bool(rules.filtered) or rules.unreachable_net4 is not None
+        self._icmp_tokens = float(ICMP_ERR_BURST)
+        self._icmp_last = 0.0
+        self._frag_dropped = 0
+        # Adaptive tap reads: a read that finds the queue empty (EAGAIN) costs a syscall for
+        # nothing, and with request/response or connection traffic it is every other read.
+        # So read as many frames as the last wake-up found (the level-triggered epoll says
+        # when more are queued); after READ_GROW wake-ups that all filled their limit, allow
+        # twice as many, up to the tap's slots.
+        self._read_limit = link.tap.batch_max
+        self._read_streak = 0
+        self._frag_warned = -FRAG_WARN_INTERVAL_S
+        self._rng = random.Random()
+        self._ra_timer = None
+
+
     # ----------------------------------------------------------------- router advertisements
     def start(self) -> None:
         """Arm the periodic unsolicited RA (if NDP and RA are on)."""
@@ -174,20 +191,20 @@ class TapLink:
                                              self._unsolicited_ra)
 
     def _send_icmp6(self, msg: bytes, src: bytes, dst: bytes) -> None:
-        self.send_bytes(build_icmp6_frame(self.guest_mac, self.our_mac, src, dst, msg[0], msg[1],
-                                          msg[4:], vnet=self.vnet))
+        self.link.send_bytes(build_icmp6_frame(self.link.guest_mac, self.link.our_mac, src, dst, msg[0], msg[1],
+                                          msg[4:], vnet=self.link.vnet))
 
     # ----------------------------------------------------------------- input
     def on_readable(self, events: int) -> None:
         limit = self._read_limit
-        batch = self.tap.read_batch(limit)
+        batch = self.link.tap.read_batch(limit)
         got = len(batch)
         if got < limit:                     # the queue ran dry
             self._read_limit, self._read_streak = max(1, got), 0
         else:
             self._read_streak += 1
             if self._read_streak >= READ_GROW:
-                self._read_limit = min(2 * limit, self.tap.batch_max)
+                self._read_limit = min(2 * limit, self.link.tap.batch_max)
                 self._read_streak = 0
         if not batch:
             return
@@ -199,27 +216,27 @@ class TapLink:
         try:
             for mv in batch:
                 n = len(mv)
-                if self.pcap is not None:
-                    self.pcap.record((mv[self.hdr:],), n - self.hdr)
+                if self.link.pcap is not None:
+                    self.link.pcap.record((mv[self.link.hdr:],), n - self.link.hdr)
                 try:
                     frame(mv, n)
                 except Malformed as e:
-                    self.drop(str(e))
+                    self.link.drop(str(e))
                 except OSError as e:
                     # A socket error that belongs to one flow (EMFILE, ENOBUFS, an epoll
                     # registration failure): that frame is lost, the namespace retries; the
                     # tap and every other flow carry on (issue 13 item 6).
                     log.debug(f"frame dropped: {e.strerror or e}")
-                    self.drop(f"flow error: {errno.errorcode.get(e.errno, e.errno)}")
+                    self.link.drop(f"flow error: {errno.errorcode.get(e.errno, e.errno)}")
         finally:
             if udp is not None:
                 udp.flush()             # before the next read reuses the slots
 
     def _frame(self, buf, n: int) -> None:
-        f = parse_frame(buf, self.vnet, 0, n)
+        f = parse_frame(buf, self.link.vnet, 0, n)
         eth = f.eth_off
         src_mac = bytes(buf[eth + 6:eth + 12])
-        if src_mac != self.guest_mac and not src_mac[0] & 1 and any(src_mac):
+        if src_mac != self.link.guest_mac and not src_mac[0] & 1 and any(src_mac):
             self._set_guest_mac(src_mac)
         et = f.ethertype
         if et == ETH_P_ARP:
@@ -228,27 +245,27 @@ class TapLink:
             if self.ctx.v4.enabled:
                 self._ipv4(buf, f)
             else:
-                self.drop("ipv4 disabled")
+                self.link.drop("ipv4 disabled")
         elif et == ETH_P_IPV6:
             if self.ctx.v6.enabled:
                 self._ipv6(buf, f)
             else:
-                self.drop("ipv6 disabled")
+                self.link.drop("ipv6 disabled")
 
     def _set_guest_mac(self, mac: bytes) -> None:
         log.debug(f"guest MAC now {mac.hex(':')}")
-        self.guest_mac = mac
+        self.link.guest_mac = mac
         self.ctx = self.ctx.with_guest_mac(mac)
 
     def _arp(self, buf, f) -> None:
         out = arp.reply(self.ctx, bytes(buf[f.l3_off:f.end]))
         if out is None:
-            self.drop("arp: not answered")
+            self.link.drop("arp: not answered")
             return
         # ARP_HDR layout: ... op(2) sha(6) spa(4) tha(6) tpa(4): we answer to the sender.
         tha, tpa = out[18:24], out[24:28]
-        self.send_bytes(build_arp_frame(tha, self.our_mac, ARP_REPLY, out[8:14], out[14:18],
-                                        tha, tpa, vnet=self.vnet))
+        self.link.send_bytes(build_arp_frame(tha, self.link.our_mac, ARP_REPLY, out[8:14], out[14:18],
+                                        tha, tpa, vnet=self.link.vnet))
 
     def _ipv4(self, buf, f) -> None:
         if f.frag:
@@ -256,10 +273,10 @@ class TapLink:
             return
         src, dst = f.src, f.dst
         if src[0] == 127 or dst[0] == 127:
-            self.drop("loopback address")
+            self.link.drop("loopback address")
             return
-        if src != self.addr_seen4 and fwd.is_unicast(src):
-            self.addr_seen4 = src
+        if src != self.link.addr_seen4 and fwd.is_unicast(src):
+            self.link.addr_seen4 = src
         if self.filtering and self._filter4(buf, f, dst):
             return
         proto = f.proto
@@ -270,22 +287,22 @@ class TapLink:
             elif self.udp is not None:
                 self.udp.from_tap(False, src, dst, u.sport, u.dport, buf[u.payload_off:u.end])
             else:
-                self.drop("udp disabled")
+                self.link.drop("udp disabled")
         elif proto == IPPROTO_ICMP:
             h = parse_icmp(buf, f.l4_off, f.end)
             if h.type != ICMP_ECHO:
-                self.drop("icmp: not an echo request")
+                self.link.drop("icmp: not an echo request")
             elif self.icmp is None:
-                self.drop("icmp disabled")
+                self.link.drop("icmp disabled")
             else:
                 self.icmp.from_tap(False, src, dst, h.ident, h.seq, buf[f.l4_off:f.end])
         elif proto == IPPROTO_TCP:
             if self.tcp is None:
-                self.drop("tcp disabled")
+                self.link.drop("tcp disabled")
             else:
                 self.tcp.from_tap(False, src, dst, parse_tcp(buf, f.l4_off, f.end), buf)
         else:
-            self.drop("ipv4: unsupported protocol")
+            self.link.drop("ipv4: unsupported protocol")
 
     def _filter4(self, buf, f, dst: bytes) -> bool:
         """IPv4: a filtered address, or one of the unreachable network (but our own and the
@@ -327,77 +344,77 @@ class TapLink:
             return True
         action = fwd.FILTER_UNREACHABLE if by_net else self.filtered[f.dst]
         if action == fwd.FILTER_DROP:
-            self.drop("filtered destination")
+            self.link.drop("filtered destination")
             return True
         eth = f.eth_off
         if buf[eth] & 1:
-            self.drop("filtered destination")   # link-layer multicast or broadcast
+            self.link.drop("filtered destination")   # link-layer multicast or broadcast
             return True
         now = self.engine.now
         self._icmp_tokens = min(ICMP_ERR_BURST,
                                 self._icmp_tokens + (now - self._icmp_last) * ICMP_ERR_RATE)
         self._icmp_last = now
         if self._icmp_tokens < 1:
-            self.drop("icmp error rate limit")
+            self.link.drop("icmp error rate limit")
             return True
         self._icmp_tokens -= 1
         icmp_error = f.l4_off < f.end and (
             (not v6 and f.proto == IPPROTO_ICMP and buf[f.l4_off] != ICMP_ECHO) or
             (v6 and f.proto == IPPROTO_ICMPV6 and buf[f.l4_off] < 128))
         if not fwd.is_unicast(f.src) or icmp_error:
-            self.drop("filtered destination")   # no ICMP errors about errors (RFC 1122)
+            self.link.drop("filtered destination")   # no ICMP errors about errors (RFC 1122)
             return True
         # RFC 792 / RFC 4443: "network unreachable" quoting the offending packet's IP header
         # and the start of its payload (8 bytes for IPv4; as much as fits 1280 bytes for IPv6).
         quote = bytes(buf[f.l3_off:min(f.end, f.l4_off + 8 if not v6 else f.l3_off + 1232)])
         if v6:
-            frame = build_icmp6_frame(self.guest_mac, self.our_mac, f.dst, f.src, 1, 0,
-                                      bytes(4) + quote, vnet=self.vnet)
+            frame = build_icmp6_frame(self.link.guest_mac, self.link.our_mac, f.dst, f.src, 1, 0,
+                                      bytes(4) + quote, vnet=self.link.vnet)
         else:
-            frame = build_icmp4_frame(self.guest_mac, self.our_mac, f.dst, f.src, 3, 0,
-                                      bytes(4) + quote, vnet=self.vnet)
+            frame = build_icmp4_frame(self.link.guest_mac, self.link.our_mac, f.dst, f.src, 3, 0,
+                                      bytes(4) + quote, vnet=self.link.vnet)
         self.stats.icmp_unreachable_sent += 1
-        self.send_bytes(frame)
+        self.link.send_bytes(frame)
         return True
 
     def _echo_reply(self, buf, f, v6: bool) -> None:
         """Answer an echo request for one of the filtered addresses ourselves."""
         body = bytes(buf[f.l4_off + 4:f.end])            # identifier, sequence, data
         if v6:
-            frame = build_icmp6_frame(self.guest_mac, self.our_mac, f.dst, f.src, 129, 0, body,
-                                      vnet=self.vnet)
+            frame = build_icmp6_frame(self.link.guest_mac, self.link.our_mac, f.dst, f.src, 129, 0, body,
+                                      vnet=self.link.vnet)
         else:
-            frame = build_icmp4_frame(self.guest_mac, self.our_mac, f.dst, f.src, 0, 0, body,
-                                      vnet=self.vnet)
-        self.send_bytes(frame)
+            frame = build_icmp4_frame(self.link.guest_mac, self.link.our_mac, f.dst, f.src, 0, 0, body,
+                                      vnet=self.link.vnet)
+        self.link.send_bytes(frame)
 
     def _dhcp(self, buf, u) -> None:
         req = bytes(buf[u.payload_off:u.end])
         out = dhcp.reply(self.ctx, req)
         if out is None:
-            self.drop("dhcp: ignored")
+            self.link.drop("dhcp: ignored")
             return
         payload, dst = out
-        self.send_udp(False, self.ctx.v4.gw, dst, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, payload)
+        self.link.send_udp(False, self.ctx.v4.gw, dst, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, payload)
         log.info(_dhcp_line(req, payload))
         log.info(f"    from {req[28:34].hex(':')}")
 
     def _ipv6(self, buf, f) -> None:
         if f.frag:
-            self.drop("ipv6 fragment")
+            self.link.drop("ipv6 fragment")
             return
         src, dst = f.src, f.dst
         if src == fwd.LOOPBACK6 or dst == fwd.LOOPBACK6:
-            self.drop("loopback address")
+            self.link.drop("loopback address")
             return
         if fwd.is_unicast(src):
             if fwd.is_link_local6(src):
-                if src != self.addr_ll_seen6:
-                    self.addr_ll_seen6 = src
-                if self.addr_seen6 is None:
-                    self.addr_seen6 = src          # as pasta, until a global one is seen
-            elif src != self.addr_seen6:
-                self.addr_seen6 = src
+                if src != self.link.addr_ll_seen6:
+                    self.link.addr_ll_seen6 = src
+                if self.link.addr_seen6 is None:
+                    self.link.addr_seen6 = src          # as pasta, until a global one is seen
+            elif src != self.link.addr_seen6:
+                self.link.addr_seen6 = src
         if self.filtering and dst in self.filtered and self._filtered(buf, f, True):
             return
         proto = f.proto
@@ -408,13 +425,13 @@ class TapLink:
             elif self.udp is not None:
                 self.udp.from_tap(True, src, dst, u.sport, u.dport, buf[u.payload_off:u.end])
             else:
-                self.drop("udp disabled")
+                self.link.drop("udp disabled")
         elif proto == IPPROTO_ICMPV6:
             h = parse_icmp6(buf, f.l4_off, f.end)
             if ND_ROUTER_SOLICIT <= h.type <= ND_REDIRECT:
                 out = ndp.reply(self.ctx, bytes(buf[f.l4_off:f.end]), src, dst)
                 if out is None:
-                    self.drop("ndp: not answered")
+                    self.link.drop("ndp: not answered")
                 else:
                     self._send_icmp6(*out)
                     if h.type == ND_ROUTER_SOLICIT:
@@ -423,36 +440,36 @@ class TapLink:
                         log.debug("NDP: received NS, sending NA")
             elif h.type == ICMPV6_ECHO_REQUEST:
                 if self.icmp is None:
-                    self.drop("icmp disabled")
+                    self.link.drop("icmp disabled")
                     return
                 e = parse_icmp6_echo(buf, f.l4_off, f.end)
                 self.icmp.from_tap(True, src, dst, e.ident, e.seq, buf[f.l4_off:f.end])
             elif h.type in MLD_TYPES:
-                self.drop("icmpv6: mld (ignored)")      # no multicast routing here, as pasta
+                self.link.drop("icmpv6: mld (ignored)")      # no multicast routing here, as pasta
             else:
-                self.drop("icmpv6: unsupported type")
+                self.link.drop("icmpv6: unsupported type")
         elif proto == IPPROTO_TCP:
             if self.tcp is None:
-                self.drop("tcp disabled")
+                self.link.drop("tcp disabled")
             else:
                 self.tcp.from_tap(True, src, dst, parse_tcp(buf, f.l4_off, f.end), buf)
         else:
-            self.drop("ipv6: unsupported protocol")
+            self.link.drop("ipv6: unsupported protocol")
 
     def _dhcpv6(self, buf, u, src: bytes, dst: bytes) -> None:
         out = dhcpv6.reply(self.ctx, bytes(buf[u.payload_off:u.end]), src, dst)
         if out is None:
-            self.drop("dhcpv6: ignored")
+            self.link.drop("dhcpv6: ignored")
             return
         payload, to = out
         if self.ctx.v6.addr is not None:
-            self.addr_seen6 = self.ctx.v6.addr
-        self.send_udp(True, self.ctx.v6.our_ll, to, DHCP6_SERVER_PORT, DHCP6_CLIENT_PORT, payload)
+            self.link.addr_seen6 = self.ctx.v6.addr
+        self.link.send_udp(True, self.ctx.v6.our_ll, to, DHCP6_SERVER_PORT, DHCP6_CLIENT_PORT, payload)
         log.info(f"DHCPv6: received {_name(dhcpv6.Dhcp6Msg, buf[u.payload_off])}, sending "
                  f"{_name(dhcpv6.Dhcp6Msg, payload[0])}")
 
     def _fragment(self) -> None:
-        self.drop("ipv4 fragment")
+        self.link.drop("ipv4 fragment")
         self._frag_dropped += 1
         now = self.engine.now
         if now - self._frag_warned >= FRAG_WARN_INTERVAL_S:

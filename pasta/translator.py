@@ -11,7 +11,7 @@ advertisements; `close()` releases every socket. SIGUSR2 logs the counters (`dum
 
 States: built -> started -> closed.
 
-Invariants: the tap is read only by `TapLink.on_readable()`; a tap hang-up, EOF or read/write
+Invariants: the tap is read only by `TapHandler.on_readable()`; a tap hang-up, EOF or read/write
 error stops the engine with exit status 1 ("EOF on tap device, exiting", "Error on tap device,
 exiting", "Disconnect event on /dev/net/tun device, exiting", as pasta). The namespace's
 link-local address set by `--config-net` is known from the start (as pasta's `addr_ll_seen`).
@@ -34,7 +34,7 @@ import time
 
 from pasta import fwd, linkctx, log, netns
 from pasta.autofwd import ProcNet
-from pasta.dispatch import TapLink
+from pasta.dispatch import TapHandler, TapLink
 from pasta.engine import EPOLLERR, EPOLLHUP, EPOLLIN
 from pasta.flow import FlowTab, Pif
 from pasta.fwd_listen import FwdListen, fwd_listen_init
@@ -100,9 +100,9 @@ class Translator:
             duid_time=linkctx.duid_time_from_unix(time.time()))
         self.rules = fwd.Rules.from_config(cfg, plan, resolv_conf)
         self.pcap = Pcap.open(cfg.pcap) if cfg.pcap else None
-        self.link = TapLink(engine, tap, ctx, self.rules, self.pcap)
-        if guest_ll6 is not None and plan.v6.enabled:
-            self.link.addr_ll_seen6 = _packed6(guest_ll6)
+        self.link = TapLink(engine, tap, ctx, self.pcap, addr_ll_seen6=(
+            _packed6(guest_ll6) if guest_ll6 is not None and plan.v6.enabled else None))
+        self.handler = None
         self.udp = self.icmp = self.tcp = self.splice = self.udpsplice = None
         self.flowtab = FlowTab.for_engine(engine)           # every flow of every protocol
         self.netns_fd = netns_fd
@@ -111,16 +111,17 @@ class Translator:
         self.fwd = None
         try:
             if not cfg.no_udp:
-                self.udp = UdpFlows(engine, self.link, self.rules, freebind=cfg.freebind,
-                                    flowtab=self.flowtab)
+                udp_splice = None
                 if netns_fd is not None:
                     self.udpsplice = UdpSplice(engine, netns_fd, self.link, self.link.drop,
                                                host_lo_to_ns_lo=cfg.host_lo_to_ns_lo,
                                                flowtab=self.flowtab)
                     if not cfg.no_splice:
                         fwd_ = self.udpsplice.forward
-                        self.udp.splice = (lambda lsock, v6, peer, data, port:
-                                           fwd_(lsock, v6, peer, data, True, port))
+                        udp_splice = (lambda lsock, v6, peer, data, port:
+                                      fwd_(lsock, v6, peer, data, True, port))
+                self.udp = UdpFlows(engine, self.link, self.rules, freebind=cfg.freebind,
+                                    flowtab=self.flowtab, splice=udp_splice)
             if not cfg.no_icmp:
                 self.icmp = EchoFlows(engine, self.link, self.rules, flowtab=self.flowtab)
             if not cfg.no_tcp:
@@ -131,10 +132,11 @@ class Translator:
                         self.tcp.splice = self._splice_to_ns
             self.fwd = self._fwd_listen(cfg, plan, netns_fd)
             self.fwd.scan()
+            self.handler = TapHandler(engine, self.link, ctx, self.rules, self.udp, self.icmp,
+                                      self.tcp)
         except BaseException:
             self.close()
             raise
-        self.link.udp, self.link.icmp, self.link.tcp = self.udp, self.icmp, self.tcp
 
     # ------------------------------------------------------------- forwarding rules
     def _fwd_listen(self, cfg, plan, netns_fd) -> FwdListen:
@@ -228,7 +230,7 @@ class Translator:
 
     def start(self) -> None:
         self.tap.register(self.engine, self._tap_event)
-        self.link.start()
+        self.handler.start()
         self.fwd.start()
 
     def _tap_event(self, events: int) -> None:
@@ -237,7 +239,7 @@ class Translator:
             self.engine.stop(1)
             return
         try:
-            self.link.on_readable(events)
+            self.handler.on_readable(events)
         except EOFError:
             log.err("EOF on tap device, exiting")
             self.engine.stop(1)
@@ -255,7 +257,7 @@ class Translator:
             self.fwd.close()
         self.tap.unregister(self.engine)
         self.ns_listeners.close()
-        for part in (self.splice, self.udpsplice, self.tcp, self.udp, self.icmp, self.link,
+        for part in (self.splice, self.udpsplice, self.tcp, self.udp, self.icmp, self.handler,
                      self.pcap):
             if part is not None:
                 part.close()

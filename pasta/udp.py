@@ -104,7 +104,7 @@ class UdpFlow(Flow):
 class UdpFlows:
     def __init__(self, engine, link, rules: fwd.Rules, freebind: bool = False,
                  timeout: float = UDP_TIMEOUT_S, capacity: int = MAX_FLOWS,
-                 flowtab: FlowTab | None = None):
+                 flowtab: FlowTab | None = None, splice=None):
         self.engine = engine
         self.link = link
         self.rules = rules
@@ -115,7 +115,7 @@ class UdpFlows:
         self.inbound: dict = {}
         self.listeners = Listeners(engine)
         self.stats = engine.stats
-        self.splice = None              # set by the translator: loopback clients of -u
+        self.splice = splice            # loopback clients of -u: to pasta.udpsplice
         self.hdr4 = udp_hdrs_len(False, link.vnet)
         self.hdr6 = udp_hdrs_len(True, link.vnet)
         self.buf = bytearray(self.hdr6 + DGRAM_MAX)
