@@ -1,10 +1,36 @@
-"""TCP flow state machine: the numbers of a tap-side TCP connection, as plain code (sans-IO).
+"""TCP through the tap, decided in plain code (sans-IO): the numbers of each connection
+(`TcpConn`) and what to do on each tap segment, socket event and timer (`TcpCore`).
 
-Purpose: decide every sequence number, acknowledgement, window and timeout of one connection
-between the namespace (through the tap) and a host socket, without doing any I/O
-(pasta-reference.md section 14). The I/O shell (`pasta.tcpio`) moves bytes and calls in here.
+Purpose: decide every sequence number, acknowledgement, window and timeout of each connection
+between the namespace (through the tap) and a host socket, and every action on that socket,
+without doing any I/O (pasta-reference.md section 14). The I/O shell (`pasta.tcpio`) owns the
+sockets, the frame buffer and epoll, and only carries out what the core asks for.
 
-Theory of operation (pasta's design: no data buffers in pypasta):
+Theory of operation, the split: `TcpCore` holds the flow table (`flows`, by tap tuple) and the
+decisions of passt's tcp.c, under its names: `tap_handler` (a segment from the tap),
+`conn_from_tap` (a SYN without a flow), `data_from_tap` (ACK, data and FIN of a segment),
+`connect_finish` (the host's connect() completed), `conn_from_sock` (an accepted host
+connection: a SYN to the namespace) and `conn_from_sock_finish` (the namespace's SYN,ACK),
+`sock_handler` (socket events), `data_from_sock` (peek and send within the window),
+`revert_seq` (the tap refused a data segment), `rewind_seq` (ACK timeout, go-back-N),
+`fast_retransmit` (NewReno), `update_seqack_wnd` (window and ACK number of a segment),
+`send_flag`, `rst`, `rst_no_conn`, `timer_handler` (one flow's deadline passed, from `sweep`),
+`defer_handler` (the ACKs due at the end of a batch) and `tap_window_update` (a small window
+re-opened). It calls a narrow shell object `io` directly, not through action records, so the hot
+path allocates nothing per segment: `io.peek(f, n) -> int | None` (into the shell's frame buffer
+behind the headers; None: nothing beyond what is in flight), `io.send(f, flags, seq, ack,
+window, plen, mss, wscale) -> bool` (False: the tap did not take it), `io.send_rst(key, seq,
+ack)`, `io.write(f, data) -> int`, `io.discard(f, n)`, `io.set_peek_off(f, off)`,
+`io.shutdown_wr(f)`, `io.keepalive(f)`, `io.sock_close(f, reset)`, `io.space(f, fresh) -> int`
+(free room of the send buffer), `io.want(f, events)` and `io.park(f)` (epoll interest),
+`io.add(f, events) -> bool`, `io.open(key, conn, bind_addr, ifname)`, `io.connect(f, sockaddr)
+-> errno`, `io.connect_error(f, out) -> errno | None`, `io.adopt(key, handle, conn)`,
+`io.refuse(handle)`, `io.new_isn()`, `io.now`, `io.defer(fn)`, `io.call_later(delay, fn)`,
+`io.debug(msg)`, `io.trace(msg)`. Hard socket errors reach the core as OSError, which it turns
+into a reset of that flow only; EAGAIN is a value (None or 0). `tests/unit/test_tcp_core.py`
+drives the core with a fake `io` that records these calls.
+
+The numbers (`TcpConn`; pasta's design: no data buffers in pypasta):
 - Namespace -> host: `tap_data(seq, length, fin)` returns which part of a segment is new and in
   order (`(skip, take)`); the shell writes that part to the socket and reports how much the
   socket accepted with `written(n)`. Only written bytes are acknowledged to the namespace
@@ -54,9 +80,22 @@ Theory of operation (pasta's design: no data buffers in pypasta):
   reuses the tuple answers it with an RST at the right sequence, and its next SYN opens a new
   flow.
 
+- Acknowledgements to the namespace (`TcpCore.write`): at the end of the tap batch once two
+  full segments or more are unacknowledged or the window left to the namespace is below a
+  segment, else within ACK_INTERVAL_S (10 ms, pasta's ACK_TO_TAP_DUE) or on the next segment we
+  send back. A window advertised below one segment is re-checked every ACK_INTERVAL_S
+  (`tap_window_update`); after a short write, EPOLLOUT brings a window update and three
+  duplicates of it, so the namespace retransmits at once.
+- Timers of all flows: one `sweep` every SWEEP_S while flows exist calls `timer_handler` for
+  each flow whose `timer_at` passed.
+
 States: `State.SYN_RCVD` (the namespace's SYN seen, host connect in progress),
 `State.SYN_ACK_SENT` (connected, our SYN,ACK sent, waiting for the namespace's ACK),
 `State.SYN_SENT` (inbound: our SYN sent to the namespace), `State.ESTABLISHED`, `State.CLOSED`.
+Per flow, besides its `TcpConn`, `TcpFlow` records the core's
+decisions about the socket: `partial` (a short write waits for EPOLLOUT), `wnd_low`,
+`drained` (all queued data is in flight: an ACK need not peek), `rdhup`, `keepalive`,
+`tap_retry`, `closed`; `events`, `registered` and `out_armed` are kept by the shell.
 Orthogonal flags: `Fin.SOCK_FIN_RCVD` (host side EOF), `Fin.SOCK_FIN_SENT` (we shut the host
 socket's write side), `Fin.TAP_FIN_RCVD`, `Fin.TAP_FIN_SENT`, `Fin.TAP_FIN_ACKED`. Timer
 outcomes: `Timeout.NONE`, `Timeout.RETRANSMIT` (rewind and re-send), `Timeout.RESET`,
@@ -69,16 +108,24 @@ namespace must answer with its current window), `Timeout.KEEPALIVE` (the same se
 Invariants: all sequence arithmetic is modulo 2**32 (`seq_diff`, `seq_lt`...);
 `seq_ack_from_tap <= seq_to_tap` (in sequence space); a byte is acknowledged to the namespace only
 after the host socket accepted it; bytes are discarded from the host socket only after the
-namespace acknowledged them, so nothing is lost if either side stalls.
+namespace acknowledged them, so nothing is lost if either side stalls. A flow is in `flows`
+until `TcpCore.close`, which has the shell close its socket in the same step; the shell's
+peek offset always equals `in_flight()` minus an unacknowledged FIN (`revert_seq` and
+`fast_retransmit` restore it).
 
 Limits and not handled: no SACK, no timestamps, no urgent data; out-of-order segments from the
 namespace are dropped (a duplicate ACK asks for a retransmission), as pasta does.
 
-Kernel assumptions: none here (see `pasta.tcpio`).
+Kernel assumptions: none here (see `pasta.tcpio`); the epoll bits (EPOLLIN...) are Linux's
+values, defined here because a core module may not import `select`.
 
 Differences from passt: the ACK sent to the namespace covers everything the host socket accepted
 (pasta's choice for local peers and small buffers); pasta can instead reflect the remote peer's
-acknowledgements from TCP_INFO for far-away peers.
+acknowledgements from TCP_INFO for far-away peers. passt's tcp.c functions take the
+context and call the kernel themselves; here they are methods of `TcpCore` that call the shell
+object, under the same names so that a reader of tcp.c finds them. The STYLE.md sketch of action
+records (one list per segment) is not used: on the hot path (iperf3 at ~10 Gbit/s) it would
+allocate per segment, and the calls say the same thing.
 """
 
 from __future__ import annotations

@@ -1,4 +1,56 @@
-"""DOCSTRING"""
+"""TCP through the tap: the I/O shell that carries out `pasta.tcp.TcpCore`'s decisions
+(pasta-reference.md section 14).
+
+Purpose: the sockets, frames and epoll registrations of every TCP connection between the
+namespace and the outside world, in either direction, with no data buffered in Python. What to do
+on each tap segment, socket event and timer is decided in `pasta.tcp` (sans-IO); `TcpFlows` is
+the `io` object it calls, and the public face the rest of pypasta uses (`from_tap`, the core's
+`tap_handler` itself; `bind_listener`, `remove_listener`, `listen_ports`, `close`, `splice`,
+`flows`, `by_fd`, `ack_pending`).
+
+Theory of operation:
+- Outbound: `TcpCore.conn_from_tap` asks `open()` for a socket (bound to `-o`/`--outbound-ifN`,
+  tuned by `_tune`) and `connect()` starts a non-blocking connect; `connect_error()` reads
+  SO_ERROR when the socket reports.
+- Inbound (`-t` listeners, `bind_listener`): `_accept` hands loopback clients to `splice` and
+  the others to `TcpCore.conn_from_sock`, which `adopt()`s the socket as a flow.
+- Host -> namespace: `peek()` reads with `MSG_PEEK` (with `SO_PEEK_OFF`, so each peek continues
+  where the last one stopped) straight into the one frame buffer behind the headers, and `send()`
+  packs the headers in front and writes the frame to the link; `discard()` drops acknowledged
+  bytes (`MSG_TRUNC`, no copy); `set_peek_off()` moves the offset back for retransmissions.
+  Socket events are edge-triggered (`want()` always adds EPOLLET: peeked bytes stay queued, so
+  level-triggered EPOLLIN would fire on every loop); `park()` takes a socket whose both
+  directions are shut out of the epoll set. (A stale event for a closed flow's fd cannot reach
+  a new socket reusing the number: the engine skips events of fds removed during the batch.)
+- SO_PEEK_OFF is probed at start-up; without it (older kernels) TCP cannot work this way and
+  pypasta refuses to start, suggesting `--no-tcp`.
+- Namespace -> host: `write()` is one non-blocking `send()`; the core acknowledges what it took.
+- Window: `space()` is the free room of the socket's send buffer: a lower bound from the bytes
+  written since the last SIOCOUTQ while that leaves half the buffer free (no syscall per
+  segment), SO_SNDBUF minus SIOCOUTQ otherwise; for an autotuned buffer SO_MEMINFO as pasta
+  2026 (`_space_auto`, `pasta.tcp.wnd_from_sndbuf`). (An autotuned send buffer over two thirds
+  full is polled for EPOLLOUT, `out_armed`: that flags it SOCK_NOSPACE, without which the kernel
+  never grows it, and reports its room once the peer's ACKs free some.)
+- `sock_close()` with `reset` sets SO_LINGER 0, so the host peer gets an RST.
+
+States: none of its own: those of `pasta.tcp` (`TcpConn`, `TcpFlow`); `SockFlow` adds the
+socket, its fd and the send-buffer bookkeeping (`sndbuf`, `outq`).
+
+Invariants: no per-connection data buffers (one shared frame buffer, one discard buffer); every
+socket registered with the engine belongs to exactly one flow or listener; a flow is in `by_fd`
+exactly while its socket is open; nothing here decides a sequence number, window or state.
+
+Limits and not handled: the loopback bypass (issue 5) - loopback `-t` clients go through the tap
+as with `--no-splice`; no SACK or timestamps; ACKs reflect what the host socket accepted, not
+what the remote peer acknowledged (pasta's TCP_INFO reflection is a later optimisation).
+
+Kernel assumptions: SO_PEEK_OFF works on TCP sockets (kernel-facts.md); `recv(MSG_TRUNC)` on TCP
+discards without copying.
+
+Differences from passt: random initial sequence numbers (pasta hashes the tuple and the clock);
+window from SIOCOUTQ rather than TCP_INFO; passt's tcp_buf.c batches frames per flow before one
+write, here each segment is one `link.send`.
+"""
 
 from __future__ import annotations
 
