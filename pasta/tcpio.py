@@ -54,7 +54,6 @@ write, here each segment is one `link.send`.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import socket

@@ -25,7 +25,8 @@ import pytest
 
 from pasta import fwd
 from pasta.tcp import (ACK_INTERVAL_S, ACK_TIMEOUT_S, EPOLLERR, EPOLLIN, EPOLLOUT, EPOLLRDHUP,
-                       KEEPALIVE_S, WS_TO_TAP, State, TcpCore, TcpFlow, seq_add)
+                       KEEPALIVE_S, MAX_RETRANS, SYN_QUIET_S, WS_TO_TAP, State, TcpCore,
+                       TcpFlow, seq_add)
 from pasta.wire.l4 import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpHdr
 
 GW = ipaddress.ip_address("198.51.100.1").packed
@@ -531,7 +532,7 @@ def test_simultaneous_fins(h):
 
 
 def test_our_fin_is_retransmitted_after_the_data(h):
-    f = h.outbound()
+    h.outbound()
     h.sock.rx += b"end"
     h.sock.eof = True
     h.event(EPOLLIN | EPOLLRDHUP)
@@ -539,6 +540,8 @@ def test_our_fin_is_retransmitted_after_the_data(h):
     h.advance(ACK_TIMEOUT_S + 0.3)
     assert [(s.flags, s.data) for s in h.io.out] == [(TCP_ACK | TCP_PSH, b"end"),
                                                      (TCP_FIN | TCP_ACK, b"")]
+    h.tap(TCP_ACK, ack=seq_add(ISN, 5))                 # data and FIN acknowledged
+    assert not h.sock.rx and h.flow.conn.in_flight() == 0
 
 
 # ----------------------------------------------------------------- RST
@@ -627,3 +630,26 @@ def test_close_all_closes_flows_and_cancels_timers(h):
     h.core.close_all()
     assert f.closed and h.sock.closed == "close" and not h.core.flows
     assert all(t.cancelled for t in h.io.timers)
+
+
+def test_a_namespace_that_stops_retrying_its_syn_is_forgotten_silently(h):
+    h.tap(TCP_SYN, seq=NS_ISN, ack=0, mss=MSS, wscale=NS_WS)
+    sock = h.sock
+    h.advance(SYN_QUIET_S + 0.3)
+    assert not h.core.flows and sock.closed == "close" and not h.io.rsts and not h.io.out
+    assert h.stats["tcp_abandoned"] == 1
+
+
+def test_a_connect_timing_out_on_the_host_sends_no_rst(h):
+    h.tap(TCP_SYN, seq=NS_ISN, ack=0, mss=MSS, wscale=NS_WS)
+    h.sock.conn_err = errno.ETIMEDOUT
+    h.event(EPOLLOUT | EPOLLERR)
+    assert not h.core.flows and not h.io.rsts
+
+
+def test_unanswered_retransmissions_end_in_a_reset(h):
+    _in_flight(h, 1)
+    sock = h.sock
+    h.advance(600)
+    assert sock.closed == "reset" and len(h.io.rsts) == 1
+    assert h.stats["tcp_retransmits"] == MAX_RETRANS
