@@ -9,39 +9,32 @@ sockets, the frame buffer and epoll, and only carries out what the core asks for
 Theory of operation, the split: `TcpCore` holds the flow table (`flows`, by tap tuple) and the
 decisions of passt's tcp.c, under its names: `tap_handler` (a segment from the tap),
 `conn_from_tap` (a SYN without a flow), `data_from_tap` (ACK, data and FIN of a segment),
-`connect_finish` (the host's connect() completed), `conn_from_sock` (an accepted host
-connection: a SYN to the namespace) and `conn_from_sock_finish` (the namespace's SYN,ACK),
-`sock_handler` (socket events), `data_from_sock` (peek and send within the window),
-`revert_seq` (the tap refused a data segment), `rewind_seq` (ACK timeout, go-back-N),
-`fast_retransmit` (NewReno), `update_seqack_wnd` (window and ACK number of a segment),
-`send_flag`, `rst`, `rst_no_conn`, `timer_handler` (one flow's deadline passed, from `sweep`),
-`defer_handler` (the ACKs due at the end of a batch) and `tap_window_update` (a small window
-re-opened). It calls a narrow shell object `io` directly, not through action records, so the hot
-path allocates nothing per segment: `io.peek(f, n) -> int | None` (into the shell's frame buffer
-behind the headers; None: nothing beyond what is in flight), `io.send(f, flags, seq, ack,
-window, plen, mss, wscale) -> bool` (False: the tap did not take it), `io.send_rst(key, seq,
-ack)`, `io.write(f, data) -> int`, `io.discard(f, n)`, `io.set_peek_off(f, off)`,
-`io.shutdown_wr(f)`, `io.keepalive(f)`, `io.sock_close(f, reset)`, `io.space(f, fresh) -> int`
-(free room of the send buffer), `io.want(f, events)` and `io.park(f)` (epoll interest),
-`io.add(f, events) -> bool`, `io.open(key, conn, bind_addr, ifname)`, `io.connect(f, sockaddr)
--> errno`, `io.connect_error(f, out) -> errno | None`, `io.adopt(key, handle, conn)`,
-`io.refuse(handle)`, `io.new_isn()`, `io.now`, `io.defer(fn)`, `io.call_later(delay, fn)`,
-`io.debug(msg)`, `io.trace(msg)`. Hard socket errors reach the core as OSError, which it turns
-into a reset of that flow only; EAGAIN is a value (None or 0). `tests/unit/test_tcp_core.py`
-drives the core with a fake `io` that records these calls.
+`connect_finish` (the host's connect() completed), `conn_from_sock` (an accepted host connection: a
+SYN to the namespace) and `conn_from_sock_finish` (the namespace's SYN,ACK), `sock_handler` (socket
+events), `data_from_sock` (peek and send within the window), `revert_seq` (the tap refused a data
+segment), `rewind_seq` (ACK timeout, go-back-N), `fast_retransmit` (NewReno), `update_seqack_wnd`
+(window and ACK number of a segment), `send_flag`, `rst`, `rst_no_conn`, `timer_handler` (one
+flow's deadline passed, from `sweep`), `defer_handler` (the ACKs due at the end of a batch) and
+`tap_window_update` (a small window re-opened). It calls a narrow shell object `io`, typed by
+`TcpIo` (peek into the frame buffer, send a segment or an RST, write, discard, set the peek offset,
+shut down, close or reset, epoll interest, free room of the send buffer, new sockets, the clock and
+deferred work), directly rather than through action records, so the hot path allocates nothing per
+segment. Hard socket errors reach the core as OSError, which it turns into a reset of that flow
+only; EAGAIN is a value (None or 0). `tests/unit/test_tcp_core.py` drives the core with a fake `io`
+that records these calls.
 
 The numbers (`TcpConn`; pasta's design: no data buffers in pypasta):
 - Namespace -> host: `tap_data(seq, length, fin)` returns which part of a segment is new and in
-  order (`(skip, take)`); the shell writes that part to the socket and reports how much the
+  order (`(skip, take)`); `TcpCore` writes that part to the socket and reports how much the
   socket accepted with `written(n)`. Only written bytes are acknowledged to the namespace
   (`seq_from_tap` is the next byte expected); what the socket refused is simply not acknowledged
   and the namespace retransmits it.
 - Host -> namespace: data stays in the socket's receive queue. `send_budget()` says how many bytes
   may be peeked and sent now (the namespace's window minus what is in flight); `sent(n)` advances
   `seq_to_tap`. `tap_ack(ack, window)` returns how many bytes the namespace newly acknowledged:
-  the shell discards exactly that many from the socket. A third duplicate ACK, or an ACK timeout,
-  rewinds `seq_to_tap` to the last acknowledged byte (`rewind()`): the shell re-peeks from there.
-- Window to the namespace: given by the shell (free space in the socket's send buffer), scaled by
+  `TcpCore` discards exactly that many from the socket. A third duplicate ACK, or an ACK timeout,
+  rewinds `seq_to_tap` to the last acknowledged byte (`rewind()`): `TcpCore` re-peeks from there.
+- Window to the namespace: given by `io.space` (free space in the socket's send buffer), scaled by
   `ws_to_tap`.
 - Timers are one deadline, `timer_at`, compared with `now` by `on_timer(now)`:
   - handshake: while the host's connect() is in progress (SYN_RCVD), no reset: the host
@@ -66,8 +59,7 @@ The numbers (`TcpConn`; pasta's design: no data buffers in pypasta):
   bare ACK that nobody retransmits; if it is lost (the tap's queue overflows under load), only
   a probe's answer reopens the flow. Probes never reset a flow: a peer that answers is alive.
 - Loss recovery (NewReno, RFC 6582): three duplicate ACKs retransmit the first unacknowledged
-  segment only (`Timeout`-free `fast_retransmit_due()`, then `retransmit_first()` in the
-  shell) and set the recovery point at the highest byte sent; while in recovery, an ACK that
+  segment only (`Timeout`-free `fast_retransmit_due()`, then `TcpCore.fast_retransmit`) and set the recovery point at the highest byte sent; while in recovery, an ACK that
   advances but stays below it (a partial ACK) retransmits the next hole at once
   (`partial_ack_due()`); the ACK timeout instead rewinds to the last acknowledged byte and
   re-sends everything (go-back-N).
@@ -132,6 +124,7 @@ from __future__ import annotations
 
 import enum
 import errno
+from typing import Protocol
 
 from pasta import fwd
 from pasta.wire.l4 import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN
@@ -619,6 +612,77 @@ LOCAL_ERRNOS = frozenset({errno.EADDRNOTAVAIL, errno.EADDRINUSE, errno.ENOBUFS, 
                           errno.ENFILE, errno.ENOMEM})
 
 
+class TcpIo(Protocol):
+    """What `TcpCore` asks of its shell (`pasta.tcpio.TcpFlows`; a fake in the unit tests).
+    Hard socket errors are raised as OSError; EAGAIN is a value."""
+
+    now: float
+
+    def send(self, f: "TcpFlow", flags: int, seq: int, ack: int, window: int, plen: int,
+             mss: int | None = None, wscale: int | None = None) -> bool:
+        """A segment to the tap (payload: the last `peek`); False if the tap refused it."""
+
+    def send_rst(self, key, seq: int, ack: int | None) -> None:
+        """An RST (with ACK unless `ack` is None) for a tuple, flow or not."""
+
+    def peek(self, f: "TcpFlow", n: int) -> int | None:
+        """Up to `n` bytes at the peek offset; 0 at EOF, None if nothing more is queued."""
+
+    def write(self, f: "TcpFlow", data) -> int:
+        """Bytes the socket took (0 if none)."""
+
+    def discard(self, f: "TcpFlow", n: int) -> None:
+        """Drop `n` acknowledged bytes from the head of the receive queue."""
+
+    def set_peek_off(self, f: "TcpFlow", offset: int) -> None: ...
+
+    def shutdown_wr(self, f: "TcpFlow") -> None: ...
+
+    def keepalive(self, f: "TcpFlow") -> None:
+        """Turn SO_KEEPALIVE on."""
+
+    def sock_close(self, f: "TcpFlow", reset: bool) -> None:
+        """Close the socket (unregistered first); `reset`: SO_LINGER 0, an RST to the peer."""
+
+    def space(self, f: "TcpFlow", fresh: bool = False) -> int:
+        """Free room of the send buffer (`fresh`: measured now, not estimated)."""
+
+    def want(self, f: "TcpFlow", events: int) -> None:
+        """Epoll interest (edge-triggered); re-registers a parked socket."""
+
+    def park(self, f: "TcpFlow") -> None:
+        """Out of the epoll set until `want` asks again."""
+
+    def add(self, f: "TcpFlow", events: int) -> bool:
+        """Register a new flow's socket; False (socket closed) if epoll refused it."""
+
+    def open(self, key, conn: TcpConn, bind_addr, ifname) -> "TcpFlow":
+        """A flow with a new socket for an outbound connection."""
+
+    def connect(self, f: "TcpFlow", sockaddr) -> int:
+        """Start a non-blocking connect; its errno (0, EINPROGRESS...)."""
+
+    def connect_error(self, f: "TcpFlow", out: int) -> int | None:
+        """SO_ERROR once connected or failed; None while still connecting."""
+
+    def adopt(self, key, handle, conn: TcpConn) -> "TcpFlow | None":
+        """A flow for an accepted socket; None (socket closed) on failure."""
+
+    def refuse(self, handle) -> None: ...
+
+    def new_isn(self) -> int: ...
+
+    def defer(self, fn) -> None:
+        """Run `fn` at the end of the batch."""
+
+    def call_later(self, delay: float, fn):
+        """Run `fn` after `delay` seconds; returns a handle with cancel()."""
+
+    def debug(self, msg: str) -> None: ...
+
+    def trace(self, msg: str) -> None: ...
+
+
 class TcpFlow:
     """One tap-side connection: its tuple, its `TcpConn`, and what the core decided about its
     socket. The shell subclasses it to add the socket itself."""
@@ -648,11 +712,12 @@ class TcpFlow:
 class TcpCore:
     """Every decision of TCP through the tap, after passt's tcp.c (module docstring).
 
-    `io` is the shell (`TcpIo`: the methods below marked "io."); `link` gives the addresses seen
+    `io` is the shell (`TcpIo`); `link` gives the addresses seen
     in the namespace and counts drops; `plen4`/`plen6` are the largest payloads a frame buffer
     holds behind the IPv4/IPv6 headers."""
 
-    def __init__(self, io, link, rules, mtu: int, plen4: int, plen6: int, stats: dict):
+    def __init__(self, io: TcpIo, link, rules, mtu: int, plen4: int, plen6: int,
+                 stats: dict):
         self.io = io
         self.link = link
         self.rules = rules
