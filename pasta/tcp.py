@@ -59,8 +59,9 @@ The numbers (`TcpConn`; pasta's design: no data buffers in pypasta):
   bare ACK that nobody retransmits; if it is lost (the tap's queue overflows under load), only
   a probe's answer reopens the flow. Probes never reset a flow: a peer that answers is alive.
 - Loss recovery (NewReno, RFC 6582): three duplicate ACKs retransmit the first unacknowledged
-  segment only (`Timeout`-free `fast_retransmit_due()`, then `TcpCore.fast_retransmit`) and set the recovery point at the highest byte sent; while in recovery, an ACK that
-  advances but stays below it (a partial ACK) retransmits the next hole at once
+  segment only (`Timeout`-free `fast_retransmit_due()`, then `TcpCore.fast_retransmit`) and
+  set the recovery point at the highest byte sent; while in recovery, an ACK that advances but
+  stays below it (a partial ACK) retransmits the next hole at once
   (`partial_ack_due()`); the ACK timeout instead rewinds to the last acknowledged byte and
   re-sends everything (go-back-N).
 - Window from the namespace (RFC 9293 3.10.7.4): taken from an ACK only if it is not older
@@ -161,7 +162,7 @@ class Fin(enum.IntFlag):
 
 
 class Timeout(enum.IntEnum):
-    """What `on_timer()` asks the shell to do."""
+    """What `on_timer()` asks `TcpCore.timer_handler` to do."""
 
     NONE = 0
     RETRANSMIT = 1
@@ -433,7 +434,8 @@ class TcpConn:
         self.wnd_from_tap = wnd
 
     def fast_retransmit_due(self) -> bool:
-        """Three duplicate ACKs: enter recovery; the shell retransmits the first segment."""
+        """Three duplicate ACKs: enter recovery; `TcpCore.fast_retransmit` re-sends
+        the first segment."""
         if self.dup_acks >= DUP_ACKS:
             self.dup_acks = 0
             self.recover = self.seq_max
@@ -442,7 +444,8 @@ class TcpConn:
         return False
 
     def partial_ack_due(self) -> bool:
-        """In recovery, an ACK advanced to the next hole: the shell retransmits it."""
+        """In recovery, an ACK advanced to the next hole: `TcpCore.fast_retransmit` re-sends
+        it."""
         if self.partial_ack:
             self.partial_ack = False
             return self.in_flight() > 0
