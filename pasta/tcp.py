@@ -1,21 +1,40 @@
-"""TCP flow state machine: the numbers of a tap-side TCP connection, as plain code (sans-IO).
+"""TCP through the tap, decided in plain code (sans-IO): the numbers of each connection
+(`TcpConn`) and what to do on each tap segment, socket event and timer (`TcpCore`).
 
-Purpose: decide every sequence number, acknowledgement, window and timeout of one connection
-between the namespace (through the tap) and a host socket, without doing any I/O
-(pasta-reference.md section 14). The I/O shell (`pasta.tcpio`) moves bytes and calls in here.
+Purpose: decide every sequence number, acknowledgement, window and timeout of each connection
+between the namespace (through the tap) and a host socket, and every action on that socket,
+without doing any I/O (pasta-reference.md section 14). The I/O shell (`pasta.tcpio`) owns the
+sockets, the frame buffer and epoll, and only carries out what the core asks for.
 
-Theory of operation (pasta's design: no data buffers in pypasta):
+Theory of operation, the split: `TcpCore` holds the flow table (`flows`, by tap tuple) and the
+decisions of passt's tcp.c, under its names: `tap_handler` (a segment from the tap),
+`conn_from_tap` (a SYN without a flow), `data_from_tap` (ACK, data and FIN of a segment),
+`connect_finish` (the host's connect() completed), `conn_from_sock` (an accepted host connection: a
+SYN to the namespace) and `conn_from_sock_finish` (the namespace's SYN,ACK), `sock_handler` (socket
+events), `data_from_sock` (peek and send within the window), `revert_seq` (the tap refused a data
+segment), `rewind_seq` (ACK timeout, go-back-N), `fast_retransmit` (NewReno), `update_seqack_wnd`
+(window and ACK number of a segment), `send_flag`, `rst`, `rst_no_conn`, `timer_handler` (one
+flow's deadline passed, from `sweep`), `defer_handler` (the ACKs due at the end of a batch) and
+`tap_window_update` (a small window re-opened). It calls a narrow shell object `io`, typed by
+`TcpIo` (peek into the frame buffer, send a segment or an RST, write, discard, set the peek offset,
+shut down, close or reset, epoll interest, free room of the send buffer, new sockets, the clock and
+deferred work), directly rather than through action records, so the hot path allocates nothing per
+segment. Hard socket errors reach the core as OSError, which it turns into a reset of that flow
+only; EAGAIN is a value (None or 0). `tests/unit/test_tcp_core.py` drives the core with a fake `io`
+that records these calls.
+
+The numbers (`TcpConn`; pasta's design: no data buffers in pypasta):
 - Namespace -> host: `tap_data(seq, length, fin)` returns which part of a segment is new and in
-  order (`(skip, take)`); the shell writes that part to the socket and reports how much the
+  order (`(skip, take)`); `TcpCore` writes that part to the socket and reports how much the
   socket accepted with `written(n)`. Only written bytes are acknowledged to the namespace
   (`seq_from_tap` is the next byte expected); what the socket refused is simply not acknowledged
   and the namespace retransmits it.
 - Host -> namespace: data stays in the socket's receive queue. `send_budget()` says how many bytes
   may be peeked and sent now (the namespace's window minus what is in flight); `sent(n)` advances
   `seq_to_tap`. `tap_ack(ack, window)` returns how many bytes the namespace newly acknowledged:
-  the shell discards exactly that many from the socket. A third duplicate ACK, or an ACK timeout,
-  rewinds `seq_to_tap` to the last acknowledged byte (`rewind()`): the shell re-peeks from there.
-- Window to the namespace: given by the shell (free space in the socket's send buffer), scaled by
+  `TcpCore` discards exactly that many from the socket. A third duplicate ACK, or an ACK timeout,
+  rewinds `seq_to_tap` to the last acknowledged byte (`rewind()`): `TcpCore` re-peeks from there.
+- Window to the namespace: given by `io.space` (free space in the socket's send buffer), scaled by
   `ws_to_tap`.
 - Timers are one deadline, `timer_at`, compared with `now` by `on_timer(now)`:
   - handshake: while the host's connect() is in progress (SYN_RCVD), no reset: the host
@@ -40,9 +59,9 @@ Theory of operation (pasta's design: no data buffers in pypasta):
   bare ACK that nobody retransmits; if it is lost (the tap's queue overflows under load), only
   a probe's answer reopens the flow. Probes never reset a flow: a peer that answers is alive.
 - Loss recovery (NewReno, RFC 6582): three duplicate ACKs retransmit the first unacknowledged
-  segment only (`Timeout`-free `fast_retransmit_due()`, then `retransmit_first()` in the
-  shell) and set the recovery point at the highest byte sent; while in recovery, an ACK that
-  advances but stays below it (a partial ACK) retransmits the next hole at once
+  segment only (`Timeout`-free `fast_retransmit_due()`, then `TcpCore.fast_retransmit`) and
+  set the recovery point at the highest byte sent; while in recovery, an ACK that advances but
+  stays below it (a partial ACK) retransmits the next hole at once
   (`partial_ack_due()`); the ACK timeout instead rewinds to the last acknowledged byte and
   re-sends everything (go-back-N).
 - Window from the namespace (RFC 9293 3.10.7.4): taken from an ACK only if it is not older
@@ -54,9 +73,22 @@ Theory of operation (pasta's design: no data buffers in pypasta):
   reuses the tuple answers it with an RST at the right sequence, and its next SYN opens a new
   flow.
 
+- Acknowledgements to the namespace (`TcpCore.write`): at the end of the tap batch once two
+  full segments or more are unacknowledged or the window left to the namespace is below a
+  segment, else within ACK_INTERVAL_S (10 ms, pasta's ACK_TO_TAP_DUE) or on the next segment we
+  send back. A window advertised below one segment is re-checked every ACK_INTERVAL_S
+  (`tap_window_update`); after a short write, EPOLLOUT brings a window update and three
+  duplicates of it, so the namespace retransmits at once.
+- Timers of all flows: one `sweep` every SWEEP_S while flows exist calls `timer_handler` for
+  each flow whose `timer_at` passed.
+
 States: `State.SYN_RCVD` (the namespace's SYN seen, host connect in progress),
 `State.SYN_ACK_SENT` (connected, our SYN,ACK sent, waiting for the namespace's ACK),
 `State.SYN_SENT` (inbound: our SYN sent to the namespace), `State.ESTABLISHED`, `State.CLOSED`.
+Per flow, besides its `TcpConn`, `TcpFlow` records the core's
+decisions about the socket: `partial` (a short write waits for EPOLLOUT), `wnd_low`,
+`drained` (all queued data is in flight: an ACK need not peek), `rdhup`, `keepalive`,
+`tap_retry`, `closed`; `events`, `registered` and `out_armed` are kept by the shell.
 Orthogonal flags: `Fin.SOCK_FIN_RCVD` (host side EOF), `Fin.SOCK_FIN_SENT` (we shut the host
 socket's write side), `Fin.TAP_FIN_RCVD`, `Fin.TAP_FIN_SENT`, `Fin.TAP_FIN_ACKED`. Timer
 outcomes: `Timeout.NONE`, `Timeout.RETRANSMIT` (rewind and re-send), `Timeout.RESET`,
@@ -69,21 +101,34 @@ namespace must answer with its current window), `Timeout.KEEPALIVE` (the same se
 Invariants: all sequence arithmetic is modulo 2**32 (`seq_diff`, `seq_lt`...);
 `seq_ack_from_tap <= seq_to_tap` (in sequence space); a byte is acknowledged to the namespace only
 after the host socket accepted it; bytes are discarded from the host socket only after the
-namespace acknowledged them, so nothing is lost if either side stalls.
+namespace acknowledged them, so nothing is lost if either side stalls. A flow is in `flows`
+until `TcpCore.close`, which has the shell close its socket in the same step; the shell's
+peek offset always equals `in_flight()` minus an unacknowledged FIN (`revert_seq` and
+`fast_retransmit` restore it).
 
 Limits and not handled: no SACK, no timestamps, no urgent data; out-of-order segments from the
 namespace are dropped (a duplicate ACK asks for a retransmission), as pasta does.
 
-Kernel assumptions: none here (see `pasta.tcpio`).
+Kernel assumptions: none here (see `pasta.tcpio`); the epoll bits (EPOLLIN...) are Linux's
+values, defined here because a core module may not import `select`.
 
 Differences from passt: the ACK sent to the namespace covers everything the host socket accepted
 (pasta's choice for local peers and small buffers); pasta can instead reflect the remote peer's
-acknowledgements from TCP_INFO for far-away peers.
+acknowledgements from TCP_INFO for far-away peers. passt's tcp.c functions take the
+context and call the kernel themselves; here they are methods of `TcpCore` that call the shell
+object, under the same names so that a reader of tcp.c finds them. The STYLE.md sketch of action
+records (one list per segment) is not used: on the hot path (iperf3 at ~10 Gbit/s) it would
+allocate per segment, and the calls say the same thing.
 """
 
 from __future__ import annotations
 
 import enum
+import errno
+from typing import Protocol
+
+from pasta import fwd
+from pasta.wire.l4 import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN
 
 SEQ_MOD = 1 << 32
 SYN_RTO_S = 1.0
@@ -117,7 +162,7 @@ class Fin(enum.IntFlag):
 
 
 class Timeout(enum.IntEnum):
-    """What `on_timer()` asks the shell to do."""
+    """What `on_timer()` asks `TcpCore.timer_handler` to do."""
 
     NONE = 0
     RETRANSMIT = 1
@@ -389,7 +434,8 @@ class TcpConn:
         self.wnd_from_tap = wnd
 
     def fast_retransmit_due(self) -> bool:
-        """Three duplicate ACKs: enter recovery; the shell retransmits the first segment."""
+        """Three duplicate ACKs: enter recovery; `TcpCore.fast_retransmit` re-sends
+        the first segment."""
         if self.dup_acks >= DUP_ACKS:
             self.dup_acks = 0
             self.recover = self.seq_max
@@ -398,7 +444,8 @@ class TcpConn:
         return False
 
     def partial_ack_due(self) -> bool:
-        """In recovery, an ACK advanced to the next hole: the shell retransmits it."""
+        """In recovery, an ACK advanced to the next hole: `TcpCore.fast_retransmit` re-sends
+        it."""
         if self.partial_ack:
             self.partial_ack = False
             return self.in_flight() > 0
@@ -549,3 +596,705 @@ class TcpConn:
         f = self.fin
         return bool(f & Fin.TAP_FIN_RCVD and f & Fin.SOCK_FIN_RCVD and f & Fin.TAP_FIN_ACKED
                     and f & Fin.SOCK_FIN_SENT)
+
+
+# ===================================================================== the decisions of tcp.c
+# Linux's epoll bits (the values of select.EPOLL*, which a core module may not import): the
+# socket events `TcpCore.sock_handler` reads and the interest it asks `TcpIo.want` for.
+EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLLRDHUP = 0x001, 0x004, 0x008, 0x010, 0x2000
+IPPROTO_TCP = 6
+
+SWEEP_S = 0.25
+ACK_INTERVAL_S = 0.01
+MAX_FLOWS = 16384
+SOCK_BUF = 4 << 20
+SEGMENTS_PER_WAKEUP = 16
+# A connect() or socket() failing with these is our own shortage (ports, fds, memory): the SYN
+# is dropped, the namespace retries, instead of an RST.
+LOCAL_ERRNOS = frozenset({errno.EADDRNOTAVAIL, errno.EADDRINUSE, errno.ENOBUFS, errno.EMFILE,
+                          errno.ENFILE, errno.ENOMEM})
+
+
+class TcpIo(Protocol):
+    """What `TcpCore` asks of its shell (`pasta.tcpio.TcpFlows`; a fake in the unit tests).
+    Hard socket errors are raised as OSError; EAGAIN is a value."""
+
+    now: float
+
+    def send(self, f: "TcpFlow", flags: int, seq: int, ack: int, window: int, plen: int,
+             mss: int | None = None, wscale: int | None = None) -> bool:
+        """A segment to the tap (payload: the last `peek`); False if the tap refused it."""
+
+    def send_rst(self, key, seq: int, ack: int | None) -> None:
+        """An RST (with ACK unless `ack` is None) for a tuple, flow or not."""
+
+    def peek(self, f: "TcpFlow", n: int) -> int | None:
+        """Up to `n` bytes at the peek offset; 0 at EOF, None if nothing more is queued."""
+
+    def write(self, f: "TcpFlow", data) -> int:
+        """Bytes the socket took (0 if none)."""
+
+    def discard(self, f: "TcpFlow", n: int) -> None:
+        """Drop `n` acknowledged bytes from the head of the receive queue."""
+
+    def set_peek_off(self, f: "TcpFlow", offset: int) -> None: ...
+
+    def shutdown_wr(self, f: "TcpFlow") -> None: ...
+
+    def keepalive(self, f: "TcpFlow") -> None:
+        """Turn SO_KEEPALIVE on."""
+
+    def sock_close(self, f: "TcpFlow", reset: bool) -> None:
+        """Close the socket (unregistered first); `reset`: SO_LINGER 0, an RST to the peer."""
+
+    def space(self, f: "TcpFlow", fresh: bool = False) -> int:
+        """Free room of the send buffer (`fresh`: measured now, not estimated)."""
+
+    def want(self, f: "TcpFlow", events: int) -> None:
+        """Epoll interest (edge-triggered); re-registers a parked socket."""
+
+    def park(self, f: "TcpFlow") -> None:
+        """Out of the epoll set until `want` asks again."""
+
+    def add(self, f: "TcpFlow", events: int) -> bool:
+        """Register a new flow's socket; False (socket closed) if epoll refused it."""
+
+    def open(self, key, conn: TcpConn, bind_addr, ifname) -> "TcpFlow":
+        """A flow with a new socket for an outbound connection."""
+
+    def connect(self, f: "TcpFlow", sockaddr) -> int:
+        """Start a non-blocking connect; its errno (0, EINPROGRESS...)."""
+
+    def connect_error(self, f: "TcpFlow", out: int) -> int | None:
+        """SO_ERROR once connected or failed; None while still connecting."""
+
+    def adopt(self, key, handle, conn: TcpConn) -> "TcpFlow | None":
+        """A flow for an accepted socket; None (socket closed) on failure."""
+
+    def refuse(self, handle) -> None: ...
+
+    def new_isn(self) -> int: ...
+
+    def defer(self, fn) -> None:
+        """Run `fn` at the end of the batch."""
+
+    def call_later(self, delay: float, fn):
+        """Run `fn` after `delay` seconds; returns a handle with cancel()."""
+
+    def debug(self, msg: str) -> None: ...
+
+    def trace(self, msg: str) -> None: ...
+
+
+class TcpFlow:
+    """One tap-side connection: its tuple, its `TcpConn`, and what the core decided about its
+    socket. The shell subclasses it to add the socket itself."""
+
+    __slots__ = ("key", "v6", "ns_addr", "ns_port", "peer_addr", "peer_port", "conn", "events",
+                 "partial", "closed", "registered", "wnd_low", "drained", "keepalive",
+                 "tap_retry", "out_armed", "rdhup")
+
+    def __init__(self, key, conn: TcpConn):
+        self.key = key
+        self.v6, self.ns_addr, self.ns_port, self.peer_addr, self.peer_port = key
+        self.conn = conn
+        self.events = 0                 # the epoll interest asked for (set by the shell)
+        self.registered = True          # in the epoll set (the shell parks and re-adds it)
+        self.partial = False            # a write to the socket was short: update when drained
+        self.closed = False
+        self.wnd_low = False            # we advertised a small window: update when drained
+        # The last data_from_sock ended with the socket's queue all in flight (EAGAIN or a
+        # short peek): new data comes with an EPOLLIN edge, so an ACK from the tap need not peek.
+        self.drained = False
+        self.rdhup = False              # the socket reported EOF (EPOLLRDHUP/EPOLLHUP)
+        self.keepalive = False          # SO_KEEPALIVE set (the namespace sends keepalives)
+        self.tap_retry = False          # a segment could not be written: push again soon
+        self.out_armed = False          # polled for EPOLLOUT: the send buffer was full (shell)
+
+
+class TcpCore:
+    """Every decision of TCP through the tap, after passt's tcp.c (module docstring).
+
+    `io` is the shell (`TcpIo`); `link` gives the addresses seen
+    in the namespace and counts drops; `plen4`/`plen6` are the largest payloads a frame buffer
+    holds behind the IPv4/IPv6 headers."""
+
+    def __init__(self, io: TcpIo, link, rules, mtu: int, plen4: int, plen6: int,
+                 stats: dict):
+        self.io = io
+        self.link = link
+        self.rules = rules
+        self.mss4 = mss_for_mtu(mtu or 65520, False)
+        self.mss6 = mss_for_mtu(mtu or 65520, True)
+        self.plen4, self.plen6 = plen4, plen6
+        self.flows: dict = {}
+        self.ack_pending: dict = {}         # ACKs sent at the end of the batch
+        self._ack_deferred = False
+        self.ack_delayed: dict = {}         # flows with a small amount of data to acknowledge
+        self._delack_timer = None
+        self._sweeper = None
+        self.low_window: set = set()        # flows waiting to advertise a reopened window
+        self._wnd_timer = None
+        self.tap_retry: set = set()         # flows whose last segment the tap did not take
+        self._retry_timer = None
+        self.stats = stats
+        for k in ("tcp_flows", "tcp_opened", "tcp_closed", "tcp_resets_to_ns",
+                  "tcp_retransmits", "tcp_challenge_acks", "tcp_keepalives_to_ns",
+                  "tcp_tap_reverts", "tcp_fast_retransmits", "tcp_flow_errors",
+                  "tcp_sndbuf_waits", "tcp_short_writes"):
+            stats.setdefault(k, 0)
+
+    # ----------------------------------------------------------------- segments to the namespace
+    def update_seqack_wnd(self, f: TcpFlow, flags: int, syn: bool = False,
+                          dup: bool = False) -> int:
+        """The window field of a segment to the namespace, and the ACK number it carries
+        recorded (passt's tcp_update_seqack_wnd). `dup`: a duplicate ACK keeps the window of
+        the ACK before it (a namespace counts an ACK that changes the window as an update, not
+        a duplicate)."""
+        c = f.conn
+        if syn:
+            window = 65535
+        elif dup:
+            window = c.wnd_to_tap >> c.ws_to_tap
+        else:
+            window = c.window_to_tap(self.io.space(f)) if flags & TCP_ACK else 0
+        if flags & TCP_ACK:
+            c.seq_ack_to_tap = c.seq_from_tap
+            if not syn and window << c.ws_to_tap < c.mss_to_tap and not f.wnd_low \
+                    and not c.fin & Fin.SOCK_FIN_SENT:
+                # Update the window once the socket has room again. Not on EPOLLOUT: that only
+                # fires after a send hit EAGAIN (SOCK_NOSPACE), and a namespace respecting our
+                # small window never makes us hit it; pasta polls at ACK_INTERVAL too.
+                f.wnd_low = True
+                self.low_window.add(f)
+                if self._wnd_timer is None:
+                    self._wnd_timer = self.io.call_later(ACK_INTERVAL_S, self.tap_window_update)
+        return window
+
+    def segment(self, f: TcpFlow, flags: int, seq: int, plen: int = 0, syn: bool = False,
+                dup: bool = False) -> bool:
+        """One segment to the namespace (a payload of `plen` bytes is already in the shell's
+        frame buffer, where `io.peek` put it); False if the tap did not take it."""
+        window = self.update_seqack_wnd(f, flags, syn, dup)
+        c = f.conn
+        if syn:
+            return self.io.send(f, flags, seq, c.seq_from_tap if flags & TCP_ACK else 0, window,
+                                0, self.mss6 if f.v6 else self.mss4, c.ws_to_tap or None)
+        return self.io.send(f, flags, seq, c.seq_from_tap if flags & TCP_ACK else 0, window,
+                            plen)
+
+    def send_flag(self, f: TcpFlow, flags: int) -> bool:
+        """A segment without data at the next sequence number (passt's tcp_send_flag)."""
+        return self.segment(f, flags, f.conn.seq_to_tap)
+
+    def send_syn(self, f: TcpFlow) -> bool:
+        """Our SYN (inbound) or SYN,ACK (outbound), with the MSS and window scale options."""
+        flags = TCP_SYN if f.conn.state == State.SYN_SENT else TCP_SYN | TCP_ACK
+        return self.segment(f, flags, f.conn.seq_init_to_tap, syn=True)
+
+    def rst_no_conn(self, key, seq: int, ack: int | None) -> None:
+        """An RST for a segment that has no flow, or for a flow we give up (passt's
+        tcp_rst_no_conn)."""
+        self.io.send_rst(key, seq, ack)
+        self.stats["tcp_resets_to_ns"] += 1
+
+    def rst(self, f: TcpFlow, why: str = "") -> None:
+        """Reset both sides of a flow (passt's tcp_rst): an RST to the namespace, the host
+        socket closed with SO_LINGER 0."""
+        c = f.conn
+        self.io.debug(f"TCP: reset {fwd.text(f.ns_addr)}:{f.ns_port} <-> "
+                      f"{fwd.text(f.peer_addr)}:{f.peer_port} in {c.state.name}: {why}")
+        self.rst_no_conn(f.key, c.seq_to_tap, c.seq_from_tap)
+        self.close(f, reset=True)
+
+    def close(self, f: TcpFlow, reset: bool = False) -> None:
+        """End a flow; `reset`: the host peer gets an RST."""
+        if f.closed:
+            return
+        if not reset and (f.key in self.ack_pending or f.key in self.ack_delayed):
+            # The ACK of the namespace's FIN (or of its last data) is still due: without it
+            # the namespace retransmits the FIN into a closed flow and gets an RST.
+            self.send_flag(f, TCP_ACK)
+        f.closed = True
+        f.conn.state = State.CLOSED
+        self.io.sock_close(f, reset)
+        self.flows.pop(f.key, None)
+        self.ack_pending.pop(f.key, None)
+        self.ack_delayed.pop(f.key, None)
+        self.stats["tcp_closed"] += 1
+        self.stats["tcp_flows"] = len(self.flows)
+
+    def close_all(self) -> None:
+        for f in list(self.flows.values()):
+            self.close(f)
+        for t in (self._sweeper, self._wnd_timer, self._delack_timer, self._retry_timer):
+            if t is not None:
+                t.cancel()
+
+    def add(self, f: TcpFlow, events: int = 0) -> bool:
+        """A new flow in the table; False (socket closed, flow gone) if epoll refused it."""
+        if not self.io.add(f, events):
+            self.stats["tcp_flow_errors"] += 1
+            f.closed = True
+            return False
+        self.flows[f.key] = f
+        self.stats["tcp_opened"] += 1
+        self.stats["tcp_flows"] = len(self.flows)
+        if self._sweeper is None:
+            self._sweeper = self.io.call_later(SWEEP_S, self.sweep)
+        return True
+
+    # ----------------------------------------------------------------- segments from the namespace
+    def tap_handler(self, v6: bool, src: bytes, dst: bytes, h, buf) -> None:
+        """One TCP segment from the namespace (`h`: pasta.wire.l4.TcpHdr; payload in buf)."""
+        key = (v6, src, h.sport, dst, h.dport)
+        f = self.flows.get(key)
+        flags = h.flags
+        if f is None:
+            if flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN:
+                self.conn_from_tap(key, h)
+            elif flags & TCP_RST or not fwd.is_unicast(src) or not fwd.is_unicast(dst):
+                self.link.drop("tcp: no flow")
+            else:
+                # RFC 9293 3.10.7.1, as pasta: a segment for no connection gets an RST, so a
+                # namespace that missed ours (or outlived a flow) stops retransmitting at once.
+                self.stats["tcp_no_flow_resets"] = self.stats.get("tcp_no_flow_resets", 0) + 1
+                if flags & TCP_ACK:
+                    self.rst_no_conn(key, h.ack, None)
+                else:
+                    end = h.end - h.payload_off + (1 if flags & (TCP_SYN | TCP_FIN) else 0)
+                    self.rst_no_conn(key, 0, seq_add(h.seq, end))
+            return
+        c = f.conn
+        if flags & TCP_RST:
+            what = c.tap_rst(h.seq, h.ack if flags & TCP_ACK else None)
+            if what == Rst.ACCEPT:
+                self.close(f, reset=True)
+            elif what == Rst.CHALLENGE:
+                self.challenge_ack(f)
+            else:
+                self.link.drop("tcp: rst out of window")
+            return
+        if c.state == State.SYN_SENT:
+            if flags & (TCP_SYN | TCP_ACK) == (TCP_SYN | TCP_ACK) and \
+                    c.tap_syn_ack(h.seq, h.ack, h.window, h.mss, h.wscale, self.io.now):
+                self.conn_from_sock_finish(f)
+            return
+        if flags & TCP_SYN:
+            if c.state == State.SYN_ACK_SENT:           # our SYN,ACK was lost
+                self.send_syn(f)
+            elif c.state == State.ESTABLISHED:
+                # RFC 5961 4.2: a namespace reusing the tuple answers with an RST at our ACK
+                # number, which closes this flow; its next SYN then opens a new one.
+                self.challenge_ack(f)
+            elif c.state == State.SYN_RCVD:
+                c.tap_syn_again(self.io.now)            # still trying: keep connecting
+            return
+        if c.state == State.SYN_RCVD:
+            return                                      # still connecting on the host side
+        self.data_from_tap(f, h, buf)
+
+    def challenge_ack(self, f: TcpFlow) -> None:
+        self.stats["tcp_challenge_acks"] += 1
+        self.send_flag(f, TCP_ACK)
+
+    def data_from_tap(self, f: TcpFlow, h, buf) -> None:
+        """ACK, data and FIN of a segment on a synchronised flow: only what the socket takes is
+        acknowledged, only what the namespace acknowledged is discarded from the socket."""
+        c = f.conn
+        flags = h.flags
+        plen = h.end - h.payload_off
+        if flags & TCP_ACK:
+            was = c.state
+            acked = c.tap_ack(h.ack, h.window, plen > 0, self.io.now, h.seq)
+            if was == State.SYN_ACK_SENT and c.state == State.ESTABLISHED:
+                self.io.want(f, EPOLLIN | EPOLLRDHUP)
+            if acked:
+                self.io.discard(f, acked)
+            if c.fast_retransmit_due() or c.partial_ack_due():
+                self.fast_retransmit(f)
+            if not f.keepalive and c.keepalive_from_tap(h.seq, plen, not flags & TCP_FIN):
+                # The namespace keeps this connection alive: so does the host socket (pasta
+                # 2026), with the host's keepalive timings.
+                self.io.keepalive(f)
+                f.keepalive = True
+        if plen:
+            skip, take = c.tap_data(h.seq, plen)
+            if skip < 0:
+                self.segment(f, TCP_ACK, c.seq_to_tap, dup=True)     # gap: duplicate ACK
+            elif take:
+                self.write(f, buf[h.payload_off + skip:h.payload_off + skip + take])
+            else:
+                self.ack_later(f)                           # duplicate or keep-alive
+        elif not flags & (TCP_FIN | TCP_SYN) and h.seq != c.seq_from_tap:
+            self.ack_later(f)                   # window probe or keep-alive: answer it
+        if flags & TCP_FIN:
+            if c.tap_fin(seq_add(h.seq, plen)):
+                self.io.shutdown_wr(f)
+                c.fin |= Fin.SOCK_FIN_SENT
+            self.ack_later(f)
+        if c.done():
+            self.close(f)
+        elif not f.drained and c.send_budget() and c.state == State.ESTABLISHED:
+            self.data_from_sock(f)      # the window held data back: this ACK may release it
+
+    def write(self, f: TcpFlow, data) -> None:
+        """Data from the namespace to the socket; the ACK for it now, soon or at once."""
+        try:
+            n = self.io.write(f, data)
+        except OSError as e:
+            self.rst(f, f"send: {e.strerror}")
+            return
+        c = f.conn
+        c.written(n)
+        if n < len(data):
+            f.partial = True
+            self.stats["tcp_short_writes"] += 1
+            self.io.want(f, f.events | EPOLLOUT)
+            self.ack_later(f)
+            return
+        pending = seq_diff(c.seq_from_tap, c.seq_ack_to_tap)
+        mss = self.mss6 if f.v6 else self.mss4
+        if pending < 2 * mss and c.wnd_to_tap - pending >= mss:
+            # Less than two full segments to acknowledge, and the window we offered still
+            # leaves the namespace a segment's room: within ACK_INTERVAL_S, or sooner on the
+            # data we send back (request/response traffic: one tap write instead of two).
+            # pasta's ACK_TO_TAP_DUE timer, the same 10 ms.
+            self.ack_delayed[f.key] = f
+            if self._delack_timer is None:
+                self._delack_timer = self.io.call_later(ACK_INTERVAL_S, self.delayed_acks)
+            return
+        self.ack_later(f)
+
+    def delayed_acks(self) -> None:
+        self._delack_timer = None
+        delayed, self.ack_delayed = self.ack_delayed, {}
+        for f in delayed.values():
+            if not f.closed and f.conn.ack_due():
+                self.send_flag(f, TCP_ACK)
+
+    def ack_later(self, f: TcpFlow) -> None:
+        """An ACK at the end of the batch (one per flow however many segments came)."""
+        self.ack_pending[f.key] = f
+        if not self._ack_deferred:
+            self._ack_deferred = True
+            self.io.defer(self.defer_handler)
+
+    def defer_handler(self) -> None:
+        """The end of a batch: the ACKs due (passt's tcp_defer_handler)."""
+        self._ack_deferred = False
+        pending, self.ack_pending = self.ack_pending, {}
+        for f in pending.values():
+            if not f.closed:
+                self.send_flag(f, TCP_ACK)
+
+    # ----------------------------------------------------------------- set-up
+    def conn_from_tap(self, key, h) -> None:
+        """A SYN from the namespace without a flow: connect to the translated target."""
+        v6, src, sport, dst, dport = key
+        io = self.io
+        if not sport or not dport or not fwd.is_unicast(src) or not fwd.is_unicast(dst):
+            self.link.drop("tcp: not unicast or port 0")
+            return
+        if len(self.flows) >= MAX_FLOWS:
+            self.rst_no_conn(key, 0, seq_add(h.seq, 1))
+            return
+        target = fwd.from_tap(self.rules, v6, IPPROTO_TCP, dst, dport)
+        bind_addr, ifname = fwd.host_bind(self.rules, v6, target)
+        conn = TcpConn.from_tap_syn(io.new_isn(), io.now, h.seq, h.window, h.mss, h.wscale)
+        try:
+            f = io.open(key, conn, bind_addr, ifname)
+        except OSError as e:
+            io.debug(f"TCP: socket: {e.strerror}")
+            if e.errno in LOCAL_ERRNOS:
+                self.link.drop("tcp: local resources")
+            else:
+                self.rst_no_conn(key, 0, seq_add(h.seq, 1))
+            return
+        err = io.connect(f, fwd.sockaddr(self.rules, v6, target, dport))
+        if not self.add(f, EPOLLOUT):
+            self.link.drop("tcp: local resources")      # the namespace retries its SYN
+            return
+        if err in LOCAL_ERRNOS:
+            # Our own shortage (ports, fds, memory): drop the SYN, the namespace retries.
+            io.debug(f"TCP: connect: {errno.errorcode.get(err)}; SYN dropped")
+            self.link.drop("tcp: local resources")
+            self.close(f)
+            return
+        if err not in (0, errno.EINPROGRESS):
+            self.rst(f, f"connect: {errno.errorcode.get(err)}")
+            return
+        io.trace(f"TCP: connecting {fwd.text(src)}:{sport} -> {fwd.text(dst)}:{dport}"
+                 f" (host {fwd.text(target)}:{dport})")
+
+    def connect_finish(self, f: TcpFlow, ev: int) -> None:
+        """SYN_RCVD: the host's connect() completed (or failed): SYN,ACK or RST."""
+        err = self.io.connect_error(f, ev & EPOLLOUT)
+        if err is None:
+            return                               # not connected yet (a stale event): wait
+        if err == errno.ETIMEDOUT:
+            # The host's SYN retries ran out: no RST, the namespace's kernel times its
+            # own connect out (a later SYN from it starts a new attempt).
+            self.io.debug("TCP: connect: ETIMEDOUT; flow dropped without a reset")
+            self.close(f)
+            return
+        if err:
+            self.rst(f, f"connect: {errno.errorcode.get(err, err)} events {ev:#x}")
+            return
+        c = f.conn
+        self.segment(f, TCP_SYN | TCP_ACK, c.seq_init_to_tap, syn=True)
+        c.syn_ack_sent(self.io.now)         # (a SYN,ACK the tap refused is resent in 1 s)
+        self.io.want(f, 0)
+
+    def conn_from_sock(self, v6: bool, paddr: bytes, pport: int, target_port: int,
+                       handle) -> None:
+        """An accepted host connection (`handle`: its socket, opaque here): a SYN to the
+        namespace from the client's address as the namespace sees it (passt's
+        tcp_tap_conn_from_sock)."""
+        link = self.link
+        seen = fwd.to_tap_src(self.rules, v6, paddr, link.addr_seen6 if v6 else
+                              link.addr_seen4)
+        if v6:
+            ns_addr = link.addr_ll_seen6 if seen and fwd.is_link_local6(seen) else \
+                link.addr_seen6
+        else:
+            ns_addr = link.addr_seen4
+        if seen is None or ns_addr is None or len(self.flows) >= MAX_FLOWS:
+            self.io.refuse(handle)
+            link.drop("tcp: inbound refused")
+            return
+        key = (v6, ns_addr, target_port, seen, pport)
+        old = self.flows.get(key)
+        if old is not None:
+            self.close(old, reset=True)
+        conn = TcpConn.to_tap_syn(self.io.new_isn(), self.io.now)
+        f = self.io.adopt(key, handle, conn)
+        if f is None:
+            self.stats["tcp_flow_errors"] += 1
+            return
+        if not self.add(f):
+            return
+        self.send_syn(f)
+        conn.syn_sent(self.io.now)
+        self.io.trace(f"TCP: inbound {fwd.text(paddr)}:{pport} -> namespace port "
+                      f"{target_port}")
+
+    def conn_from_sock_finish(self, f: TcpFlow) -> None:
+        """Inbound: the namespace's SYN,ACK established the flow: ACK it, start reading."""
+        self.send_flag(f, TCP_ACK)
+        self.io.want(f, EPOLLIN | EPOLLRDHUP)
+        self.data_from_sock(f)
+
+    # ----------------------------------------------------------------- host -> namespace
+    def sock_handler(self, f: TcpFlow, ev: int) -> None:
+        """Events of a flow's socket; an OSError costs this flow only (issue 13 item 6)."""
+        try:
+            self._sock_events(f, ev)
+        except OSError as e:
+            self.stats["tcp_flow_errors"] += 1
+            if not f.closed:
+                self.rst(f, f"socket event: {e.strerror}")
+
+    def _sock_events(self, f: TcpFlow, ev: int) -> None:
+        if f.closed:
+            return
+        c = f.conn
+        if c.state == State.SYN_RCVD:
+            self.connect_finish(f, ev)
+            return
+        if ev & EPOLLERR or (ev & EPOLLHUP and c.state != State.ESTABLISHED):
+            self.rst(f, f"socket events {ev:#x}")
+            return
+        if ev & EPOLLOUT and f.out_armed:
+            # The peer's ACKs made room in (and perhaps grew) an autotuned send buffer: a
+            # window update (after a short write, the one below, with its duplicates).
+            f.out_armed = False
+            if not f.partial:
+                self.io.want(f, f.events & ~EPOLLOUT)
+                if c.state == State.ESTABLISHED and not c.fin & Fin.SOCK_FIN_SENT:
+                    self.send_flag(f, TCP_ACK)
+        if ev & EPOLLOUT and f.partial:
+            f.partial = False
+            self.io.want(f, f.events & ~EPOLLOUT)
+            # A window update and duplicates of it, so the namespace retransmits what the
+            # socket refused at once instead of after its timeout.
+            for i in range(4):
+                self.segment(f, TCP_ACK, c.seq_to_tap, dup=i > 0)
+        if ev & (EPOLLRDHUP | EPOLLHUP):
+            f.rdhup = True
+        if ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP):
+            self.data_from_sock(f)
+        if ev & EPOLLHUP and not f.closed and not f.events & (EPOLLIN | EPOLLOUT):
+            # Both directions shut: EPOLLHUP would fire on every loop while we wait for the
+            # namespace; park the socket until we want something from it again.
+            self.io.park(f)
+
+    def data_from_sock(self, f: TcpFlow) -> None:
+        """Peek and send what the namespace's window allows; FIN after the data at EOF."""
+        c = f.conn
+        if f.closed or c.state != State.ESTABLISHED:
+            return
+        io = self.io
+        plen_max = self.plen6 if f.v6 else self.plen4
+        now = io.now
+        drained = False
+        for _ in range(SEGMENTS_PER_WAKEUP):
+            budget = c.send_budget()
+            if budget <= 0:
+                break
+            n = min(budget, c.mss_to_tap, plen_max)
+            try:
+                got = io.peek(f, n)
+            except OSError as e:
+                self.rst(f, f"peek: {e.strerror}")
+                return
+            if got is None:
+                drained = True                   # all queued data is in flight already
+                break
+            if got == 0:
+                if not c.fin & Fin.SOCK_FIN_RCVD:
+                    c.fin |= Fin.SOCK_FIN_RCVD
+                if not c.fin & (Fin.TAP_FIN_SENT | Fin.TAP_FIN_ACKED):
+                    if self.send_flag(f, TCP_FIN | TCP_ACK):
+                        c.fin_to_tap(now)
+                    else:
+                        self.tap_not_taken(f)
+                break
+            if not self.segment(f, TCP_ACK | TCP_PSH, c.seq_to_tap, got):
+                self.revert_seq(f)
+                drained = False
+                break
+            c.sent(got, now)
+            if got < n and not f.rdhup:
+                # Short: the queue is drained (for now). Edge-triggered EPOLLIN reports every
+                # later arrival, so no second peek to see EAGAIN. (After EOF was reported, peek
+                # on: the EOF itself comes with no further event.)
+                drained = True
+                break
+        f.drained = drained
+        want = f.events & EPOLLOUT
+        if c.send_budget() > 0 and not c.fin & Fin.SOCK_FIN_RCVD:
+            want |= EPOLLIN | EPOLLRDHUP
+            if not drained and not f.closed and not f.tap_retry:
+                io.defer(lambda: self.data_from_sock(f))    # per-wake-up cap, data left
+                # (not when the tap refused a segment: the retry timer comes back; pushing
+                # again in the same turn would spin while the tap's queue is full)
+        io.want(f, want)
+        if c.done():
+            self.close(f)
+
+    def revert_seq(self, f: TcpFlow) -> None:
+        """The tap did not take a data segment (passt's tcp_revert_seq): the sequence stays,
+        and the peek offset goes back with it, so the same bytes are peeked next time."""
+        self.set_peek_offset(f, f.conn.first_unacked()[1])
+        self.tap_not_taken(f)
+
+    def tap_not_taken(self, f: TcpFlow) -> None:
+        """The tap refused a segment (its queue is full or the link is down): push this flow
+        again after ACK_INTERVAL_S rather than wait for an event that may not come."""
+        self.stats["tcp_tap_reverts"] += 1
+        if not f.tap_retry:
+            f.tap_retry = True
+            self.tap_retry.add(f)
+        if self._retry_timer is None:
+            self._retry_timer = self.io.call_later(ACK_INTERVAL_S, self.tap_retry_handler)
+
+    def tap_retry_handler(self) -> None:
+        self._retry_timer = None
+        flows, self.tap_retry = self.tap_retry, set()
+        for f in flows:
+            f.tap_retry = False
+            if not f.closed:
+                self.data_from_sock(f)
+
+    def tap_window_update(self) -> None:
+        """Every ACK_INTERVAL_S while some flow advertised a small window: send the update
+        once its socket has room for a segment (a threshold, so updates do not ping-pong)."""
+        self._wnd_timer = None
+        for f in list(self.low_window):
+            if f.closed:
+                self.low_window.discard(f)
+            elif self.io.space(f, True) >= min(f.conn.mss_to_tap, SOCK_BUF // 4):
+                self.low_window.discard(f)
+                f.wnd_low = False
+                self.send_flag(f, TCP_ACK)
+        if self.low_window and self._wnd_timer is None:
+            self._wnd_timer = self.io.call_later(ACK_INTERVAL_S, self.tap_window_update)
+
+    def set_peek_offset(self, f: TcpFlow, offset: int) -> bool:
+        try:
+            self.io.set_peek_off(f, offset)
+        except OSError as e:
+            self.rst(f, f"SO_PEEK_OFF: {e.strerror}")
+            return False
+        return True
+
+    def fast_retransmit(self, f: TcpFlow) -> None:
+        """NewReno: the first unacknowledged segment only, peeked from the head of the
+        socket's queue; the peek offset then goes back to the end of what is in flight."""
+        c = f.conn
+        self.stats["tcp_fast_retransmits"] += 1
+        seq, data = c.first_unacked()
+        if not data:
+            if c.fin & Fin.TAP_FIN_SENT and not c.fin & Fin.TAP_FIN_ACKED:
+                self.segment(f, TCP_FIN | TCP_ACK, c.fin_seq_to_tap)
+            return
+        n = min(data, c.mss_to_tap, self.plen6 if f.v6 else self.plen4)
+        if not self.set_peek_offset(f, 0):
+            return
+        try:
+            got = self.io.peek(f, n) or 0
+        except OSError as e:
+            self.rst(f, f"peek: {e.strerror}")
+            return
+        if self.set_peek_offset(f, data) and got:
+            self.segment(f, TCP_ACK | TCP_PSH, seq, got)
+
+    def rewind_seq(self, f: TcpFlow) -> None:
+        """ACK timeout: go back to the last acknowledged byte and send everything again
+        (passt's tcp_rewind_seq, go-back-N)."""
+        c = f.conn
+        c.rewind()
+        try:
+            self.io.set_peek_off(f, 0)
+        except OSError:
+            pass
+        self.stats["tcp_retransmits"] += 1
+        c.fin &= ~Fin.SOCK_FIN_RCVD           # re-peek finds the EOF again after the data
+        self.data_from_sock(f)
+
+    # ----------------------------------------------------------------- timers
+    def sweep(self) -> None:
+        """Every SWEEP_S while flows exist: the timers that expired."""
+        self._sweeper = None
+        now = self.io.now
+        for f in list(self.flows.values()):
+            if not f.closed and now >= f.conn.timer_at:
+                self.timer_handler(f, now)
+        if self.flows:
+            self._sweeper = self.io.call_later(SWEEP_S, self.sweep)
+
+    def timer_handler(self, f: TcpFlow, now: float) -> None:
+        """A flow's deadline passed: what `TcpConn.on_timer` says, carried out."""
+        what = f.conn.on_timer(now)
+        if what == Timeout.RESET:
+            self.rst(f, "timeout")
+        elif what == Timeout.RETRANSMIT:
+            self.rewind_seq(f)
+        elif what == Timeout.ABANDON:
+            self.io.debug("TCP: the namespace stopped retrying its SYN; flow dropped")
+            self.stats["tcp_abandoned"] = self.stats.get("tcp_abandoned", 0) + 1
+            self.close(f)
+        elif what == Timeout.RESEND_SYN:
+            self.stats["tcp_retransmits"] += 1
+            self.send_syn(f)
+        elif what == Timeout.KEEPALIVE:
+            # pasta 2026 (tcp_keepalive): after 30 s without a segment from the namespace,
+            # the same segment as a window probe; its answer is activity, an RST ends the flow.
+            self.stats["tcp_keepalives_to_ns"] += 1
+            self.segment(f, TCP_ACK, seq_add(f.conn.seq_to_tap, -1))
+        elif what == Timeout.PROBE:
+            # One sequence number back, no data: out of window for the namespace, which
+            # answers with a duplicate ACK carrying its current window.
+            self.stats["tcp_window_probes"] = self.stats.get("tcp_window_probes", 0) + 1
+            self.segment(f, TCP_ACK, seq_add(f.conn.seq_to_tap, -1))
