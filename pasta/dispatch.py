@@ -191,8 +191,9 @@ class TapHandler:
                                              self._unsolicited_ra)
 
     def _send_icmp6(self, msg: bytes, src: bytes, dst: bytes) -> None:
-        self.link.send_bytes(build_icmp6_frame(self.link.guest_mac, self.link.our_mac, src, dst, msg[0], msg[1],
-                                          msg[4:], vnet=self.link.vnet))
+        link = self.link
+        link.send_bytes(build_icmp6_frame(link.guest_mac, link.our_mac, src, dst, msg[0], msg[1],
+                                          msg[4:], vnet=link.vnet))
 
     # ----------------------------------------------------------------- input
     def on_readable(self, events: int) -> None:
@@ -264,8 +265,9 @@ class TapHandler:
             return
         # ARP_HDR layout: ... op(2) sha(6) spa(4) tha(6) tpa(4): we answer to the sender.
         tha, tpa = out[18:24], out[24:28]
-        self.link.send_bytes(build_arp_frame(tha, self.link.our_mac, ARP_REPLY, out[8:14], out[14:18],
-                                        tha, tpa, vnet=self.link.vnet))
+        link = self.link
+        link.send_bytes(build_arp_frame(tha, link.our_mac, ARP_REPLY, out[8:14], out[14:18],
+                                        tha, tpa, vnet=link.vnet))
 
     def _ipv4(self, buf, f) -> None:
         if f.frag:
@@ -380,13 +382,14 @@ class TapHandler:
     def _echo_reply(self, buf, f, v6: bool) -> None:
         """Answer an echo request for one of the filtered addresses ourselves."""
         body = bytes(buf[f.l4_off + 4:f.end])            # identifier, sequence, data
+        link = self.link
         if v6:
-            frame = build_icmp6_frame(self.link.guest_mac, self.link.our_mac, f.dst, f.src, 129, 0, body,
-                                      vnet=self.link.vnet)
+            frame = build_icmp6_frame(link.guest_mac, link.our_mac, f.dst, f.src, 129, 0, body,
+                                      vnet=link.vnet)
         else:
-            frame = build_icmp4_frame(self.link.guest_mac, self.link.our_mac, f.dst, f.src, 0, 0, body,
-                                      vnet=self.link.vnet)
-        self.link.send_bytes(frame)
+            frame = build_icmp4_frame(link.guest_mac, link.our_mac, f.dst, f.src, 0, 0, body,
+                                      vnet=link.vnet)
+        link.send_bytes(frame)
 
     def _dhcp(self, buf, u) -> None:
         req = bytes(buf[u.payload_off:u.end])
@@ -464,7 +467,8 @@ class TapHandler:
         payload, to = out
         if self.ctx.v6.addr is not None:
             self.link.addr_seen6 = self.ctx.v6.addr
-        self.link.send_udp(True, self.ctx.v6.our_ll, to, DHCP6_SERVER_PORT, DHCP6_CLIENT_PORT, payload)
+        self.link.send_udp(True, self.ctx.v6.our_ll, to, DHCP6_SERVER_PORT, DHCP6_CLIENT_PORT,
+                           payload)
         log.info(f"DHCPv6: received {_name(dhcpv6.Dhcp6Msg, buf[u.payload_off])}, sending "
                  f"{_name(dhcpv6.Dhcp6Msg, payload[0])}")
 

@@ -27,7 +27,8 @@ Theory of operation:
   until the end of the current batch of events, when `defer_handler()` (queued with the
   shell's `defer`) releases it: a flow freed by one event is never confused with a new one
   within the same batch.
-- One sweep timer (`SWEEP_S`, armed with the shell's `call_later` while any flow exists):
+- One sweep timer (`SWEEP_S`, armed with the shell's `call_later` while any flow exists, and
+  cancelled when the last one goes):
   `timer_handler(now)` runs the per-type handlers registered with `on_timer()` (TCP's
   retransmission and keepalive timers) on every tick, and the idle expiry of types with a
   timeout once every `IDLE_SWEEP_S`, closing expired flows through their owners.
@@ -159,6 +160,9 @@ class Bucket:
     def get(self, key):
         return self.flows.get(key)
 
+    def __getitem__(self, key):
+        return self.flows[key]
+
     def values(self):
         return self.flows.values()
 
@@ -227,6 +231,13 @@ class FlowTab:
         lim = self._limits.get(ftype)
         return lim.count if lim is not None else 0
 
+    def full(self, ftype: FlowType) -> bool:
+        """Would a new flow of `ftype` be refused (the type or the table at its limit, and
+        nothing that can make room)?"""
+        lim = self._limits.get(ftype)
+        at_limit = len(self) >= self.max_flows or (lim is not None and lim.count >= lim.capacity)
+        return at_limit and (lim is None or lim.timeout is None)
+
     def lookup(self, ftype: FlowType, pif: Pif, key):
         b = self._buckets.get((ftype, pif))
         return b.flows.get(key) if b is not None else None
@@ -279,6 +290,8 @@ class FlowTab:
         self._limits[flow.type].count -= 1
         self._live -= 1
         self._freed_pending += 1
+        if not self._live:
+            self.cancel_timer()                 # nothing left to sweep
         if self._defer is None:
             return
         if not self._defer_armed:

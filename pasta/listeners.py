@@ -94,8 +94,6 @@ class Listeners:
         self.engine.remove(lst.fd)
         lst.sock.close()
 
-    def ports(self) -> set:
-        return {lst.port for lst in self.items}
 
     def close(self) -> None:
         for lst in list(self.items):

@@ -100,10 +100,6 @@ class Stats:
         except (KeyError, AttributeError):
             return default
 
-    def setdefault(self, name: str, default: int = 0) -> int:
-        """Compatibility with callers written for a dict: every counter exists already."""
-        return self[name]
-
     def __contains__(self, name: str) -> bool:
         return bool(self.get(name))
 

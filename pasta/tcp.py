@@ -79,8 +79,9 @@ The numbers (`TcpConn`; pasta's design: no data buffers in pypasta):
   send back. A window advertised below one segment is re-checked every ACK_INTERVAL_S
   (`tap_window_update`); after a short write, EPOLLOUT brings a window update and three
   duplicates of it, so the namespace retransmits at once.
-- Timers of all flows: one `sweep` every SWEEP_S while flows exist calls `timer_handler` for
-  each flow whose `timer_at` passed.
+- Flows live in the flow table (`pasta.flow`, type TCP, hashed by their tap side; at most
+  MAX_FLOWS, a SYN beyond that gets an RST). Timers of all flows: the table's sweep timer
+  calls `sweep`, which calls `timer_handler` for each flow whose `timer_at` passed.
 
 States: `State.SYN_RCVD` (the namespace's SYN seen, host connect in progress),
 `State.SYN_ACK_SENT` (connected, our SYN,ACK sent, waiting for the namespace's ACK),
@@ -128,6 +129,7 @@ import errno
 from typing import Protocol
 
 from pasta import fwd
+from pasta.flow import Flow, FlowSide, FlowTab, FlowType, Pif
 from pasta.wire.l4 import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN
 
 SEQ_MOD = 1 << 32
@@ -604,7 +606,6 @@ class TcpConn:
 EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLLRDHUP = 0x001, 0x004, 0x008, 0x010, 0x2000
 IPPROTO_TCP = 6
 
-SWEEP_S = 0.25
 ACK_INTERVAL_S = 0.01
 MAX_FLOWS = 16384
 SOCK_BUF = 4 << 20
@@ -686,15 +687,17 @@ class TcpIo(Protocol):
     def trace(self, msg: str) -> None: ...
 
 
-class TcpFlow:
+class TcpFlow(Flow):
     """One tap-side connection: its tuple, its `TcpConn`, and what the core decided about its
-    socket. The shell subclasses it to add the socket itself."""
+    socket; a TCP flow of the flow table (`pasta.flow`). The shell subclasses it to add the
+    socket itself."""
 
     __slots__ = ("key", "v6", "ns_addr", "ns_port", "peer_addr", "peer_port", "conn", "events",
                  "partial", "closed", "registered", "wnd_low", "drained", "keepalive",
                  "tap_retry", "out_armed", "rdhup")
 
     def __init__(self, key, conn: TcpConn):
+        super().__init__()
         self.key = key
         self.v6, self.ns_addr, self.ns_port, self.peer_addr, self.peer_port = key
         self.conn = conn
@@ -720,29 +723,26 @@ class TcpCore:
     holds behind the IPv4/IPv6 headers."""
 
     def __init__(self, io: TcpIo, link, rules, mtu: int, plen4: int, plen6: int,
-                 stats: dict):
+                 stats, flowtab: FlowTab):
         self.io = io
+        self.flowtab = flowtab
+        flowtab.limit(FlowType.TCP, MAX_FLOWS)
+        flowtab.on_timer(self.sweep)
         self.link = link
         self.rules = rules
         self.mss4 = mss_for_mtu(mtu or 65520, False)
         self.mss6 = mss_for_mtu(mtu or 65520, True)
         self.plen4, self.plen6 = plen4, plen6
-        self.flows: dict = {}
+        self.flows = flowtab.bucket(FlowType.TCP, Pif.TAP)      # by tap tuple
         self.ack_pending: dict = {}         # ACKs sent at the end of the batch
         self._ack_deferred = False
         self.ack_delayed: dict = {}         # flows with a small amount of data to acknowledge
         self._delack_timer = None
-        self._sweeper = None
         self.low_window: set = set()        # flows waiting to advertise a reopened window
         self._wnd_timer = None
         self.tap_retry: set = set()         # flows whose last segment the tap did not take
         self._retry_timer = None
         self.stats = stats
-        for k in ("tcp_flows", "tcp_opened", "tcp_closed", "tcp_resets_to_ns",
-                  "tcp_retransmits", "tcp_challenge_acks", "tcp_keepalives_to_ns",
-                  "tcp_tap_reverts", "tcp_fast_retransmits", "tcp_flow_errors",
-                  "tcp_sndbuf_waits", "tcp_short_writes"):
-            stats.setdefault(k, 0)
 
     # ----------------------------------------------------------------- segments to the namespace
     def update_seqack_wnd(self, f: TcpFlow, flags: int, syn: bool = False,
@@ -796,13 +796,13 @@ class TcpCore:
         """An RST for a segment that has no flow, or for a flow we give up (passt's
         tcp_rst_no_conn)."""
         self.io.send_rst(key, seq, ack)
-        self.stats["tcp_resets_to_ns"] += 1
+        self.stats.tcp_resets_to_ns += 1
 
     def rst(self, f: TcpFlow, why: str = "") -> None:
         """Reset both sides of a flow (passt's tcp_rst): an RST to the namespace, the host
         socket closed with SO_LINGER 0."""
         c = f.conn
-        self.io.debug(f"TCP: reset {fwd.text(f.ns_addr)}:{f.ns_port} <-> "
+        self.io.debug(f"{f.prefix()}TCP: reset {fwd.text(f.ns_addr)}:{f.ns_port} <-> "
                       f"{fwd.text(f.peer_addr)}:{f.peer_port} in {c.state.name}: {why}")
         self.rst_no_conn(f.key, c.seq_to_tap, c.seq_from_tap)
         self.close(f, reset=True)
@@ -818,31 +818,39 @@ class TcpCore:
         f.closed = True
         f.conn.state = State.CLOSED
         self.io.sock_close(f, reset)
-        self.flows.pop(f.key, None)
+        self.flowtab.free(f)
         self.ack_pending.pop(f.key, None)
         self.ack_delayed.pop(f.key, None)
-        self.stats["tcp_closed"] += 1
-        self.stats["tcp_flows"] = len(self.flows)
+        self.stats.tcp_closed += 1
+        self.stats.tcp_flows = len(self.flows)
 
     def close_all(self) -> None:
         for f in list(self.flows.values()):
             self.close(f)
-        for t in (self._sweeper, self._wnd_timer, self._delack_timer, self._retry_timer):
+        for t in (self._wnd_timer, self._delack_timer, self._retry_timer):
             if t is not None:
                 t.cancel()
 
-    def add(self, f: TcpFlow, events: int = 0) -> bool:
-        """A new flow in the table; False (socket closed, flow gone) if epoll refused it."""
+    def add(self, f: TcpFlow, pifs: tuple, sides: tuple, events: int = 0) -> bool:
+        """A new flow in the flow table, hashed by its tap side (`pifs`, `sides`: ini and
+        tgt); False (socket closed, flow gone) if epoll or the table refused it."""
         if not self.io.add(f, events):
-            self.stats["tcp_flow_errors"] += 1
+            self.stats.tcp_flow_errors += 1
             f.closed = True
             return False
-        self.flows[f.key] = f
-        self.stats["tcp_opened"] += 1
-        self.stats["tcp_flows"] = len(self.flows)
-        if self._sweeper is None:
-            self._sweeper = self.io.call_later(SWEEP_S, self.sweep)
+        if not self.flowtab.new(f, FlowType.TCP, Pif.TAP, f.key, self, self.io.now, pifs,
+                                sides):
+            self.io.sock_close(f, True)
+            self.stats.tcp_flow_errors += 1
+            f.closed = True
+            return False
+        self.stats.tcp_opened += 1
+        self.stats.tcp_flows = len(self.flows)
         return True
+
+    def flow_close(self, f: TcpFlow, evicted: bool) -> None:
+        """The flow table closes `f` (at exit: TCP flows never expire or get evicted)."""
+        self.close(f)
 
     # ----------------------------------------------------------------- segments from the namespace
     def tap_handler(self, v6: bool, src: bytes, dst: bytes, h, buf) -> None:
@@ -858,7 +866,7 @@ class TcpCore:
             else:
                 # RFC 9293 3.10.7.1, as pasta: a segment for no connection gets an RST, so a
                 # namespace that missed ours (or outlived a flow) stops retransmitting at once.
-                self.stats["tcp_no_flow_resets"] = self.stats.get("tcp_no_flow_resets", 0) + 1
+                self.stats.tcp_no_flow_resets += 1
                 if flags & TCP_ACK:
                     self.rst_no_conn(key, h.ack, None)
                 else:
@@ -895,7 +903,7 @@ class TcpCore:
         self.data_from_tap(f, h, buf)
 
     def challenge_ack(self, f: TcpFlow) -> None:
-        self.stats["tcp_challenge_acks"] += 1
+        self.stats.tcp_challenge_acks += 1
         self.send_flag(f, TCP_ACK)
 
     def data_from_tap(self, f: TcpFlow, h, buf) -> None:
@@ -949,7 +957,7 @@ class TcpCore:
         c.written(n)
         if n < len(data):
             f.partial = True
-            self.stats["tcp_short_writes"] += 1
+            self.stats.tcp_short_writes += 1
             self.io.want(f, f.events | EPOLLOUT)
             self.ack_later(f)
             return
@@ -996,7 +1004,7 @@ class TcpCore:
         if not sport or not dport or not fwd.is_unicast(src) or not fwd.is_unicast(dst):
             self.link.drop("tcp: not unicast or port 0")
             return
-        if len(self.flows) >= MAX_FLOWS:
+        if self.flowtab.full(FlowType.TCP):
             self.rst_no_conn(key, 0, seq_add(h.seq, 1))
             return
         target = fwd.from_tap(self.rules, v6, IPPROTO_TCP, dst, dport)
@@ -1012,19 +1020,21 @@ class TcpCore:
                 self.rst_no_conn(key, 0, seq_add(h.seq, 1))
             return
         err = io.connect(f, fwd.sockaddr(self.rules, v6, target, dport))
-        if not self.add(f, EPOLLOUT):
+        if not self.add(f, (Pif.TAP, Pif.HOST), (FlowSide(src, sport, dst, dport),
+                                                  FlowSide(target, dport, bind_addr, 0)),
+                        EPOLLOUT):
             self.link.drop("tcp: local resources")      # the namespace retries its SYN
             return
         if err in LOCAL_ERRNOS:
             # Our own shortage (ports, fds, memory): drop the SYN, the namespace retries.
-            io.debug(f"TCP: connect: {errno.errorcode.get(err)}; SYN dropped")
+            io.debug(f"{f.prefix()}TCP: connect: {errno.errorcode.get(err)}; SYN dropped")
             self.link.drop("tcp: local resources")
             self.close(f)
             return
         if err not in (0, errno.EINPROGRESS):
             self.rst(f, f"connect: {errno.errorcode.get(err)}")
             return
-        io.trace(f"TCP: connecting {fwd.text(src)}:{sport} -> {fwd.text(dst)}:{dport}"
+        io.trace(f"{f.prefix()}TCP: connecting {fwd.text(src)}:{sport} -> {fwd.text(dst)}:{dport}"
                  f" (host {fwd.text(target)}:{dport})")
 
     def connect_finish(self, f: TcpFlow, ev: int) -> None:
@@ -1035,7 +1045,7 @@ class TcpCore:
         if err == errno.ETIMEDOUT:
             # The host's SYN retries ran out: no RST, the namespace's kernel times its
             # own connect out (a later SYN from it starts a new attempt).
-            self.io.debug("TCP: connect: ETIMEDOUT; flow dropped without a reset")
+            self.io.debug(f"{f.prefix()}TCP: connect: ETIMEDOUT; flow dropped without a reset")
             self.close(f)
             return
         if err:
@@ -1059,7 +1069,7 @@ class TcpCore:
                 link.addr_seen6
         else:
             ns_addr = link.addr_seen4
-        if seen is None or ns_addr is None or len(self.flows) >= MAX_FLOWS:
+        if seen is None or ns_addr is None or self.flowtab.full(FlowType.TCP):
             self.io.refuse(handle)
             link.drop("tcp: inbound refused")
             return
@@ -1070,13 +1080,14 @@ class TcpCore:
         conn = TcpConn.to_tap_syn(self.io.new_isn(), self.io.now)
         f = self.io.adopt(key, handle, conn)
         if f is None:
-            self.stats["tcp_flow_errors"] += 1
+            self.stats.tcp_flow_errors += 1
             return
-        if not self.add(f):
+        if not self.add(f, (Pif.HOST, Pif.TAP), (FlowSide(paddr, pport, None, 0),
+                                                  FlowSide(ns_addr, target_port, seen, pport))):
             return
         self.send_syn(f)
         conn.syn_sent(self.io.now)
-        self.io.trace(f"TCP: inbound {fwd.text(paddr)}:{pport} -> namespace port "
+        self.io.trace(f"{f.prefix()}TCP: inbound {fwd.text(paddr)}:{pport} -> namespace port "
                       f"{target_port}")
 
     def conn_from_sock_finish(self, f: TcpFlow) -> None:
@@ -1091,7 +1102,7 @@ class TcpCore:
         try:
             self._sock_events(f, ev)
         except OSError as e:
-            self.stats["tcp_flow_errors"] += 1
+            self.stats.tcp_flow_errors += 1
             if not f.closed:
                 self.rst(f, f"socket event: {e.strerror}")
 
@@ -1192,7 +1203,7 @@ class TcpCore:
     def tap_not_taken(self, f: TcpFlow) -> None:
         """The tap refused a segment (its queue is full or the link is down): push this flow
         again after ACK_INTERVAL_S rather than wait for an event that may not come."""
-        self.stats["tcp_tap_reverts"] += 1
+        self.stats.tcp_tap_reverts += 1
         if not f.tap_retry:
             f.tap_retry = True
             self.tap_retry.add(f)
@@ -1233,7 +1244,7 @@ class TcpCore:
         """NewReno: the first unacknowledged segment only, peeked from the head of the
         socket's queue; the peek offset then goes back to the end of what is in flight."""
         c = f.conn
-        self.stats["tcp_fast_retransmits"] += 1
+        self.stats.tcp_fast_retransmits += 1
         seq, data = c.first_unacked()
         if not data:
             if c.fin & Fin.TAP_FIN_SENT and not c.fin & Fin.TAP_FIN_ACKED:
@@ -1259,20 +1270,17 @@ class TcpCore:
             self.io.set_peek_off(f, 0)
         except OSError:
             pass
-        self.stats["tcp_retransmits"] += 1
+        self.stats.tcp_retransmits += 1
         c.fin &= ~Fin.SOCK_FIN_RCVD           # re-peek finds the EOF again after the data
         self.data_from_sock(f)
 
     # ----------------------------------------------------------------- timers
-    def sweep(self) -> None:
-        """Every SWEEP_S while flows exist: the timers that expired."""
-        self._sweeper = None
-        now = self.io.now
+    def sweep(self, now: float) -> None:
+        """The flow table's sweep (every `pasta.flow.SWEEP_S` while flows exist): the timers
+        that expired."""
         for f in list(self.flows.values()):
             if not f.closed and now >= f.conn.timer_at:
                 self.timer_handler(f, now)
-        if self.flows:
-            self._sweeper = self.io.call_later(SWEEP_S, self.sweep)
 
     def timer_handler(self, f: TcpFlow, now: float) -> None:
         """A flow's deadline passed: what `TcpConn.on_timer` says, carried out."""
@@ -1282,19 +1290,19 @@ class TcpCore:
         elif what == Timeout.RETRANSMIT:
             self.rewind_seq(f)
         elif what == Timeout.ABANDON:
-            self.io.debug("TCP: the namespace stopped retrying its SYN; flow dropped")
-            self.stats["tcp_abandoned"] = self.stats.get("tcp_abandoned", 0) + 1
+            self.io.debug(f"{f.prefix()}TCP: the namespace stopped retrying its SYN; flow dropped")
+            self.stats.tcp_abandoned += 1
             self.close(f)
         elif what == Timeout.RESEND_SYN:
-            self.stats["tcp_retransmits"] += 1
+            self.stats.tcp_retransmits += 1
             self.send_syn(f)
         elif what == Timeout.KEEPALIVE:
             # pasta 2026 (tcp_keepalive): after 30 s without a segment from the namespace,
             # the same segment as a window probe; its answer is activity, an RST ends the flow.
-            self.stats["tcp_keepalives_to_ns"] += 1
+            self.stats.tcp_keepalives_to_ns += 1
             self.segment(f, TCP_ACK, seq_add(f.conn.seq_to_tap, -1))
         elif what == Timeout.PROBE:
             # One sequence number back, no data: out of window for the namespace, which
             # answers with a duplicate ACK carrying its current window.
-            self.stats["tcp_window_probes"] = self.stats.get("tcp_window_probes", 0) + 1
+            self.stats.tcp_window_probes += 1
             self.segment(f, TCP_ACK, seq_add(f.conn.seq_to_tap, -1))

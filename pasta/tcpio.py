@@ -5,7 +5,7 @@ Purpose: the sockets, frames and epoll registrations of every TCP connection bet
 namespace and the outside world, in either direction, with no data buffered in Python. What to do
 on each tap segment, socket event and timer is decided in `pasta.tcp` (sans-IO); `TcpFlows` is
 the `io` object it calls, and the public face the rest of pypasta uses (`from_tap`, the core's
-`tap_handler` itself; `bind_listener`, `remove_listener`, `listen_ports`, `close`, `splice`,
+`tap_handler` itself; `bind_listener`, `remove_listener`, `close`, `splice`,
 `flows`, `by_fd`, `ack_pending`).
 
 Theory of operation:
@@ -61,10 +61,11 @@ import struct
 import termios
 
 from pasta import fwd, log
-from pasta.engine import EPOLLET, EPOLLOUT
+from pasta.engine import EPOLLET, EPOLLOUT, FdKind
 from pasta.errors import SetupError
 from pasta.listeners import Listener, Listeners
-from pasta.udp import set_freebind
+from pasta.flow import FlowTab
+from pasta.sock import Proto, sock_l4
 from pasta.tcp import SOCK_BUF, TcpConn, TcpCore, TcpFlow, wnd_from_sndbuf
 from pasta.wire import pack_tcp_hdrs_into, tcp_hdrs_len
 from pasta.wire.l4 import TCP_ACK, TCP_RST
@@ -107,7 +108,7 @@ def buffer_locks(sock_buf: int = SOCK_BUF) -> tuple[bool, bool]:
 
 def _probe_peek_off() -> None:
     """Refuse to start without SO_PEEK_OFF on TCP: every peek would start at byte 0."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = sock_l4(False, Proto.TCP)
     try:
         s.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)
     except OSError as e:
@@ -142,7 +143,8 @@ class TcpFlows:
     methods under "io" are the interface the core calls; `from_tap` is the core's
     `tap_handler` itself (no extra call per segment)."""
 
-    def __init__(self, engine, link, rules: fwd.Rules, mtu: int):
+    def __init__(self, engine, link, rules: fwd.Rules, mtu: int,
+                 flowtab: FlowTab | None = None, splice=None):
         self.engine = engine
         self.link = link
         self.rules = rules
@@ -156,7 +158,7 @@ class TcpFlows:
         self.buf = bytearray(tcp_hdrs_len(True, link.vnet, True) + 65535)
         self.view = memoryview(self.buf)
         self.scratch = memoryview(bytearray(1 << 20))
-        self.splice = None              # set by the translator: loopback clients of -t
+        self.splice = splice            # loopback clients of -t: to pasta.splice
         # Buffers autotune where a lock would be below what autotuning reaches. An autotuned
         # send buffer is measured on every window (_space_auto) and watched with EPOLLOUT
         # once the queue fills it, which is also what lets the kernel grow it.
@@ -166,7 +168,8 @@ class TcpFlows:
         self.defer = engine.defer
         self.call_later = engine.call_later
         self.core = TcpCore(self, link, rules, mtu, 65535 - self.hdr4, 65535 - self.hdr6,
-                            self.stats)
+                            self.stats, flowtab if flowtab is not None else
+                            FlowTab.for_engine(engine))
         self.from_tap = self.core.tap_handler
         _probe_peek_off()
 
@@ -242,7 +245,7 @@ class TcpFlows:
             else:
                 f.out_armed = True
                 f.events |= EPOLLOUT
-                self.stats["tcp_sndbuf_waits"] += 1
+                self.stats.tcp_sndbuf_waits += 1
         f.outq, f.sndbuf = sendq, sendq + room
         return room
 
@@ -321,7 +324,7 @@ class TcpFlows:
         f.events = events
         try:
             self.engine.add(f.fd, events | EPOLLET if events else 0,
-                            lambda ev, fl=f: self.core.sock_handler(fl, ev))
+                            lambda ev, fl=f: self.core.sock_handler(fl, ev), FdKind.TCP)
         except OSError as e:
             log.debug(f"TCP: epoll: {e.strerror}")
             f.sock.close()
@@ -339,7 +342,8 @@ class TcpFlows:
         mask = events | EPOLLET if events else 0
         if not f.registered:
             f.registered = True
-            self.engine.add(f.fd, mask, lambda ev, fl=f: self.core.sock_handler(fl, ev))
+            self.engine.add(f.fd, mask, lambda ev, fl=f: self.core.sock_handler(fl, ev),
+                            FdKind.TCP)
         else:
             self.engine.modify(f.fd, mask)
 
@@ -358,14 +362,13 @@ class TcpFlows:
 
     def open(self, key, conn: TcpConn, bind_addr, ifname) -> SockFlow:
         """A socket for an outbound flow, bound as `-o`/`--outbound-if` say."""
-        v6 = key[0]
-        sock = self._socket(v6, ifname)
-        if bind_addr is not None:
-            try:
-                sock.bind((fwd.text(bind_addr), 0))
-            except OSError:
-                sock.close()
-                raise
+        sock = sock_l4(key[0], Proto.TCP, ifname=ifname,
+                       bind=(fwd.text(bind_addr), 0) if bind_addr is not None else None)
+        try:
+            self._tune(sock)
+        except OSError:
+            sock.close()
+            raise
         f = SockFlow(key, sock, conn, self._sndbuf)
         if self.lock_sndbuf:
             self._sndbuf = f.sndbuf
@@ -393,20 +396,6 @@ class TcpFlows:
     def trace(self, msg: str) -> None:
         log.trace(msg)
 
-    def _socket(self, v6: bool, ifname) -> socket.socket:
-        sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,
-                             socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
-        try:
-            self._tune(sock)
-            if v6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if ifname:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
-        except OSError:
-            sock.close()
-            raise
-        return sock
-
     def _tune(self, sock) -> None:
         if self.lock_sndbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCK_BUF)
@@ -418,30 +407,15 @@ class TcpFlows:
     # ----------------------------------------------------------------- -t listeners
     def bind_listener(self, v6: bool, addr, ifname, port: int, delta: int,
                       freebind: bool = False) -> None:
-        """One -t listening socket (`portspec.apply` calls this for every port and family)."""
-        sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,
-                             socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if v6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if freebind:
-                set_freebind(sock, v6)
-            if ifname:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
-            sock.bind((str(addr) if addr is not None else ("::" if v6 else "0.0.0.0"), port))
-            sock.listen(128)
-        except OSError:
-            sock.close()
-            raise
+        """One -t listening socket (`pasta.fwd_listen` opens these for the rule table)."""
+        sock = sock_l4(v6, Proto.TCP, reuse=True, freebind=freebind, ifname=ifname,
+                       bind=(str(addr) if addr is not None else ("::" if v6 else "0.0.0.0"),
+                             port), listen=128)
         return self.listeners.add(sock, v6, port, port + delta, self._accept)
 
     def remove_listener(self, lst: Listener) -> None:
         """Stop listening (`auto`: the port went away); accepted connections carry on."""
         self.listeners.remove(lst)
-
-    def listen_ports(self) -> set:
-        return self.listeners.ports()
 
     def _accept(self, lst: Listener) -> None:
         v6, target = lst.v6, lst.target

@@ -44,6 +44,7 @@ from pasta.icmp import EchoFlows
 from pasta.listeners import Listeners
 from pasta.pcap import Pcap
 from pasta.portspec import EPHEMERAL_DEFAULT
+from pasta.sock import Proto, sock_l4
 from pasta.splice import TcpSplice
 from pasta.tcpio import TcpFlows
 from pasta.udp import UdpFlows
@@ -125,11 +126,12 @@ class Translator:
             if not cfg.no_icmp:
                 self.icmp = EchoFlows(engine, self.link, self.rules, flowtab=self.flowtab)
             if not cfg.no_tcp:
-                self.tcp = TcpFlows(engine, self.link, self.rules, plan.mtu)
                 if netns_fd is not None:
                     self.splice = TcpSplice(engine, flowtab=self.flowtab)
-                    if not cfg.no_splice:
-                        self.tcp.splice = self._splice_to_ns
+                self.tcp = TcpFlows(engine, self.link, self.rules, plan.mtu,
+                                    flowtab=self.flowtab,
+                                    splice=(self._splice_to_ns if self.splice is not None
+                                            and not cfg.no_splice else None))
             self.fwd = self._fwd_listen(cfg, plan, netns_fd)
             self.fwd.scan()
             self.handler = TapHandler(engine, self.link, ctx, self.rules, self.udp, self.icmp,
@@ -265,24 +267,13 @@ class Translator:
 
 
 def _tcp_socket(v6: bool) -> socket.socket:
-    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,
-                      socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
-    if v6:
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    return s
+    return sock_l4(v6, Proto.TCP)
 
 
 def _ns_listener(v6: bool, port: int) -> socket.socket:
     """Run inside the namespace (netns.ns_call): a loopback TCP listener for -T."""
-    s = _tcp_socket(v6)
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("::1" if v6 else "127.0.0.1", port))
-        s.listen(128)
-    except OSError:
-        s.close()
-        raise
-    return s
+    return sock_l4(v6, Proto.TCP, reuse=True, bind=("::1" if v6 else "127.0.0.1", port),
+                   listen=128)
 
 
 def _packed6(addr) -> bytes:

@@ -64,7 +64,7 @@ from pasta import fwd, log
 from pasta.engine import EPOLLIN, FdKind
 from pasta.flow import Flow, FlowSide, FlowTab, FlowType, Pif
 from pasta.listeners import Listener, Listeners
-from pasta.sock import Proto, set_freebind, sock_l4  # noqa: F401 (set_freebind: tcpio)
+from pasta.sock import Proto, sock_l4
 from pasta.wire import pack_udp_hdrs_into, udp_hdrs_len
 
 UDP_TIMEOUT_S = 180.0
@@ -372,7 +372,8 @@ class UdpFlows:
                             (FlowSide(paddr, pport, None, port),
                              FlowSide(ns_addr, port + lst.delta, seen_src, pport))):
             return None
-        log.trace(f"{flow.prefix()}UDP: inbound flow {peer[0]}:{pport} -> port {port}, namespace sees "
+        log.trace(f"{flow.prefix()}UDP: inbound flow {peer[0]}:{pport} -> port {port}, "
+                  f"namespace sees "
                   f"{fwd.text(seen_src)}:{pport} -> {fwd.text(ns_addr)}:{port + lst.delta}")
         return flow
 

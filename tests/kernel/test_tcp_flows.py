@@ -345,11 +345,11 @@ class RefusingEngine(Engine):
         super().__init__()
         self.refuse_next = False
 
-    def add(self, fd, events, handler):
+    def add(self, fd, events, handler, kind=None):
         if self.refuse_next:
             self.refuse_next = False
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        super().add(fd, events, handler)
+        super().add(fd, events, handler, kind)
 
 
 def test_an_epoll_failure_costs_that_flow_only(server):

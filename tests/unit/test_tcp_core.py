@@ -24,6 +24,8 @@ import ipaddress
 import pytest
 
 from pasta import fwd
+from pasta.flow import FlowTab
+from pasta.stats import Stats
 from pasta.tcp import (ACK_INTERVAL_S, ACK_TIMEOUT_S, EPOLLERR, EPOLLIN, EPOLLOUT, EPOLLRDHUP,
                        KEEPALIVE_S, MAX_RETRANS, SYN_QUIET_S, WS_TO_TAP, State, TcpCore,
                        TcpFlow, seq_add)
@@ -205,8 +207,11 @@ class Harness:
     def __init__(self):
         self.io = FakeIo()
         self.link = Link()
-        self.stats: dict = {}
-        self.core = TcpCore(self.io, self.link, RULES, MTU, PLEN4, PLEN6, self.stats)
+        self.stats = Stats()
+        self.flowtab = FlowTab(call_later=self.io.call_later, defer=self.io.defer,
+                               clock=lambda: self.io.now)
+        self.core = TcpCore(self.io, self.link, RULES, MTU, PLEN4, PLEN6, self.stats,
+                            self.flowtab)
         self.snd_nxt = NS_ISN + 1       # the namespace's next sequence number
         self.key = KEY
 
