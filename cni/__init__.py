@@ -35,7 +35,7 @@ libcni's `types.Err*`):
 Invariants:
 - `CniError.msg` and `.details` are single lines without control characters (escaped on
   construction), so the JSON stays readable and libcni's "msg; details" line stays one line.
-- `CniError` is a `pasta.errors.PastaError` (STYLE.md B6: user input errors are PastaErrors).
+- `CniError` is a `pasta.util.errors.PastaError` (STYLE.md B6: user input errors are PastaErrors).
 
 Differences from skel (`pkg/skel`): skel leaves `cniVersion` out of error objects; we include it,
 as SPEC.md shows it (consumers accept both).
@@ -45,8 +45,8 @@ from __future__ import annotations
 
 import enum
 
-from pasta.errors import PastaError
-from pasta.portspec import show
+from pasta.util.errors import PastaError
+from pasta.plan.portspec import show
 
 
 class ErrorCode(enum.IntEnum):

@@ -16,7 +16,7 @@ Theory of operation:
 - `pasta_args(conf, netns, ifname, pid_file)` is the pypasta command line for ADD: pypasta joins
   `netns`, creates the tap `ifname`, configures it (`--config-net`), forwards the port mappings and
   daemonizes once ready, which is exactly when ADD may print its result.
-  `pasta.cli.parse_args(pasta_args(...))` gives the equivalent `pasta.config.Config`.
+  `pasta.front.conf.parse_args(pasta_args(...))` gives the equivalent `pasta.plan.config.Config`.
 - `result_dns(conf)` is the `dns` of the ADD result; `runtime_dir(conf, environ)`, `state_key(...)`
   and `stale_attachments(valid, existing)` are the pure parts of state keeping and GC.
 
@@ -52,7 +52,7 @@ States and events (the `Command` decides what is fatal):
 Invariants:
 - Every error is a `CniError` with a one-line message naming the variable or key path; no other
   exception escapes `parse_env` or `parse_netconf`, whatever the input (a Hypothesis test checks).
-- Values accepted here are accepted by `pasta.cli.parse_args` when rendered by `pasta_args`, and
+- Values accepted here are accepted by `pasta.front.conf.parse_args` when rendered by `pasta_args`, and
   the address checks are pasta's (`-a`, `-g`, `--dns-forward` rejection rules).
 - `NetConf.port_mappings` has no two entries with the same (protocol, hostIP, hostPort): exact
   duplicates are merged, conflicting ones refused.
@@ -87,8 +87,8 @@ from cni import CniError, ErrorCode
 from cni.result import (DNS, IPAny, JsonObject, Result, describe, is_int, parse_dns,
                         parse_result)
 from cni.version import MISSING_VERSION, Command, check_version
-from pasta.config import IFNAMSIZ, MTU_DEFAULT
-from pasta.portspec import inet_pton, show
+from pasta.plan.config import IFNAMSIZ, MTU_DEFAULT
+from pasta.plan.portspec import inet_pton, show
 
 PATH_MAX = 4096
 ETH_MIN_MTU = 68
@@ -350,7 +350,7 @@ def _fail(msg: str, details: str = "", code: int = E7) -> CniError:
 
 
 def _check_addr(top: JsonObject, key: str, a: IPAny, rejects: Tuple[str, ...]) -> IPAny:
-    """pasta's address checks (`pasta.cli._check_addr`), refusing the kinds in `rejects`."""
+    """pasta's address checks (`pasta.front.conf._check_addr`), refusing the kinds in `rejects`."""
     bad = (("unspec" in rejects and a.is_unspecified)
            or ("loopback" in rejects and a.is_loopback)
            or ("multicast" in rejects and a.is_multicast)

@@ -172,7 +172,8 @@ def _iptables(rule: dict, op: str, check: bool = True) -> None:
 
 def _observe(netns: str, ifname: str):
     """(HostLink, addresses, gateway4, gateway6) of `ifname` inside `netns`, or None."""
-    from pasta import netlink, netns as NS
+    from pasta.setup import netlink
+    from pasta.util import netns as NS
     fd = NS.open_ns(netns)
     try:
         snap = NS.ns_call(fd, netlink.host_snapshot)
@@ -191,7 +192,8 @@ def _observe(netns: str, ifname: str):
 
 
 def _interface_exists(netns: str, ifname: str) -> bool:
-    from pasta import netlink, netns as NS
+    from pasta.setup import netlink
+    from pasta.util import netns as NS
     fd = NS.open_ns(netns)
     try:
         snap = NS.ns_call(fd, netlink.host_snapshot)
@@ -364,7 +366,7 @@ def _remove(path: str, st: dict) -> bool:
 # --------------------------------------------------------------------------- operations
 
 def cmd_add(env: N.CniEnv, conf: N.NetConf, environ) -> dict:
-    from pasta import netns as NS
+    from pasta.util import netns as NS
     if NS.is_own_ns(env.netns) and not env.netns_override:
         raise CniError(ErrorCode.INVALID_NETNS,
                        "netns is the same as the plugin's own (host) namespace",

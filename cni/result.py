@@ -54,8 +54,8 @@ from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 from cni import CniError, ErrorCode, one_line
 from cni.version import CURRENT_VERSION, SUPPORTED_VERSIONS, is_supported
-from pasta.errors import ConfigError, SetupError
-from pasta.portspec import inet_pton
+from pasta.util.errors import ConfigError, SetupError
+from pasta.plan.portspec import inet_pton
 
 IPAny = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPIface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]

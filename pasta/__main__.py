@@ -1,6 +1,6 @@
 """`python -m pasta`: the same entry point as the `pypasta` console script."""
 
-from pasta.cli import main
+from pasta.front.conf import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

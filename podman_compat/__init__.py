@@ -4,7 +4,7 @@ Purpose: accept slirp4netns's command line and its API-socket protocol byte for 
 client that was written against slirp4netns 1.2.0 cannot tell the difference from what it sends
 and reads back.
 
-Theory of operation: two pure (sans-IO) front-end modules, in the layer of `pasta/cli.py`
+Theory of operation: two pure (sans-IO) front-end modules, in the layer of `pasta/front/conf.py`
 (STYLE.md B1), and two of the I/O shell:
 
 - `slirp4netns_cli`: argv -> frozen `SlirpOptions`, an `InfoRequest` for `--help`/`--version`, or

@@ -70,7 +70,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Dict, Iterator, Optional, Protocol, Tuple, Union
 
-from pasta.errors import ConfigError, PastaError, SetupError
+from pasta.util.errors import ConfigError, PastaError, SetupError
 
 from .slirp4netns_cli import inet_pton4
 

@@ -124,9 +124,9 @@ import os
 import struct
 from collections.abc import Iterable
 
-from pasta import netns
-from pasta.errors import SetupError
-from pasta.lazyimport import submodule
+from pasta.util import netns
+from pasta.util.errors import SetupError
+from pasta.util.lazyimport import submodule
 
 # Imported now, not on first use: the sandbox hides site-packages, and pyprctl's ffi runs
 # ldconfig (an exec, killed by the filter) when it is first imported.
@@ -194,7 +194,7 @@ MS_REMOUNT = 32
 MS_BIND = 4096
 MNT_DETACH = 2
 
-_libc = ctypes.CDLL(None, use_errno=True)      # the process's own libc, as pasta.netns
+_libc = ctypes.CDLL(None, use_errno=True)      # the process's own libc, as pasta.util.netns
 _libc.syscall.restype = ctypes.c_long
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
@@ -295,7 +295,7 @@ def _step(prefix: str, what: str, fn, *args) -> None:
     try:
         fn(*args)
     except OSError as e:
-        # pasta.netns puts its own prefix in e.strerror: rebuild the message from errno.
+        # pasta.util.netns puts its own prefix in e.strerror: rebuild the message from errno.
         reason = os.strerror(e.errno) if e.errno else str(e)
         raise SetupError(f"{prefix}: {what}: {reason}") from None
 

@@ -29,7 +29,7 @@ Theory of operation:
 - API socket (`--api-socket`): one more fd kind in the engine. Each connection's request is read
   until EOF, a complete JSON value or `api.MAX_REQUEST_SIZE` bytes, answered by
   `api.handle_request` and closed. Forwards are rules of the translator's forwarding table
-  (`pasta.fwd_rule`, HOST pif), added and removed with `FwdListen.replace()`: ordinary
+  (`pasta.core.fwd_rule`, HOST pif), added and removed with `FwdListen.replace()`: ordinary
   `-t`/`-u` listeners (UDP ones without SO_REUSEADDR), so clients keep their real source
   address and UDP replies work even with `--disable-host-loopback` (slirp4netns drops them).
 
@@ -50,7 +50,7 @@ import socket
 import stat
 import sys
 
-from pasta.fwd_rule import IPPROTO_TCP, IPPROTO_UDP, PIF_HOST, FwdRule, fwd_rule_add
+from pasta.core.fwd_rule import IPPROTO_TCP, IPPROTO_UDP, PIF_HOST, FwdRule, fwd_rule_add
 from podman_compat import api, slirp4netns_cli as cli
 
 IPV6_GUEST = ipaddress.IPv6Address("fd00::100")
@@ -67,8 +67,8 @@ def to_config(o: "cli.SlirpOptions", resolv_conf: str | None = None):
 
     `resolv_conf`: the host's resolv.conf text (read here if None): its first nameserver of
     each family is where queries to the DNS address go, as libslirp's get_dns_addr()."""
-    from pasta import config as C, linkctx, portspec
-    from pasta.translator import read_resolv_conf
+    from pasta.plan import config as C, linkctx, portspec
+    from pasta.shell.translator import read_resolv_conf
     servers, _ = linkctx.parse_resolv_conf(read_resolv_conf() if resolv_conf is None
                                            else resolv_conf)
     host4 = next((a for a in servers if a.version == 4), None)
@@ -177,7 +177,7 @@ class ApiServer:
         self._listen(True)
 
     def _listen(self, on: bool) -> None:
-        from pasta.engine import FdKind         # (the engine is loaded by now)
+        from pasta.shell.engine import FdKind         # (the engine is loaded by now)
         if on and not self.listening:
             self.engine.add(self.sock.fileno(), 1, self._accept, FdKind.CONTROL_LISTEN)
         elif not on and self.listening:
@@ -185,7 +185,7 @@ class ApiServer:
         self.listening = on
 
     def _accept(self, _ev: int) -> None:
-        from pasta.engine import FdKind
+        from pasta.shell.engine import FdKind
         while len(self.conns) < API_MAX_CONNS:
             try:
                 conn, _ = self.sock.accept()
@@ -306,7 +306,8 @@ def _signal_ready(fd: int) -> None:
 def interface_addr(name: str, family: int):
     """First address of interface `name` (family 4 or 6) in this netns, for
     `--outbound-addr=IFNAME` as slirp4netns resolves it (getifaddrs); None if it has none."""
-    from pasta import netlink, netplan
+    from pasta.plan import netplan
+    from pasta.setup import netlink
     try:
         snap = netlink.host_snapshot()
     except Exception:                   # noqa: BLE001 - reported as "not an address or name"
@@ -325,8 +326,8 @@ def main(argv=None) -> int:
     if isinstance(opts, int):
         return opts
     # Everything is imported now: inside the sandbox the Python installation is out of sight.
-    from pasta import supervisor
-    from pasta.errors import PastaError, NotSupportedYet
+    from pasta.setup import supervisor
+    from pasta.util.errors import PastaError, NotSupportedYet
     from podman_compat import sandbox
     import encodings.idna  # noqa: F401 - used by socket calls with host names, lazily
     try:
@@ -342,7 +343,7 @@ def main(argv=None) -> int:
                     engine.remove(opts.exit_fd)
                     engine.stop(0)
                     _say("exitfd event")
-                from pasta.engine import FdKind
+                from pasta.shell.engine import FdKind
                 engine.add(opts.exit_fd, 1, exit_event, FdKind.EXIT)
             if opts.api_socket is not None:
                 backend = Backend(translator, opts.guest_addr)

@@ -15,7 +15,7 @@ Theory of operation:
 - `main_parse(argv, prog)` is the thin printing wrapper for the entry point: it writes what
   slirp4netns writes (warnings and usage on stdout, errors on stderr) and returns either the
   options or the exit code; it reads POSIXLY_CORRECT from the environment as glibc does.
-- `pasta.getopt.Getopt` is glibc's `getopt_long` (shared with pasta's CLI), here for the optstring `ce:r:m:a:6hv` and the long-option table
+- `pasta.front.getopt.Getopt` is glibc's `getopt_long` (shared with pasta's CLI), here for the optstring `ce:r:m:a:6hv` and the long-option table
   `LONG_OPTIONS` (in slirp4netns's order, which is the order of the "possibilities" glibc lists
   for an ambiguous abbreviation). Without `posixly_correct` non-options are permuted to the end
   as glibc does; `--` ends the options; unique abbreviations of long options are accepted;
@@ -88,8 +88,8 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Callable, Optional, Sequence, TextIO, Tuple, Union
 
 from pasta import __version__ as PYPASTA_VERSION
-from pasta.errors import ConfigError
-from pasta.getopt import Getopt, GetoptError, LongOpt
+from pasta.util.errors import ConfigError
+from pasta.front.getopt import Getopt, GetoptError, LongOpt
 
 # --- constants (main.c) -------------------------------------------------------------------------
 

@@ -167,7 +167,7 @@ def test_socket_buffers_autotune_over_a_delayed_path(topology):
     namespace's maxima raised to 32 MiB), pypasta leaves autotuning on: over a 50 ms path the
     host socket's buffers grow past their starting size (128 KiB here) instead of sitting at
     a fixed lock. An autotuned send buffer grows only while sends find it full, which the
-    window pypasta offers the namespace must allow (pasta/tcpio.py, _space_auto).
+    window pypasta offers the namespace must allow (pasta/shell/tcp_buf.py, _space_auto).
     (The delay is one way, host to peer, by a TUN delay line: this kernel has no netem.)"""
     t = topology
     for knob in ("tcp_rmem", "tcp_wmem"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 
-from pasta.engine import DEFER_ROUNDS, EPOLLIN, Engine
+from pasta.shell.engine import DEFER_ROUNDS, EPOLLIN, Engine
 
 GUARD_S = 5.0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 
-from pasta.engine import EPOLLIN, Engine
+from pasta.shell.engine import EPOLLIN, Engine
 
 
 def test_stale_event_skipped_after_fd_reuse():

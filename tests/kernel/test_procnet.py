@@ -1,4 +1,4 @@
-"""pasta.autofwd.ProcNet against the real kernel: /proc/net files opened by a thread inside a
+"""pasta.shell.autofwd.ProcNet against the real kernel: /proc/net files opened by a thread inside a
 namespace keep reporting that namespace when the main thread reads them later (what `auto`
 relies on for the namespace side), and `bound_ports` reads the kernel's own format.
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import socket
 
-from pasta import netns as pnetns
-from pasta.autofwd import ProcNet
+from pasta.util import netns as pnetns
+from pasta.shell.autofwd import ProcNet
 
 
 def _bind_all():

@@ -31,9 +31,9 @@ import traceback
 
 import pytest
 
-from pasta import netns
-from pasta.errors import SetupError
-from pasta.lazyimport import submodule
+from pasta.util import netns
+from pasta.util.errors import SetupError
+from pasta.util.lazyimport import submodule
 from podman_compat import sandbox
 
 prctl_misc = submodule("pyprctl", "misc")

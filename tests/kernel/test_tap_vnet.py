@@ -1,4 +1,4 @@
-"""Kernel facts the tap design relies on (pasta/tapdev.py), checked in a private netns.
+"""Kernel facts the tap design relies on (pasta/setup/tapdev.py), checked in a private netns.
 
 - Frames the namespace sends arrive with a virtio-net header; a 30,000-byte UDP datagram at MTU
   65520 is one frame with VIRTIO_NET_HDR_F_NEEDS_CSUM (partial checksum) and csum_start/offset
@@ -17,7 +17,7 @@ import textwrap
 HELPER = textwrap.dedent(r'''
     import os, select, socket, struct, sys, time
     sys.path.insert(0, sys.argv[1])
-    from pasta import tapdev
+    from pasta.setup import tapdev
     tap = tapdev.open_tap("vt0", vnet_hdr=True)
     os.system("ip link set vt0 mtu %s up && ip addr add 10.9.0.1/24 dev vt0 && "
               "ip neigh add 10.9.0.2 lladdr 02:00:00:00:00:02 dev vt0 nud permanent" % sys.argv[2])

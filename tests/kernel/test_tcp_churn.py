@@ -11,9 +11,9 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
-from pasta.engine import Engine
-from pasta.tcpio import TcpFlows
-from pasta.wire.l4 import TcpHdr
+from pasta.shell.engine import Engine
+from pasta.shell.tcp_buf import TcpFlows
+from pasta.core.wire.l4 import TcpHdr
 
 from test_udp_flows import GW, NS, RULES, Recorder, spin
 

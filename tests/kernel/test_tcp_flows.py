@@ -1,8 +1,8 @@
-"""TCP through the tap, in-process: the shell (pasta/tcpio.py) with the real engine and real
+"""TCP through the tap, in-process: the shell (pasta/shell/tcp_buf.py) with the real engine and real
 host sockets on this machine's loopback, and a small scripted "namespace" on the tap side.
 
 The namespace here is a minimal receiver written for the test: it parses the frames pypasta
-writes (pasta.wire, itself checked against scapy in tests/unit) and answers with segments as a
+writes (pasta.core.wire, itself checked against scapy in tests/unit) and answers with segments as a
 kernel would (cumulative ACKs, duplicate ACKs for a gap, RST, SYN). What a real kernel does in
 each case is covered end to end in tests/integration; these tests pin down the decisions that
 are hard to provoke there: a tap that refuses a frame, a lost segment repaired from duplicate
@@ -18,11 +18,11 @@ import socket
 
 import pytest
 
-from pasta.engine import EPOLLIN, EPOLLOUT, Engine
-from pasta.tcp import KEEPALIVE_S, State
-from pasta.tcpio import TcpFlows
-from pasta.wire import parse_frame
-from pasta.wire.l4 import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpHdr, parse_tcp
+from pasta.shell.engine import EPOLLIN, EPOLLOUT, Engine
+from pasta.core.tcp import KEEPALIVE_S, State
+from pasta.shell.tcp_buf import TcpFlows
+from pasta.core.wire import parse_frame
+from pasta.core.wire.l4 import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpHdr, parse_tcp
 
 from test_udp_flows import GW, NS, RULES, Recorder, spin
 

@@ -13,8 +13,8 @@ import threading
 
 import pytest
 
-from pasta import netns
-from pasta.errors import SetupError
+from pasta.util import netns
+from pasta.util.errors import SetupError
 
 ROUNDS = 2000
 

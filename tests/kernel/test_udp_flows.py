@@ -1,8 +1,8 @@
 """UDP flows over real sockets on loopback, in-process: reply mapping, source port kept,
-inbound listeners, idle expiry and eviction (pasta/udp.py with the real engine).
+inbound listeners, idle expiry and eviction (pasta/shell/udp.py with the real engine).
 
 The tap side is a recorder standing in for `dispatch.TapLink`: frames the flows write to the
-namespace are parsed back with `pasta.wire`. The "host" side is this machine's loopback only,
+namespace are parsed back with `pasta.core.wire`. The "host" side is this machine's loopback only,
 reached through pypasta's gateway-to-host-loopback mapping (198.51.100.1 -> 127.0.0.1).
 """
 
@@ -13,11 +13,13 @@ import socket
 
 import pytest
 
-from pasta import fwd, fwd_listen, fwd_rule, portspec
-from pasta.engine import Engine
-from pasta.udp import UdpFlows
-from pasta.wire import parse_frame
-from pasta.wire.l4 import parse_udp
+from pasta.core import fwd, fwd_rule
+from pasta.plan import portspec
+from pasta.shell import fwd_listen
+from pasta.shell.engine import Engine
+from pasta.shell.udp import UdpFlows
+from pasta.core.wire import parse_frame
+from pasta.core.wire.l4 import parse_udp
 
 GW = ipaddress.ip_address("198.51.100.1").packed
 NS = ipaddress.ip_address("198.51.100.2").packed

@@ -1,4 +1,4 @@
-"""pasta.arp: requests built and replies dissected with scapy (STYLE.md B7)."""
+"""pasta.core.arp: requests built and replies dissected with scapy (STYLE.md B7)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import ipaddress
 from hypothesis import given, settings, strategies as st
 from scapy.layers.l2 import ARP
 
-from pasta import arp
-from pasta import config as C
-from pasta import netplan as NP
-from pasta.errors import Malformed
-from pasta.linkctx import LinkCtx
+from pasta.core import arp
+from pasta.plan import config as C
+from pasta.plan import netplan as NP
+from pasta.util.errors import Malformed
+from pasta.plan.linkctx import LinkCtx
 
 OUR_MAC = "9a:55:9a:55:9a:55"
 NS_MAC = "02:00:00:00:00:01"

@@ -1,5 +1,5 @@
-"""Tests for `auto`: parsing /proc/net tables (pasta.autofwd), choosing the ports each `auto`
-rule forwards (pasta.fwd_rule) and reconciling listeners (pasta.fwd_listen, with stand-in
+"""Tests for `auto`: parsing /proc/net tables (pasta.shell.autofwd), choosing the ports each `auto`
+rule forwards (pasta.core.fwd_rule) and reconciling listeners (pasta.shell.fwd_listen, with stand-in
 open/close callables and /proc/net tables).
 
 The parser is checked against the kernel's real output in tests/kernel/test_procnet.py; here
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
-from pasta.autofwd import TCP_LISTEN, UDP_BOUND, bound_ports
-from pasta.fwd_listen import FwdListen
-from pasta.fwd_rule import (FWD_CAP_ALL, IPPROTO_TCP, IPPROTO_UDP, PIF_HOST, fwd_listen_wanted,
+from pasta.shell.autofwd import TCP_LISTEN, UDP_BOUND, bound_ports
+from pasta.shell.fwd_listen import FwdListen
+from pasta.core.fwd_rule import (FWD_CAP_ALL, IPPROTO_TCP, IPPROTO_UDP, PIF_HOST, fwd_listen_wanted,
                             fwd_rules_from_spec, fwd_scan_wanted, fwd_table)
-from pasta.portspec import parse
+from pasta.plan.portspec import parse
 
 TCP4 = (b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
         b"timeout inode\n"

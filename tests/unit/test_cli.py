@@ -1,4 +1,4 @@
-"""Tests for pasta.cli: pasta-compatible getopt_long, option validation and the entry point."""
+"""Tests for pasta.front.conf: pasta-compatible getopt_long, option validation and the entry point."""
 
 import ipaddress
 import pwd
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pasta.cli import (CANONICAL, LONG_OPTIONS, PASST_ONLY, ExitRequest, main, parse_args,
+from pasta.front.conf import (CANONICAL, LONG_OPTIONS, PASST_ONLY, ExitRequest, main, parse_args,
                        usage_text, version_text)
-from pasta.config import Config
-from pasta.errors import ConfigError, SetupError, UsageError
-from pasta.portspec import AUTO, NONE, FwdMode, PortForward, PortRule, PortSpecError
+from pasta.plan.config import Config
+from pasta.util.errors import ConfigError, SetupError, UsageError
+from pasta.plan.portspec import AUTO, NONE, FwdMode, PortForward, PortRule, PortSpecError
 
 REPO = Path(__file__).resolve().parents[2]
 V4 = ipaddress.IPv4Address
@@ -725,7 +725,7 @@ def test_cli_main_help_and_version(capsys):
 
 @pytest.fixture
 def fake_supervisor(monkeypatch):
-    mod = types.ModuleType("pasta.supervisor")
+    mod = types.ModuleType("pasta.setup.supervisor")
     calls = []
 
     def run(cfg):
@@ -735,7 +735,7 @@ def fake_supervisor(monkeypatch):
     mod.run = run
     mod.calls = calls
     mod.result = lambda cfg: 7
-    monkeypatch.setitem(sys.modules, "pasta.supervisor", mod)
+    monkeypatch.setitem(sys.modules, "pasta.setup.supervisor", mod)
     return mod
 
 

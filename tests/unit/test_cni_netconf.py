@@ -2,7 +2,7 @@
 pypasta command line made from it.
 
 Every accepted configuration is also rendered with `pasta_args` and parsed by the real
-`pasta.cli.parse_args`, so the options used exist and mean what the plugin intends.
+`pasta.front.conf.parse_args`, so the options used exist and mean what the plugin intends.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from cni.netconf import (ENV_VARS, REQUIRED_ENV, Attachment, CniEnv,
                          runtime_dir, stale_attachments, state_key)
 from cni.result import DNS, IPConfig, Interface, Result, Route
 from cni.version import SUPPORTED_VERSIONS, Command
-from pasta.cli import parse_args
-from pasta.config import MTU_DEFAULT
-from pasta.errors import ConfigError
-from pasta.portspec import FwdMode
+from pasta.front.conf import parse_args
+from pasta.plan.config import MTU_DEFAULT
+from pasta.util.errors import ConfigError
+from pasta.plan.portspec import FwdMode
 
 V4 = ipaddress.IPv4Address
 V6 = ipaddress.IPv6Address
@@ -1121,8 +1121,8 @@ def test_cni_modules_are_pure():
         direct = {i.split(".")[0] for i in imports_of(mod, path)}
         assert not direct & strict, (mod, direct & strict)
         assert not {i for i in imports_of(mod, path) if i.startswith("pasta.")} - {
-            "pasta.errors", "pasta.errors.PastaError", "pasta.errors.ConfigError",
-            "pasta.errors.SetupError", "pasta.portspec", "pasta.portspec.show",
-            "pasta.portspec.inet_pton", "pasta.config", "pasta.config.IFNAMSIZ",
-            "pasta.config.MTU_DEFAULT"}, mod
+            "pasta.util.errors", "pasta.util.errors.PastaError", "pasta.util.errors.ConfigError",
+            "pasta.util.errors.SetupError", "pasta.plan.portspec", "pasta.plan.portspec.show",
+            "pasta.plan.portspec.inet_pton", "pasta.plan.config", "pasta.plan.config.IFNAMSIZ",
+            "pasta.plan.config.MTU_DEFAULT"}, mod
     assert Path(PKG_ROOT / "cni" / "__init__.py").is_file()

@@ -24,7 +24,7 @@ from cni.result import (DNS, IPConfig, Interface, JsonObject, NsLink, Result, Ro
                         parse_cidr, parse_result, render_error, result_to_json, status_error)
 from cni.version import (COMMAND_SINCE, CURRENT_VERSION, SUPPORTED_VERSIONS, Command,
                          check_version, command_allowed, parse_version, version_reply)
-from pasta.errors import ConfigError, PastaError, SetupError
+from pasta.util.errors import ConfigError, PastaError, SetupError
 
 from helpers.cnischema import (RESULT_SCHEMA, SCHEMAS, SchemaValidator, assert_valid_error,
                                assert_valid_result, load_schema, semantic_problems)

@@ -1,4 +1,4 @@
-"""pasta.dhcp and pasta.linkctx (LinkCtx, dns_offer): requests as udhcpc, dhclient and
+"""pasta.core.dhcp and pasta.plan.linkctx (LinkCtx, dns_offer): requests as udhcpc, dhclient and
 systemd-networkd send them, built and dissected with scapy (STYLE.md B7)."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from hypothesis import given, settings, strategies as st
 from scapy.layers.dhcp import BOOTP, DHCP, DHCPOptions
 from scapy.layers.dns import dns_get_str
 
-from pasta import config as C
-from pasta import dhcp
-from pasta import netplan as NP
-from pasta.errors import Malformed
-from pasta.linkctx import LinkCtx, dns_match, dns_offer, encode_name, parse_resolv_conf
+from pasta.plan import config as C
+from pasta.core import dhcp
+from pasta.plan import netplan as NP
+from pasta.util.errors import Malformed
+from pasta.plan.linkctx import LinkCtx, dns_match, dns_offer, encode_name, parse_resolv_conf
 
 IP4 = ipaddress.IPv4Address
 IP6 = ipaddress.IPv6Address

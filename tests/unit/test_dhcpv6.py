@@ -1,4 +1,4 @@
-"""pasta.dhcpv6: client messages built with scapy as dhclient -6, udhcpc6 and systemd-networkd
+"""pasta.core.dhcpv6: client messages built with scapy as dhclient -6, udhcpc6 and systemd-networkd
 send them, replies dissected with scapy."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from scapy.layers.dhcp6 import (DHCP6_Advertise, DHCP6_Confirm, DHCP6_Decline,
                                 DHCP6OptOptReq, DHCP6OptRapidCommit, DHCP6OptServerId,
                                 DHCP6OptStatusCode, DUID_LL, DUID_LLT)
 
-from pasta import config as C
-from pasta import dhcpv6
-from pasta import netplan as NP
-from pasta.errors import Malformed
-from pasta.linkctx import LinkCtx, duid_time_from_unix
+from pasta.plan import config as C
+from pasta.core import dhcpv6
+from pasta.plan import netplan as NP
+from pasta.util.errors import Malformed
+from pasta.plan.linkctx import LinkCtx, duid_time_from_unix
 
 IP6 = ipaddress.IPv6Address
 OUR_MAC = "9a:55:9a:55:9a:55"

@@ -1,11 +1,11 @@
-"""The flow table (pasta.flow): lookup by side, limits, eviction, idle expiry, deferred free,
+"""The flow table (pasta.core.flow): lookup by side, limits, eviction, idle expiry, deferred free,
 the sweep timer and the log prefix, driven without an event loop."""
 
 from __future__ import annotations
 
 import pytest
 
-from pasta.flow import Flow, FlowSide, FlowTab, FlowType, Pif
+from pasta.core.flow import Flow, FlowSide, FlowTab, FlowType, Pif
 
 
 class F(Flow):

@@ -6,7 +6,9 @@ import ipaddress
 
 import pytest
 
-from pasta import cli, fwd, netplan as NP
+from pasta.core import fwd
+from pasta.front import conf as cli
+from pasta.plan import netplan as NP
 
 
 def P(text: str) -> bytes:

@@ -1,4 +1,4 @@
-"""Tests for the forwarding table (pasta.fwd_rule) and its listeners (pasta.fwd_listen), with
+"""Tests for the forwarding table (pasta.core.fwd_rule) and its listeners (pasta.shell.fwd_listen), with
 stand-in listener openers: building rules from -t/-u/-T/-U specs, validation and conflicts, the
 diff of two tables, all-or-nothing replace(), start-up failures and auto-scan edits."""
 
@@ -9,15 +9,15 @@ import ipaddress
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pasta.errors import ConfigError, SetupError
-from pasta.fwd_listen import FwdListen, FwdListenError, fwd_listen_init
-from pasta.fwd_rule import (ANY4, ANY6, FWD_CAP_ALL, FWD_CAP_IPV4, FWD_CAP_IPV6, FWD_CAP_SCAN,
+from pasta.util.errors import ConfigError, SetupError
+from pasta.shell.fwd_listen import FwdListen, FwdListenError, fwd_listen_init
+from pasta.core.fwd_rule import (ANY4, ANY6, FWD_CAP_ALL, FWD_CAP_IPV4, FWD_CAP_IPV6, FWD_CAP_SCAN,
                             FWD_CAP_TCP, FWD_CAP_UDP, FWD_DUAL_STACK_ANY, FWD_SCAN, FWD_WEAK,
                             IPPROTO_TCP, IPPROTO_UDP, LOOPBACK4, LOOPBACK6, PIF_HOST, PIF_SPLICE,
                             FwdRule, FwdRuleError, FwdTable, Sock, fwd_caps, fwd_listen_diff,
                             fwd_listen_wanted, fwd_rule_add, fwd_rule_fmt, fwd_rules_from_spec,
                             fwd_table)
-from pasta.portspec import parse
+from pasta.plan.portspec import parse
 
 V4 = ipaddress.IPv4Address
 V6 = ipaddress.IPv6Address

@@ -1,9 +1,12 @@
-"""The sans-IO promise (STYLE.md B1): core modules never import I/O machinery.
+"""The layers (README "Layout"; STYLE.md B1), checked by package.
 
-Walks the `import` statements (ast, so nothing is executed) of every core module and of every
-`pasta` module they import in turn, package `__init__`s included, and fails naming the chain
-that reaches a forbidden module. Core modules that do not exist yet are skipped silently, except
-the three that must always be covered.
+pasta/ is six packages, lowest first: util (errors, log, stats, socket creation, namespace
+calls), plan (options and the addressing plan, as data), core (codecs, responders, the flow
+and forwarding tables, TCP decisions: sans-IO), shell (the epoll loop and every socket, frame
+and listener), setup (namespaces, the tap device, netlink, the supervisor) and front (command
+lines). A module imports only from its own package or lower ones, and nothing in plan or core
+reaches I/O machinery, directly or through what it imports (walked with ast, so nothing is
+executed; package `__init__`s included). No module lives outside the six packages.
 """
 
 from __future__ import annotations
@@ -16,25 +19,28 @@ PASTA = PKG_ROOT / "pasta"
 
 FORBIDDEN = {"socket", "select", "selectors", "pyroute2", "subprocess", "fcntl", "ctypes",
              "asyncio"}
-# The UDP and ICMP echo translators (pasta/udp.py, pasta/icmp.py) are thin I/O shells around
-# sockets; every decision they take lives in the pure modules `fwd` (address translation),
-# `fwd_rule` (the forwarding rule table) and `flow` (the flow table), which are core.
-CORE_NAMES = ("arp", "dhcp", "ndp", "dhcpv6", "flow", "fwd", "fwd_rule", "tcp", "portspec",
-              "config", "errors", "netplan", "linkctx")
-MUST_EXIST = ("portspec", "config", "errors", "netplan", "fwd", "flow", "linkctx")
+LAYERS = {"util": 0, "plan": 1, "core": 2, "shell": 3, "setup": 4, "front": 5}
+SANS_IO = ("plan", "core")
+TOP_LEVEL = {"__init__", "__main__"}           # the package itself and `python3 -m pasta`
+
+
+def dotted_of(path: Path) -> str:
+    parts = path.relative_to(PKG_ROOT).with_suffix("").parts
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def package_modules(pkg: str) -> dict[str, Path]:
+    """Dotted name -> file, for every module of pasta.<pkg> (subpackages included)."""
+    return {dotted_of(p): p for p in sorted((PASTA / pkg).rglob("*.py"))}
 
 
 def core_modules() -> dict[str, Path]:
-    """Dotted name → file, for the core modules present in the tree."""
-    mods = {f"pasta.{name}": PASTA / f"{name}.py" for name in CORE_NAMES
-            if (PASTA / f"{name}.py").is_file()}
-    wire = PASTA / "wire"
-    if wire.is_dir():
-        for path in sorted(wire.rglob("*.py")):
-            parts = path.relative_to(PKG_ROOT).with_suffix("").parts
-            if parts[-1] == "__init__":
-                parts = parts[:-1]
-            mods[".".join(parts)] = path
+    """Every module of the sans-IO packages."""
+    mods = {}
+    for pkg in SANS_IO:
+        mods.update(package_modules(pkg))
     return mods
 
 
@@ -79,7 +85,7 @@ def imports_of(dotted: str, path: Path) -> set[str]:
 
 
 def parents(dotted: str) -> list[str]:
-    """pasta.wire.l2 → [pasta, pasta.wire]: packages whose __init__ runs on import."""
+    """pasta.core.wire.l2 → [pasta, pasta.core.wire]: packages whose __init__ runs on import."""
     parts = dotted.split(".")
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
@@ -108,14 +114,33 @@ def forbidden_chains(start: str) -> list[str]:
 def test_layering_core_imports_no_io():
     bad = {mod: forbidden_chains(mod) for mod in core_modules()}
     bad = {mod: chains for mod, chains in bad.items() if chains}
-    assert not bad, "core modules reach I/O imports (STYLE.md B1):\n" + "\n".join(
+    assert not bad, "plan and core modules reach I/O imports (STYLE.md B1):\n" + "\n".join(
         chain for chains in bad.values() for chain in chains)
 
 
-def test_layering_checks_the_required_modules():
-    checked = core_modules()
-    missing = [f"pasta/{name}.py" for name in MUST_EXIST if f"pasta.{name}" not in checked]
-    assert not missing, f"core modules missing, so unchecked: {missing}"
+def layer_of(dotted: str):
+    parts = dotted.split(".")
+    return LAYERS.get(parts[1]) if len(parts) > 1 else None
+
+
+def test_layering_every_module_is_in_a_layer():
+    stray = [p.name for p in PASTA.glob("*.py") if p.stem not in TOP_LEVEL]
+    stray += [p.name for p in PASTA.iterdir() if p.is_dir() and p.name not in LAYERS
+              and p.name != "__pycache__"]
+    assert not stray, f"modules outside the layer packages: {stray}"
+    for pkg in SANS_IO + ("shell", "setup", "front", "util"):
+        assert (PASTA / pkg / "__init__.py").is_file(), pkg
+
+
+def test_layering_imports_go_down_only():
+    bad = []
+    for pkg, level in LAYERS.items():
+        for mod, path in package_modules(pkg).items():
+            for imp in sorted(imports_of(mod, path)):
+                target = layer_of(imp) if imp.startswith("pasta.") else None
+                if target is not None and target > level and module_file(imp) is not None:
+                    bad.append(f"{mod} ({pkg}) imports {imp}")
+    assert not bad, "imports from a higher layer:\n" + "\n".join(bad)
 
 
 def test_layering_detects_forbidden_imports(tmp_path):
@@ -129,8 +154,8 @@ def test_layering_detects_forbidden_imports(tmp_path):
         "    from . import sibling\n"
         "    importlib.import_module('ctypes')\n"
         "from ..errors import PastaError\n")
-    found = imports_of("pasta.wire.m", src)
-    assert {"os", "socket", "select", "pyroute2.iproute", "ctypes", "pasta.wire",
-            "pasta.wire.sibling", "pasta.errors", "pasta.errors.PastaError"} <= found
+    found = imports_of("pasta.core.wire.m", src)
+    assert {"os", "socket", "select", "pyroute2.iproute", "ctypes", "pasta.core.wire",
+            "pasta.core.wire.sibling", "pasta.core.errors", "pasta.core.errors.PastaError"} <= found
     assert {i.split(".")[0] for i in found} & FORBIDDEN == {"socket", "select", "pyroute2",
                                                            "ctypes"}

@@ -1,4 +1,4 @@
-"""pasta.link.StreamLink over a socketpair: passt's framing (4-byte big-endian length, then the
+"""pasta.shell.link.StreamLink over a socketpair: passt's framing (4-byte big-endian length, then the
 frame), partial reads and writes, a broken stream, and the engine's EPOLLOUT finishing a frame.
 
 The other end is plain socket code written here (struct, recv), not StreamLink itself, so the
@@ -12,8 +12,8 @@ import struct
 
 import pytest
 
-from pasta.engine import EPOLLIN, Engine
-from pasta.link import L2_MAX_LEN_PASST, StreamLink
+from pasta.shell.engine import EPOLLIN, Engine
+from pasta.shell.link import L2_MAX_LEN_PASST, StreamLink
 
 
 def _pair():

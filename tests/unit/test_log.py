@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from pasta import log
-from pasta.cli import parse_args
+from pasta.util import log
+from pasta.front.conf import parse_args
 
 
 def test_log_file_format_levels_and_rotation(tmp_path):

@@ -1,4 +1,4 @@
-"""pasta.ndp: NS/RS built with scapy as the kernel sends them, NA/RA dissected with scapy."""
+"""pasta.core.ndp: NS/RS built with scapy as the kernel sends them, NA/RA dissected with scapy."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from scapy.layers.inet6 import (ICMPv6EchoRequest, ICMPv6ND_NA, ICMPv6ND_NS, ICM
                                 ICMPv6NDOptMTU, ICMPv6NDOptPrefixInfo, ICMPv6NDOptRDNSS,
                                 ICMPv6NDOptSrcLLAddr, IPv6)
 
-from pasta import config as C
-from pasta import ndp
-from pasta import netplan as NP
-from pasta.errors import Malformed
-from pasta.linkctx import LinkCtx
+from pasta.plan import config as C
+from pasta.core import ndp
+from pasta.plan import netplan as NP
+from pasta.util.errors import Malformed
+from pasta.plan.linkctx import LinkCtx
 
 IP6 = ipaddress.IPv6Address
 OUR_MAC = "9a:55:9a:55:9a:55"

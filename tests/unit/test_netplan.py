@@ -6,9 +6,9 @@ import ipaddress
 
 import pytest
 
-from pasta import netplan as P
-from pasta.cli import parse_args
-from pasta.errors import ConfigError
+from pasta.plan import netplan as P
+from pasta.front.conf import parse_args
+from pasta.util.errors import ConfigError
 
 A4, A6 = P.AF_INET, P.AF_INET6
 LINKS = (P.HostLink(1, "lo"), P.HostLink(2, "eth0"), P.HostLink(3, "wlan0"))

@@ -9,7 +9,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap
 
-from pasta.pcap import SNAPLEN, Pcap
+from pasta.shell.pcap import SNAPLEN, Pcap
 
 
 def test_records_read_back_with_scapy(tmp_path):

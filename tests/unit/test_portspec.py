@@ -1,12 +1,12 @@
-"""Tests for pasta.portspec: the -t/-u/-T/-U grammar (pasta-reference.md 12.1)."""
+"""Tests for pasta.plan.portspec: the -t/-u/-T/-U grammar (pasta-reference.md 12.1)."""
 
 import ipaddress
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pasta.errors import ConfigError
-from pasta.portspec import (AUTO, EPHEMERAL_DEFAULT, NONE, FwdMode, PortForward, PortRule,
+from pasta.util.errors import ConfigError
+from pasta.plan.portspec import (AUTO, EPHEMERAL_DEFAULT, NONE, FwdMode, PortForward, PortRule,
                             PortSpecError, accumulate, parse, parse_all)
 
 V4 = ipaddress.IPv4Address

@@ -20,7 +20,7 @@ from podman_compat import api
 from podman_compat.api import (FIRST_ID, MAX_REQUEST_SIZE, AddHostFwd, ApiError, HostFwd,
                                HostFwdRefused, HostFwdTable, ListHostFwd, RemoveHostFwd,
                                handle_request, parse_request, request_complete)
-from pasta.errors import SetupError
+from pasta.util.errors import SetupError
 
 GUEST = IPv4Address("10.0.2.100")
 

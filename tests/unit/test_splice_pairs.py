@@ -1,4 +1,4 @@
-"""pasta.splice without namespaces: TCP pairs on this host's loopback, driven by a real Engine's
+"""pasta.shell.tcp_splice without namespaces: TCP pairs on this host's loopback, driven by a real Engine's
 epoll set (issue 13, items 4 and 6): the pair limit, a pipe or epoll failure costing its pair only
 and leaking no fd, and a finished side leaving the epoll set.
 """
@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from pasta import splice
-from pasta.engine import Engine
+from pasta.shell import tcp_splice as splice
+from pasta.shell.engine import Engine
 
 
 def _fds() -> int:

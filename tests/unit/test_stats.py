@@ -1,10 +1,10 @@
-"""The typed counters (pasta.stats): declared names only, drops by reason, access by name."""
+"""The typed counters (pasta.util.stats): declared names only, drops by reason, access by name."""
 
 from __future__ import annotations
 
 import pytest
 
-from pasta.stats import Stats
+from pasta.util.stats import Stats
 
 
 def test_counters_are_declared_attributes_and_a_typo_fails():

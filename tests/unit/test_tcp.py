@@ -1,4 +1,4 @@
-"""Tests for pasta.tcp, the sans-IO TCP core: numbers only, no sockets (pasta-reference.md 14).
+"""Tests for pasta.core.tcp, the sans-IO TCP core: numbers only, no sockets (pasta-reference.md 14).
 
 Covered: the modulo-2**32 sequence helpers, `mss_for_mtu` (section 8), both handshakes, the
 namespace -> host direction (`tap_data`/`written`, with a model namespace sending overlapping,
@@ -7,7 +7,7 @@ namespace direction (`send_budget`/`sent`/`tap_ack`/`rewind`, with a model of se
 rewinds), duplicate ACKs and fast retransmit, FINs, `done()`, and every timer as a function of
 `now`. Sequence numbers are drawn near 2**32 as well, so every property also runs across the wrap.
 
-The tests at the end were first written as strict xfails pinning bugs found in pasta/tcp.py
+The tests at the end were first written as strict xfails pinning bugs found in pasta/core/tcp.py
 (ACKs beyond a rewind, zero windows, lost backoff, FIN counted as data, the handshake ACK as a
 duplicate, float deadlines); the bugs are fixed and the tests now guard against regressions.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import event, given, settings, strategies as st
 
-from pasta.tcp import (ACK_TIMEOUT_S, DUP_ACKS, FIN_TIMEOUT_S, IDLE_TIMEOUT_S, KEEPALIVE_S,
+from pasta.core.tcp import (ACK_TIMEOUT_S, DUP_ACKS, FIN_TIMEOUT_S, IDLE_TIMEOUT_S, KEEPALIVE_S,
                        MAX_RETRANS, MAX_WINDOW, MSS_DEFAULT, SNDBUF_BIG, SNDBUF_SMALL,
                        SYN_QUIET_S, SYN_RETRIES, SYN_RTO_S, WS_TO_TAP,
                        Fin, Rst, State, TcpConn, Timeout, mss_for_mtu, seq_add, seq_diff, seq_le,
@@ -887,7 +887,7 @@ def test_backoff_survives_the_retransmission_itself():
     backoff = c.timer_at
     assert backoff == 2.0 + 2 * ACK_TIMEOUT_S
     c.rewind()
-    c.sent(1000, 2.0)                                  # what tcpio._retransmit() does
+    c.sent(1000, 2.0)                                  # what TcpCore.rewind_seq() does
     assert c.timer_at == backoff
 
 

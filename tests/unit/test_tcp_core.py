@@ -1,4 +1,4 @@
-"""Tests for pasta.tcp's `TcpCore`: the decisions of TCP through the tap, with no namespace and
+"""Tests for pasta.core.tcp's `TcpCore`: the decisions of TCP through the tap, with no namespace and
 no sockets.
 
 The core is driven by a fake shell (`FakeIo`) that implements the `io` interface of the module
@@ -23,13 +23,13 @@ import ipaddress
 
 import pytest
 
-from pasta import fwd
-from pasta.flow import FlowTab
-from pasta.stats import Stats
-from pasta.tcp import (ACK_INTERVAL_S, ACK_TIMEOUT_S, EPOLLERR, EPOLLIN, EPOLLOUT, EPOLLRDHUP,
+from pasta.core import fwd
+from pasta.core.flow import FlowTab
+from pasta.util.stats import Stats
+from pasta.core.tcp import (ACK_INTERVAL_S, ACK_TIMEOUT_S, EPOLLERR, EPOLLIN, EPOLLOUT, EPOLLRDHUP,
                        KEEPALIVE_S, MAX_RETRANS, SYN_QUIET_S, WS_TO_TAP, State, TcpCore,
                        TcpFlow, seq_add)
-from pasta.wire.l4 import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpHdr
+from pasta.core.wire.l4 import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpHdr
 
 GW = ipaddress.ip_address("198.51.100.1").packed
 NS = ipaddress.ip_address("198.51.100.2").packed
@@ -80,7 +80,7 @@ class Timer:
 
 
 class FakeIo:
-    """The `io` interface of pasta.tcp, with model sockets; records what the core asks for."""
+    """The `io` interface of pasta.core.tcp, with model sockets; records what the core asks for."""
 
     def __init__(self):
         self.now = 1000.0

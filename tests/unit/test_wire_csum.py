@@ -1,4 +1,4 @@
-"""Tests for pasta.wire.csum: the Internet checksum against scapy's, and the offload helpers."""
+"""Tests for pasta.core.wire.csum: the Internet checksum against scapy's, and the offload helpers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scapy.utils import checksum as scapy_checksum
 
-from pasta.wire.csum import csum, csum_finish, csum_fold, csum_partial, fill_csum, fill_csum_partial
+from pasta.core.wire.csum import csum, csum_finish, csum_fold, csum_partial, fill_csum, fill_csum_partial
 
 FAST = settings(max_examples=200, deadline=None)
 

@@ -1,4 +1,4 @@
-"""Tests for pasta.wire: parse_frame() and the control-plane frame builders, against scapy.
+"""Tests for pasta.core.wire: parse_frame() and the control-plane frame builders, against scapy.
 
 Also the fuzz invariant (any bytes parse or raise Malformed), mutated scapy frames, the three
 ways of feeding frames (a batch buffer, one at a time, with trailing bytes), and the B5 docstring
@@ -20,12 +20,12 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import raw
 from scapy.utils import checksum as scapy_checksum
 
-import pasta.wire
-from pasta.errors import Malformed
-from pasta.wire import (Frame, build_arp_frame, build_icmp4_frame, build_icmp6_frame,
+import pasta.core.wire
+from pasta.util.errors import Malformed
+from pasta.core.wire import (Frame, build_arp_frame, build_icmp4_frame, build_icmp6_frame,
                         build_udp4_frame, build_udp6_frame, parse_frame)
-from pasta.wire import csum as wcsum, ip as wip, l2 as wl2, l4 as wl4
-from pasta.wire.l2 import (ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, VIRTIO_NET_HDR_F_NEEDS_CSUM,
+from pasta.core.wire import csum as wcsum, ip as wip, l2 as wl2, l4 as wl4
+from pasta.core.wire.l2 import (ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, VIRTIO_NET_HDR_F_NEEDS_CSUM,
                            VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VNET_HDR_LEN)
 
 FAST = settings(max_examples=100, deadline=None)
@@ -37,7 +37,7 @@ V6A, V6B = "2001:db8::15", "2001:db8::2"
 
 
 def vnet_hdr(flags=0, gso_type=0, hdr_len=0, gso_size=0, csum_start=0, csum_offset=0) -> bytes:
-    """Independent of pasta.wire.l2: struct virtio_net_hdr_v1 as in linux/virtio_net.h."""
+    """Independent of pasta.core.wire.l2: struct virtio_net_hdr_v1 as in linux/virtio_net.h."""
     return struct.pack("<BBHHHHH", flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, 0)
 
 
@@ -404,7 +404,7 @@ SECTIONS = ("Theory of operation", "States and events", "Invariants", "Limits an
             "Kernel assumptions", "Differences from passt")
 
 
-@pytest.mark.parametrize("mod", [pasta.wire, wl2, wip, wl4, wcsum], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("mod", [pasta.core.wire, wl2, wip, wl4, wcsum], ids=lambda m: m.__name__)
 def test_wire_module_docstrings_have_b5_sections(mod):
     doc = mod.__doc__ or ""
     positions = [doc.find(s) for s in SECTIONS]
@@ -433,10 +433,10 @@ def test_pack_udp_hdrs_into_matches_builder(v6, sport, dport, payload, mode):
         src, dst, build = addr("2001:db8::1"), addr("2001:db8::2"), build_udp6_frame
     else:
         src, dst, build = addr("198.18.0.1"), addr("198.51.100.2"), build_udp4_frame
-    h = pasta.wire.udp_hdrs_len(v6, vnet)
+    h = pasta.core.wire.udp_hdrs_len(v6, vnet)
     buf = bytearray(h + len(payload) + 7)            # spare room after the payload
     buf[h:h + len(payload)] = payload
-    n = pasta.wire.pack_udp_hdrs_into(buf, v6, vnet, offload, NS_MAC, OUR_MAC, src, dst, sport,
+    n = pasta.core.wire.pack_udp_hdrs_into(buf, v6, vnet, offload, NS_MAC, OUR_MAC, src, dst, sport,
                                       dport, len(payload))
     assert n == h + len(payload)
     built = build(NS_MAC, OUR_MAC, src, dst, sport, dport, payload, vnet=vnet)
@@ -457,10 +457,10 @@ def test_pack_tcp_hdrs_into_scapy_dissects(v6, sport, dport, seq, ack, payload, 
     src, dst = ((addr("2001:db8::1"), addr("2001:db8::2")) if v6
                 else (addr("198.18.0.1"), addr("198.51.100.2")))
     opts = (4 if mss else 0) + (4 if mss and ws is not None else 0)
-    h = pasta.wire.tcp_hdrs_len(v6, vnet) + opts
+    h = pasta.core.wire.tcp_hdrs_len(v6, vnet) + opts
     buf = bytearray(h + len(payload))
     buf[h:] = payload
-    n = pasta.wire.pack_tcp_hdrs_into(buf, v6, vnet, offload, NS_MAC, OUR_MAC, src, dst, sport,
+    n = pasta.core.wire.pack_tcp_hdrs_into(buf, v6, vnet, offload, NS_MAC, OUR_MAC, src, dst, sport,
                                       dport, seq, ack, 0x18, 512, len(payload), mss=mss,
                                       wscale=ws)
     assert n == len(buf)

@@ -1,4 +1,4 @@
-"""Tests for pasta.wire.ip: IPv4/IPv6 headers, extension headers, pseudo-header sums (vs scapy)."""
+"""Tests for pasta.core.wire.ip: IPv4/IPv6 headers, extension headers, pseudo-header sums (vs scapy)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from scapy.layers.inet6 import (IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv
 from scapy.layers.ipsec import AH
 from scapy.packet import raw
 
-from pasta.errors import Malformed
-from pasta.wire.csum import csum
-from pasta.wire.ip import (IP_DF, IPPROTO_AH, IPPROTO_ESP, IPPROTO_FRAGMENT, IPPROTO_HOPOPTS,
+from pasta.util.errors import Malformed
+from pasta.core.wire.csum import csum
+from pasta.core.wire.ip import (IP_DF, IPPROTO_AH, IPPROTO_ESP, IPPROTO_FRAGMENT, IPPROTO_HOPOPTS,
                            IPPROTO_ICMPV6, IPPROTO_NONE, IPPROTO_TCP, IPPROTO_UDP,
                            IPV6_HLEN, pack_ipv4_into, pack_ipv6_into, parse_ipv4, parse_ipv6,
                            pseudo_sum_ipv4, pseudo_sum_ipv6, skip_ipv6_exthdrs)

@@ -1,4 +1,4 @@
-"""Tests for pasta.wire.l2: Ethernet, ARP and virtio-net headers, against scapy and struct."""
+"""Tests for pasta.core.wire.l2: Ethernet, ARP and virtio-net headers, against scapy and struct."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from hypothesis import given, settings, strategies as st
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 from scapy.packet import raw
 
-from pasta.errors import Malformed
-from pasta.wire import build_arp_frame, parse_frame
-from pasta.wire.l2 import (ARP_LEN, ARPOP_REPLY, ARPOP_REQUEST, ETH_HLEN, ETH_P_8021AD,
+from pasta.util.errors import Malformed
+from pasta.core.wire import build_arp_frame, parse_frame
+from pasta.core.wire.l2 import (ARP_LEN, ARPOP_REPLY, ARPOP_REQUEST, ETH_HLEN, ETH_P_8021AD,
                            ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, VIRTIO_NET_HDR_F_NEEDS_CSUM,
                            VIRTIO_NET_HDR_GSO_TCPV4, VNET_HDR_LEN, VnetHdr, pack_arp_into,
                            pack_eth_into, pack_vnet_into, parse_arp, parse_eth, parse_vnet)
@@ -61,7 +61,7 @@ def test_eth_short_is_malformed():
 
 @pytest.mark.parametrize("tag,tpid", [(Dot1Q(vlan=5), ETH_P_8021Q), (Dot1AD(vlan=7), ETH_P_8021AD)])
 def test_eth_vlan_tag_reported_then_dropped(tag, tpid):
-    """Decision documented in pasta.wire.l2: tags are not stripped; parse_frame drops them."""
+    """Decision documented in pasta.core.wire.l2: tags are not stripped; parse_frame drops them."""
     frame = raw(Ether(dst=MAC_A, src=MAC_B) / tag / ARP(pdst="10.0.0.1"))
     assert parse_eth(frame, 0).ethertype == tpid
     with pytest.raises(Malformed, match="vlan tagged frame"):

@@ -1,4 +1,4 @@
-"""Tests for pasta.wire.l4: TCP (and options), UDP, ICMP and ICMPv6 headers, against scapy."""
+"""Tests for pasta.core.wire.l4: TCP (and options), UDP, ICMP and ICMPv6 headers, against scapy."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from scapy.layers.inet6 import (ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NA,
                                 ICMPv6ND_RS, IPv6)
 from scapy.packet import raw
 
-from pasta.errors import Malformed
-from pasta.wire.csum import fill_csum
-from pasta.wire.ip import IPPROTO_ICMPV6, IPPROTO_TCP, pack_ipv4_into, pseudo_sum_ipv4
-from pasta.wire.l4 import (ICMP_ECHO, ICMP_ECHOREPLY, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST,
+from pasta.util.errors import Malformed
+from pasta.core.wire.csum import fill_csum
+from pasta.core.wire.ip import IPPROTO_ICMPV6, IPPROTO_TCP, pack_ipv4_into, pseudo_sum_ipv4
+from pasta.core.wire.l4 import (ICMP_ECHO, ICMP_ECHOREPLY, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST,
                            ND_NEIGHBOR_ADVERT, ND_NEIGHBOR_SOLICIT, ND_ROUTER_SOLICIT, TCP_ACK,
                            TCP_FIN, TCP_HLEN, TCP_PSH, TCP_RST, TCP_SYN, TcpOpts,
                            pack_icmp6_into, pack_icmp_echo_into, pack_tcp_into, pack_udp_into,

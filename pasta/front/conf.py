@@ -1,0 +1,712 @@
+"""The pasta-compatible command line: argv -> `Config`, and the `pypasta` entry point.
+
+Purpose: accept exactly what `pasta` accepts in its namespace mode (Podman, RootlessKit and people
+type pasta command lines at us), reject what it rejects with its wording, and produce a frozen
+`pasta.plan.config.Config`. `main()` then hands that to `pasta.setup.supervisor.run`.
+
+Theory of operation:
+- `parse_args(argv)` (argv without the program name) is pure: it prints nothing, exits nothing and
+  touches the system only to resolve `--runas` names (pwd/grp). It raises `UsageError` for
+  getopt-level errors (printed by `main` with the usage text), `ConfigError`/`PortSpecError` for bad
+  values, and `ExitRequest` for `-h/--help` and `--version`.
+- `_Getopt` is the GNU `getopt_long` of `pasta.front.getopt` (shared with the slirp4netns front end) for the optstring `+dqfel:hs:F:I:p:P:m:a:n:M:g:i:o:D:S:
+  461t:u:T:U:` plus the long-option table `LONG_OPTIONS` (in pasta's order, which matters for the
+  list printed for an ambiguous abbreviation). It yields options lazily, so a problem is reported
+  at the point pasta would report it: `-h` before a bad option wins, a bad option before `-h` wins.
+- Like pasta's `conf()`, options are handled in three passes over the same argv: pass 1 handles
+  everything except `-t -u -T -U -D`; pass 2 handles `-t -u -D`; the PID/command/`--netns` checks
+  follow; pass 3 handles `-T -U`. This reproduces pasta's error precedence and the rule that
+  `-D none` clears `--dns-forward`/`--dns-host` wherever it appears.
+- `main()` prints `pypasta: <message>` on stderr for every `PastaError` (plus the usage text after a
+  `UsageError`), a traceback only when `-d/--debug/--trace` appeared, and maps KeyboardInterrupt to 130.
+
+States and events: none kept between calls; `ExitRequest` (code, text, stream) is the only
+non-error way out besides returning a `Config`.
+
+Invariants:
+- Every option that was given is recorded by canonical long name in `Config.given`, including
+  no-op and deprecated ones (`stderr`), so the supervisor can refuse what it does not implement.
+- Messages are one line and use pasta's wording where the reference gives it; getopt messages use
+  glibc's exact wording with the program name `pypasta` (Podman greps
+  `unrecognized option '--map-guest-addr`).
+
+Limits and not handled:
+- `-i/--interface`, `--outbound-if4/6` and paths (`-l -p -P --userns --netns`) are checked for form
+  only; whether the interface or file exists is found out later by the supervisor (pasta calls
+  if_nametoindex() while parsing: "Invalid interface name eth9: No such device").
+- Options added to pasta after the reference tree (`-H/--hostname`, `--fqdn`, `--stats`,
+  `--splice-only`, `--repair-path`, `--migrate-*`, `-a ADDR/PREFIXLEN`) are unknown options here.
+- `Config.warnings` collects pasta's parse-time warnings ("--stderr will be dropped soon", ...) for
+  the supervisor to log; nothing is printed while parsing.
+
+Differences from pasta (`conf.c conf()`, `conf_ports()`, `conf_pasta_ns()`, `parse_mac()`):
+- Numbers (`-m`, `--log-size`, `-F`, `-n` bits, `--runas` ids) must be entirely numeric (C `strtol`
+  base 0: decimal, 0x hex, leading-0 octal); pasta ignores trailing garbage ("1500abc" -> 1500) and
+  reads "" as 0. Empty `--runas` user or group parts are rejected (pasta reads them as 0 = root).
+- `-M/--ns-mac-addr` octets must be exactly two hex digits (pasta's strtoul also took " f" and "+f").
+- passt-only options (`-s/--socket/--socket-path`, `-1/--one-off`, `--vhost-user`,
+  `--print-capabilities`, `--no-dhcp-dns`, `--no-dhcp-search`) are recognised and refused with
+  "<option> is for passt mode only"; pasta's optstring simply lacks `-s` and `-1`.
+- `--map-host-loopback none` / `--map-guest-addr none` work as documented (the reference tree falls
+  through into the address check and dies); `none` also sets `no_map_gw` for `--map-host-loopback`.
+- `-S none` empties the list, and later `-S` entries start a new one (pasta keeps writing after
+  the zeroed slots). `--no-tcp`/`--no-udp` refuse `-t/-T`/`-u/-U` arguments other than `none`, as
+  pasta's code does (`-t none --no-tcp` is fine; Podman always adds `-t none`).
+- PID form: the single remaining argument is a PID when it is `[+-]?digits` (pasta: anything
+  strtol consumes entirely, including ""); `Config.netns`/`Config.userns` are filled with the
+  `/proc/PID/ns/{net,user}` paths (userns left None with `--netns-only`).
+- `-n 0` (or `0.0.0.0`) leaves `prefix4` None: pasta treats prefix length 0 as "not given".
+- User text echoed in messages has control characters escaped (`portspec.show`), so every
+  message stays on one line; pasta prints it raw.
+- `--config-net` sets `no_ra` (pasta does it right after parsing); `given` still shows only what
+  was typed. Effective `-a`/`-g` "don't copy" per family is left to the planner (`addr4 is None`...).
+"""
+
+from __future__ import annotations
+
+import grp
+import ipaddress
+import pwd
+import re
+import sys
+import traceback
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from pasta import __version__
+from pasta.plan.config import IFNAMSIZ, LOG_SIZE_MIN, Config
+from pasta.util.errors import ConfigError, PastaError, UsageError
+from pasta.front.getopt import Getopt, GetoptError, LongOpt, short_table
+from pasta.plan import portspec
+from pasta.plan.portspec import show
+
+PROG = "pypasta"
+PATH_MAX = 4096
+INT_MAX = 2**31 - 1
+LONG_MAX = 2**63 - 1
+UID_MAX = 2**32 - 1
+ETH_MIN_MTU = 68
+ETH_MAX_MTU = 65535
+MAXNS = 3                 # nameservers per family; pasta's arrays hold MAXNS + 1 (22.1 in the reference)
+MAXDNSRCH = 6             # search domains given with -S
+MAXDNAME = 254            # sizeof(struct fqdn): longest search domain + NUL
+NETNS_RUN_DIR = "/run/netns"
+
+SHORT_OPTIONS = "+dqfel:hs:F:I:p:P:m:a:n:M:g:i:o:D:S:461t:u:T:U:"
+
+
+class ExitRequest(Exception):
+    """Not an error: `--help` or `--version` asked to print `text` on `stream` and exit with `code`."""
+
+    def __init__(self, code: int, text: str, stream: str = "stdout"):
+        super().__init__(text)
+        self.code = code
+        self.text = text
+        self.stream = stream     # "stdout" or "stderr"
+
+
+def _long_options(spec: str) -> Tuple[LongOpt, ...]:
+    """Words `NAME[=][/KEY]`: "=" when the option takes an argument, KEY its short option
+    (the long name itself when there is none)."""
+    out = []
+    for word in spec.split():
+        name, _, short = word.partition("/")
+        out.append(LongOpt(name.rstrip("="), name.endswith("="), short or name.rstrip("=")))
+    return tuple(out)
+
+
+# pasta's `options[]` order (conf.c): glibc lists ambiguous candidates in table order.
+LONG_OPTIONS: Tuple[LongOpt, ...] = _long_options("""
+    debug/d quiet/q foreground/f stderr/e log-file=/l help/h socket=/s fd=/F ns-ifname=/I
+    pcap=/p pid=/P mtu=/m address=/a netmask=/n mac-addr=/M gateway=/g interface=/i outbound=/o
+    dns=/D search=/S no-tcp no-udp no-icmp no-dhcp no-dhcpv6 no-ndp no-ra no-splice freebind
+    no-map-gw ipv4-only/4 ipv6-only/6 one-off/1 tcp-ports=/t udp-ports=/u tcp-ns=/T udp-ns=/U
+    userns= netns= ns-mac-addr= dhcp-dns no-dhcp-dns dhcp-search no-dhcp-search dns-forward=
+    no-netns-quit trace runas= log-size= version outbound-if4= outbound-if6= config-net
+    no-copy-routes no-copy-addrs netns-only map-host-loopback= map-guest-addr= host-lo-to-ns-lo
+    dns-host= vhost-user print-capabilities socket-path=/s
+""")
+
+# Options that take one address: (message, IPv6 classes refused, IPv4 classes refused, the
+# Config field without its family digit), as pasta's conf() checks each.
+_ADDR_OPTIONS = {
+    "a": ("Invalid address", ("unspec", "loopback", "mapped", "compat", "multicast"),
+          ("unspec", "bcast", "loopback", "multicast"), "addr"),
+    "g": ("Invalid gateway address", ("unspec", "loopback"), ("unspec", "bcast", "loopback"),
+          "gw"),
+    "o": ("Invalid or redundant outbound address",
+          ("unspec", "loopback", "mapped", "compat", "multicast"), ("unspec", "bcast", "multicast"),
+          "outbound"),
+    "dns-forward": ("Invalid DNS forwarding address", ("unspec", "loopback"),
+                    ("unspec", "bcast", "loopback"), "dns_forward"),
+    "dns-host": ("Invalid host nameserver address", ("unspec",), ("unspec", "bcast"),
+                 "dns_host"),
+}
+
+# key -> canonical long name (first table entry wins: "s" -> "socket").
+CANONICAL: Dict[str, str] = {o.key: o.name for o in reversed(LONG_OPTIONS)}
+
+PASST_ONLY = frozenset({"s", "1", "vhost-user", "print-capabilities", "no-dhcp-dns", "no-dhcp-search"})
+
+
+def _usage_errors(g: Getopt):
+    """The options of `g`, with glibc's diagnostics raised as UsageError."""
+    try:
+        yield from g
+    except GetoptError as e:
+        raise UsageError(str(e)) from None
+
+
+def _Getopt(argv: Sequence[str]) -> Getopt:
+    """pasta's getopt_long: stops at the first non-option ('+'); errors are UsageError."""
+    return Getopt(argv, SHORT_OPTIONS, LONG_OPTIONS, quote=show)
+
+
+# --- value parsers -----------------------------------------------------------------------------
+
+_C_LONG = re.compile(r"[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+
+
+def c_strtol(text: str) -> Optional[int]:
+    """C `strtol(text, &end, 0)` that must consume everything; None if it would not."""
+    m = _C_LONG.fullmatch(text)
+    if not m:
+        return None
+    sign, digits = m.groups()
+    if digits[:2] in ("0x", "0X"):
+        value = int(digits, 16)
+    elif digits.startswith("0"):
+        value = int(digits, 8)
+    else:
+        value = int(digits, 10)
+    return -value if sign == "-" else value
+
+
+# A text is never both a valid IPv4 and a valid IPv6 address, so the order in which pasta tries
+# inet_pton() families does not matter.
+_addr = portspec.inet_pton
+
+
+def _v6_v4compat(a: ipaddress.IPv6Address) -> bool:
+    # IN6_IS_ADDR_V4COMPAT: ::a.b.c.d with the last word > 1
+    return int(a) >> 32 == 0 and int(a) > 1
+
+
+_BCAST4 = ipaddress.IPv4Address("255.255.255.255")
+
+
+def _check_addr(text: str, message: str, *, v6_reject: Tuple[str, ...],
+                v4_reject: Tuple[str, ...]) -> portspec.IPAny:
+    """Parse and validate an address; rejection names: unspec, loopback, multicast, bcast,
+    mapped, compat."""
+    a = _addr(text)
+    if a is None:
+        raise ConfigError(f"{message}: {show(text)}")
+    rejects = v6_reject if a.version == 6 else v4_reject
+    bad = (("unspec" in rejects and a.is_unspecified)
+           or ("loopback" in rejects and a.is_loopback)
+           or ("multicast" in rejects and a.is_multicast)
+           or ("bcast" in rejects and a == _BCAST4)
+           or ("mapped" in rejects and a.version == 6 and a.ipv4_mapped is not None)
+           or ("compat" in rejects and a.version == 6 and _v6_v4compat(a)))
+    if bad:
+        raise ConfigError(f"{message}: {show(text)}")
+    return a
+
+
+_MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
+
+
+def parse_mac(text: str) -> str:
+    """Strict xx:xx:xx:xx:xx:xx, returned lower-case."""
+    if not _MAC.fullmatch(text):
+        raise ConfigError(f"Invalid MAC address: {show(text)}")
+    return text.lower()
+
+
+def parse_prefix4(text: str) -> int:
+    """`-n`: dotted contiguous netmask or prefix length 0..32 (pasta's conf_ip4_prefix)."""
+    a = portspec.inet_pton(text)
+    if a is not None and a.version == 4:
+        mask = int(a)
+        length = bin(mask).count("1")
+        if (mask << length) & 0xFFFFFFFF:
+            raise ConfigError(f"Invalid netmask: {show(text)}")
+        return length
+    value = c_strtol(text)
+    if value is None or not 0 <= value <= 32:
+        raise ConfigError(f"Invalid netmask: {show(text)}")
+    return value
+
+
+def _ifname(text: str) -> str:
+    if not 0 < len(text) < IFNAMSIZ:
+        raise ConfigError(f"Invalid interface name: {show(text)}")
+    return text
+
+
+def _path(text: str, what: str) -> str:
+    if not 0 < len(text) < PATH_MAX:
+        raise ConfigError(f"Invalid {what}: {show(text)}")
+    return text
+
+
+def resolve_runas(text: str) -> Tuple[int, int]:
+    """`--runas UID[:GID]` or `LOGIN[:GROUP]` -> (uid, gid), as pasta's conf_runas()."""
+    bad = ConfigError(f"Invalid --runas option: {show(text)}")
+    user, sep, group = text.partition(":")
+    if not user or (sep and not group):
+        raise bad
+    uid = c_strtol(user)
+    if uid is not None:
+        if not 0 <= uid <= UID_MAX:
+            raise bad
+        gid = uid
+    else:
+        try:
+            pw = pwd.getpwnam(user)
+        except KeyError:
+            raise bad from None
+        if pw.pw_uid == 0:      # pasta refuses a login name that maps to root
+            raise bad
+        uid, gid = pw.pw_uid, pw.pw_gid
+    if sep:
+        g = c_strtol(group)
+        if g is not None:
+            if not 0 <= g <= UID_MAX:
+                raise bad
+            gid = g
+        else:
+            try:
+                gid = grp.getgrnam(group).gr_gid
+            except KeyError:
+                raise bad from None
+    return uid, gid
+
+
+# --- the three passes ----------------------------------------------------------------------------
+
+_PASS2 = frozenset("tuD")
+_PASS3 = frozenset("TU")
+
+
+def parse_args(argv: Sequence[str]) -> Config:
+    """Parse a pasta command line (without argv[0]) into a `Config`."""
+    argv = list(argv)
+    kw: dict = {}
+    given: set = set()
+    warnings: List[str] = []
+    deferred: List[Tuple[str, str]] = []
+    runas: Optional[str] = None
+    userns: Optional[str] = None
+    netns: Optional[str] = None
+    netns_only = False
+    v4_only = v6_only = False
+    copy_routes_opt = copy_addrs_opt = False
+
+    g = _Getopt(argv)
+    for key, val, spelled in _usage_errors(g):
+        given.add(CANONICAL[key])
+        if key in PASST_ONLY:
+            raise ConfigError(f"{spelled} is for passt mode only")
+        if key in _PASS2 or key in _PASS3:
+            deferred.append((key, val))
+            continue
+        if key == "h":
+            raise ExitRequest(0, usage_text(), "stdout")
+        if key == "version":
+            raise ExitRequest(0, version_text(), "stdout")
+        if key == "d":
+            kw["debug"] = True
+            kw["quiet"] = False
+        elif key == "trace":
+            kw["trace"] = kw["debug"] = True
+            kw["quiet"] = False
+        elif key == "q":
+            kw["quiet"] = True
+            kw["debug"] = kw["trace"] = False
+        elif key == "f":
+            kw["foreground"] = True
+        elif key == "e":
+            warnings.append("--stderr will be dropped soon")
+        elif key == "l":
+            kw["log_file"] = _path(val, "log file")
+        elif key == "log-size":
+            size = c_strtol(val)
+            if size is None or size < LOG_SIZE_MIN or size > LONG_MAX:
+                raise ConfigError(f"Invalid --log-size: {show(val)}")
+            kw["log_size"] = size
+        elif key == "runas":
+            runas = val
+        elif key == "F":
+            fd = c_strtol(val)
+            if fd is None or fd <= 2 or fd > INT_MAX:
+                raise ConfigError(f"Invalid --fd: {show(val)}")
+            kw["tap_fd"] = fd
+        elif key == "I":
+            kw["ns_ifname"] = _ifname(val)
+        elif key == "p":
+            kw["pcap"] = _path(val, "pcap path")
+        elif key == "P":
+            kw["pid_file"] = _path(val, "PID file")
+        elif key == "m":
+            mtu = c_strtol(val)
+            if mtu is None or (mtu != 0 and not ETH_MIN_MTU <= mtu <= ETH_MAX_MTU):
+                raise ConfigError(f"Invalid MTU: {show(val)}")
+            kw["mtu"] = mtu
+        elif key in _ADDR_OPTIONS:
+            what, v6_reject, v4_reject, field = _ADDR_OPTIONS[key]
+            a = _check_addr(val, what, v6_reject=v6_reject, v4_reject=v4_reject)
+            kw[f"{field}{a.version}"] = a
+        elif key == "n":
+            plen = parse_prefix4(val)
+            kw["prefix4"] = plen or None     # 0 means "not given" to pasta
+        elif key == "M":
+            kw["our_mac"] = parse_mac(val)
+        elif key == "i":
+            kw["template_if"] = _ifname(val)
+        elif key == "outbound-if4":
+            kw["outbound_if4"] = _ifname(val)
+        elif key == "outbound-if6":
+            kw["outbound_if6"] = _ifname(val)
+        elif key == "S":
+            if val == "none":
+                kw["search_none"] = True
+                kw["search"] = ()
+            else:
+                kw["search_none"] = False
+                search = kw.get("search", ())
+                if len(search) >= MAXDNSRCH or not 0 < len(val) < MAXDNAME:
+                    raise ConfigError(f"Cannot use DNS search domain {show(val)}")
+                kw["search"] = search + (val,)
+        elif key in ("no-tcp", "no-udp", "no-icmp", "no-dhcp", "no-dhcpv6", "no-ndp", "no-ra",
+                     "no-splice", "freebind", "no-map-gw", "dhcp-dns", "dhcp-search",
+                     "no-netns-quit", "config-net", "host-lo-to-ns-lo"):
+            kw[key.replace("-", "_")] = True
+        elif key == "4":
+            v4_only, v6_only = True, False
+        elif key == "6":
+            v4_only, v6_only = False, True
+        elif key == "userns":
+            userns = _path(val, "userns")
+            netns_only = False
+        elif key == "netns":
+            if not val:
+                raise ConfigError(f"Invalid netns: {show(val)}")
+            path = val if "/" in val else f"{NETNS_RUN_DIR}/{val}"
+            if len(path) >= PATH_MAX:
+                raise ConfigError(f"Network namespace name/path {show(val)} too long")
+            netns = path
+        elif key == "netns-only":
+            netns_only = True
+            userns = None
+        elif key == "ns-mac-addr":
+            kw["ns_mac"] = parse_mac(val)
+        elif key in ("map-host-loopback", "map-guest-addr"):
+            name = key.replace("-", "_")
+            if val == "none":
+                kw[name + "4"] = kw[name + "6"] = None
+                if key == "map-host-loopback":
+                    kw["map_host_loopback_none"] = kw["no_map_gw"] = True
+            else:
+                a = _check_addr(val, "Invalid address to remap to host",
+                                v6_reject=("unspec", "loopback", "multicast"),
+                                v4_reject=("unspec", "loopback", "multicast"))
+                kw[name + ("6" if a.version == 6 else "4")] = a
+        elif key == "no-copy-routes":
+            warnings.append("--no-copy-routes will be dropped soon")
+            kw["no_copy_routes"] = copy_routes_opt = True
+        elif key == "no-copy-addrs":
+            warnings.append("--no-copy-addrs will be dropped soon")
+            kw["no_copy_addrs"] = copy_addrs_opt = True
+        else:   # pragma: no cover - every table entry is handled above
+            raise AssertionError(f"unhandled option {spelled}")
+
+    if not kw.get("config_net"):
+        if copy_routes_opt:
+            raise ConfigError("--no-copy-routes needs --config-net")
+        if copy_addrs_opt:
+            raise ConfigError("--no-copy-addrs needs --config-net")
+    else:
+        kw["no_ra"] = True      # pasta: --config-net implies --no-ra
+    if runas is not None:
+        kw["runas"] = resolve_runas(runas)
+    kw["ipv4"] = not v6_only
+    kw["ipv6"] = not v4_only
+
+    # Pass 2: inbound ports and DNS (after addresses in pasta).
+    fwd: Dict[str, Optional[portspec.PortForward]] = dict.fromkeys("tuTU")
+    dns: List[portspec.IPAny] = []
+    for key, val in deferred:
+        if key == "D":
+            if val == "none":
+                kw["dns_none"] = True
+                dns = []
+                for f in ("dns_forward4", "dns_forward6", "dns_host4", "dns_host6"):
+                    kw[f] = None
+                continue
+            kw["dns_none"] = False
+            a = _addr(val)
+            if a is None:
+                raise ConfigError(f"Cannot use DNS address {show(val)}")
+            if sum(1 for d in dns if d.version == a.version) <= MAXNS:
+                dns.append(a)       # pasta's arrays silently drop the rest
+        elif key in "tu":
+            fwd[key] = _conf_ports(kw, key, val, fwd[key])
+    kw["dns"] = tuple(dns)
+
+    # Namespace arguments (pasta's conf_pasta_ns()).
+    rest = argv[g.optind:]
+    if netns is not None and rest:
+        raise ConfigError("Both --netns and PID or command given")
+    if len(rest) == 1 and re.fullmatch(r"[ \t\n\v\f\r]*[+-]?[0-9]+", rest[0]):
+        pid = int(rest[0])
+        if pid < 0 or pid > INT_MAX:
+            raise ConfigError(f"Invalid PID {show(rest[0])}")
+        kw["pid_target"] = pid
+        netns = f"/proc/{pid}/ns/net"
+        if userns is None and not netns_only:
+            userns = f"/proc/{pid}/ns/user"
+    else:
+        kw["command"] = tuple(rest)
+    if netns is not None and userns is None:
+        netns_only = True
+
+    # Pass 3: outbound ports (after the namespace exists in pasta).
+    for key, val in deferred:
+        if key in "TU":
+            fwd[key] = _conf_ports(kw, key, val, fwd[key])
+
+    kw.update(tcp_ports=fwd["t"], udp_ports=fwd["u"], tcp_ns=fwd["T"], udp_ns=fwd["U"],
+              userns=userns, netns=netns, netns_only=netns_only,
+              given=frozenset(given), warnings=tuple(warnings))
+    return Config(**kw)
+
+
+def _conf_ports(kw: dict, key: str, val: str,
+                prev: Optional[portspec.PortForward]) -> portspec.PortForward:
+    if val != "none":
+        if key in "tT" and kw.get("no_tcp"):
+            raise ConfigError("TCP port forwarding requested but TCP is disabled")
+        if key in "uU" and kw.get("no_udp"):
+            raise ConfigError("UDP port forwarding requested but UDP is disabled")
+    return portspec.accumulate(prev, val, ns_side=key in "TU")
+
+
+# --- texts ---------------------------------------------------------------------------------------
+
+_USAGE = """\
+Usage: {p} [OPTION]... [COMMAND] [ARGS]...
+       {p} [OPTION]... PID
+       {p} [OPTION]... --netns [PATH|NAME]
+
+Without PID or --netns, run the given command or a
+default shell in a new network and user namespace, and
+connect it via {p}.
+
+  -d, --debug		Be verbose
+      --trace		Be extra verbose, implies --debug
+  -q, --quiet		Don't print informational messages
+  -f, --foreground	Don't run in background
+    default: run in background
+  -e, --stderr		DEPRECATED: no effect
+  -l, --log-file PATH	Log (only) to given file
+  --log-size BYTES	Maximum size of log file
+    default: 1 MiB
+  --runas UID|UID:GID 	Run as given UID, GID, which can be
+    numeric, or login and group names
+    default: the current user (root stays root, see README)
+  -h, --help		Display this help message and exit
+  --version		Show version and exit
+  -I, --ns-ifname NAME	namespace interface name
+    default: same interface name as external one
+  -F, --fd FD		Use FD as pre-opened tap device
+  -p, --pcap FILE	Log tap-facing traffic to pcap file
+  -P, --pid FILE	Write own PID to the given file
+  -m, --mtu MTU	Assign MTU via DHCP/NDP
+    a zero value disables assignment
+    default: 65520: maximum 802.3 MTU minus 802.3 header
+                    length, rounded to 32 bits (IPv4 words)
+  -a, --address ADDR	Assign IPv4 or IPv6 address ADDR
+    can be specified zero to two times (for IPv4 and IPv6)
+    default: use addresses from interface with default route
+  -n, --netmask MASK	Assign IPv4 MASK, dot-decimal or bits
+    default: netmask from matching address on the host
+  -M, --mac-addr ADDR	Use source MAC address ADDR
+    default: 9a:55:9a:55:9a:55 (locally administered)
+  -g, --gateway ADDR	Pass IPv4 or IPv6 address as gateway
+    default: gateway from interface with default route
+  -i, --interface NAME	Interface for addresses and routes
+    default: from --outbound-if4 and --outbound-if6, if any
+             otherwise interface with first default route
+  -o, --outbound ADDR	Bind to address as outbound source
+    can be specified zero to two times (for IPv4 and IPv6)
+    default: use source address from routing tables
+  --outbound-if4 NAME	Bind to outbound interface for IPv4
+    default: use interface from default route
+  --outbound-if6 NAME	Bind to outbound interface for IPv6
+    default: use interface from default route
+  -D, --dns ADDR	Use IPv4 or IPv6 address as DNS
+    can be specified multiple times
+    'none' disables DNS information
+    default: don't use any addresses
+  -S, --search DOMAIN	Add a search domain
+    'none' disables the DNS search list
+    default: don't use any search list
+  --dhcp-dns		Pass DNS list via DHCP/DHCPv6/NDP
+  --dhcp-search		Pass list via DHCP/DHCPv6/NDP
+  --map-host-loopback ADDR	Translate ADDR to refer to host
+    can be specified zero to two times (for IPv4 and IPv6)
+    'none' disables the mapping (implies --no-map-gw)
+    default: gateway address
+  --map-guest-addr ADDR	Translate ADDR to guest's address
+    can be specified zero to two times (for IPv4 and IPv6)
+    default: none
+  --dns-forward ADDR	Forward DNS queries sent to ADDR
+    can be specified zero to two times (for IPv4 and IPv6)
+    default: don't forward DNS queries
+  --dns-host ADDR	Host nameserver to direct queries to
+    can be specified zero to two times (for IPv4 and IPv6)
+    default: first nameserver from host's /etc/resolv.conf
+  --no-tcp		Disable TCP protocol handler
+  --no-udp		Disable UDP protocol handler
+  --no-icmp		Disable ICMP/ICMPv6 protocol handler
+  --no-dhcp		Disable DHCP server
+  --no-ndp		Disable NDP responses
+  --no-dhcpv6		Disable DHCPv6 server
+  --no-ra		Disable router advertisements
+  --freebind		Bind to any address for forwarding
+  --no-map-gw		Don't map gateway address to host
+  -4, --ipv4-only	Enable IPv4 operation only
+  -6, --ipv6-only	Enable IPv6 operation only
+  -t, --tcp-ports SPEC	TCP port forwarding to namespace
+    can be specified multiple times
+    SPEC can be:
+      'none': don't forward any ports
+      'auto': forward all ports currently bound in namespace
+      [ADDR[%IFACE]/]PORTS: forward specific ports
+        PORTS is a comma-separated list of ports, optionally
+        ranged with '-' and optional target ports after ':'.
+        Ranges can be reduced by excluding ports or ranges
+        prefixed by '~'; a list of exclusions only forwards
+        all non-ephemeral ports except the excluded ones.
+        Examples:
+        -t 22		Forward local port 22 to 22 in namespace
+        -t 22:23	Forward local port 22 to 23 in namespace
+        -t 22,25	Forward ports 22, 25 to ports 22, 25
+        -t 22-80  	Forward ports 22 to 80
+        -t 22-80:32-90	Forward ports 22 to 80 to
+			corresponding port numbers plus 10
+        -t 192.0.2.1/5	Bind port 5 of 192.0.2.1 to namespace
+        -t %eth0/5	Bind port 5 on interface eth0 only
+        -t 5-25,~10-20	Forward ports 5 to 9, and 21 to 25
+        -t ~25		Forward all ports except for 25
+    default: auto
+  -u, --udp-ports SPEC	UDP port forwarding to namespace
+    SPEC is as described for TCP above
+    default: auto
+  -T, --tcp-ns SPEC	TCP port forwarding to init namespace
+    SPEC is as described above, without ADDR or IFACE
+    default: auto
+  -U, --udp-ns SPEC	UDP port forwarding to init namespace
+    SPEC is as described above, without ADDR or IFACE
+    default: auto
+  --host-lo-to-ns-lo	DEPRECATED:
+			Translate host-loopback forwards to
+			namespace loopback
+  --userns NSPATH 	Target user namespace to join
+  --netns PATH|NAME	Target network namespace to join
+  --netns-only		Don't join existing user namespace
+    implied if PATH or NAME are given without --userns
+  --no-netns-quit	Don't quit if filesystem-bound target
+  			network namespace is deleted
+  --config-net		Configure tap interface in namespace
+  --no-copy-routes	DEPRECATED:
+			Don't copy all routes to namespace
+  --no-copy-addrs	DEPRECATED:
+			Don't copy all addresses to namespace
+  --ns-mac-addr ADDR	Set MAC address on tap interface
+  --no-splice		Disable inbound socket splicing
+"""
+
+
+def usage_text() -> str:
+    """pasta-like usage text listing every pasta-mode option."""
+    return _USAGE.format(p=PROG)
+
+
+def version_text() -> str:
+    """`--version` output: name and version, one licence line, a blank line."""
+    return (f"{PROG} {__version__}\n"
+            "GNU General Public License, version 2 or later; "
+            "there is NO WARRANTY, to the extent permitted by law.\n\n")
+
+
+# --- entry point ---------------------------------------------------------------------------------
+
+def _wants_traceback(argv: Sequence[str]) -> bool:
+    """True if -d/--debug/--trace appears among the options (a cheap scan, no validation)."""
+    short = short_table(SHORT_OPTIONS)
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--" or not arg.startswith("-") or arg == "-":
+            return False
+        if arg.startswith("--"):
+            name = arg[2:].partition("=")[0]
+            if name in ("debug", "trace"):
+                return True
+            opt = next((o for o in LONG_OPTIONS if o.name == name), None)
+            skip = bool(opt and opt.has_arg and "=" not in arg)
+            continue
+        for i, c in enumerate(arg[1:], 1):
+            if c == "d":
+                return True
+            if short.get(c):
+                skip = i == len(arg) - 1
+                break
+    return False
+
+
+def _error(msg: object, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    print(f"{PROG}: {msg}", file=sys.stderr)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Console-script entry: parse, then run the supervisor; returns the exit status."""
+    if argv is None:
+        argv = sys.argv[1:]
+    debug = _wants_traceback(argv)
+    try:
+        cfg = parse_args(argv)
+    except ExitRequest as req:
+        stream = sys.stdout if req.stream == "stdout" else sys.stderr
+        stream.write(req.text)
+        stream.flush()
+        return req.code
+    except UsageError as e:
+        _error(e, debug)
+        sys.stderr.write(usage_text())
+        return e.exit_code
+    except PastaError as e:
+        _error(e, debug)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+    try:
+        from pasta.setup.supervisor import run
+        return run(cfg)
+    except PastaError as e:
+        _error(e, debug)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # noqa: BLE001 - a bug: one line unless --debug
+        if debug:
+            raise
+        _error(f"internal error: {type(e).__name__}: {e} (run with --debug for details)", debug)
+        return 1
