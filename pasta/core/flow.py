@@ -6,8 +6,9 @@ over flows and timestamps (sans-IO: the timer and the deferred free are armed th
 the shell passes in, so the table is unit-tested without an event loop).
 
 Theory of operation:
-- A flow is an object of a protocol's flow class (`pasta.shell.tcp_buf.TcpFlow`, `pasta.shell.udp.UdpFlow`,
-  `pasta.shell.icmp.EchoFlow`, `pasta.shell.udp_splice.SpliceFlow`, `pasta.shell.tcp_splice.Pair`), each a subclass of
+- A flow is an object of a protocol's flow class (`pasta.core.tcp.TcpFlow`, extended by the
+  shell's `SockFlow`; `pasta.shell.udp.UdpFlow`, `pasta.shell.icmp.EchoFlow`,
+  `pasta.shell.udp_splice.SpliceFlow`, `pasta.shell.tcp_splice.Pair`), each a subclass of
   `Flow`, which carries what passt's `struct flow_common` carries: the type (`FlowType`: TCP,
   TCP_SPLICE, PING, UDP), the interface of each side (`Pif`: TAP, HOST, SPLICE), the two sides
   (`FlowSide`: initiating side `ini` and target side `tgt`, each with the endpoint's address and
