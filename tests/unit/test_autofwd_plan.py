@@ -16,6 +16,7 @@ from pasta.shell.fwd_listen import FwdListen
 from pasta.core.fwd_rule import (FWD_CAP_ALL, IPPROTO_TCP, IPPROTO_UDP, PIF_HOST, fwd_listen_wanted,
                             fwd_rules_from_spec, fwd_scan_wanted, fwd_table)
 from pasta.plan.portspec import parse
+from helpers.procnet import ProcNet
 
 TCP4 = (b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
         b"timeout inode\n"
@@ -98,19 +99,6 @@ class Engine:
         return self
 
     def cancel(self):
-        pass
-
-
-class ProcNet:
-    """Stand-in for autofwd.ProcNet: the ports bound on one side."""
-
-    def __init__(self):
-        self.tcp, self.udp = set(), set()
-
-    def ports(self, udp):
-        return set(self.udp if udp else self.tcp)
-
-    def close(self):
         pass
 
 

@@ -18,6 +18,7 @@ from pasta.core.fwd_rule import (ANY4, ANY6, FWD_CAP_ALL, FWD_CAP_IPV4, FWD_CAP_
                             fwd_listen_wanted, fwd_rule_add, fwd_rule_fmt, fwd_rules_from_spec,
                             fwd_table)
 from pasta.plan.portspec import parse
+from helpers.procnet import ProcNet
 
 V4 = ipaddress.IPv4Address
 V6 = ipaddress.IPv6Address
@@ -352,17 +353,6 @@ def test_replace_is_all_or_nothing(rounds):
 
 
 # ---------------------------------------------------------------------------------- auto scan
-class ProcNet:
-    def __init__(self):
-        self.tcp, self.udp = set(), set()
-
-    def ports(self, udp):
-        return set(self.udp if udp else self.tcp)
-
-    def close(self):
-        pass
-
-
 def test_scan_edits_the_scan_state_and_our_own_listeners_are_not_forwarded_back():
     o = Opener()
     sides = {True: ProcNet(), False: ProcNet()}
