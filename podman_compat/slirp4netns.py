@@ -328,7 +328,7 @@ def main(argv=None) -> int:
     # Everything is imported now: inside the sandbox the Python installation is out of sight.
     from pasta.setup import supervisor
     from pasta.util.errors import PastaError, NotSupportedYet
-    from podman_compat import sandbox
+    from pasta.setup import isolation as sandbox
     import encodings.idna  # noqa: F401 - used by socket calls with host names, lazily
     try:
         if opts.target_type != "netns":

@@ -3,7 +3,8 @@
 Purpose: `supervisor` (spawn or join the namespaces, run the command, run the translator, exit
 with the command; passt's pasta.c and passt.c main), `tapdev` (the tap device with its
 virtio-net header, the link implementation for pasta mode), `netlink` (addresses, routes and
-links over rtnetlink) and `nswatch` (the end of the command or of the namespace).
+links over rtnetlink), `nswatch` (the end of the command or of the namespace) and `isolation`
+(confinement after set-up: empty root, capabilities, no_new_privs, seccomp).
 
 Theory of operation: set-up runs before the loop and may block; what runs in the loop is the
 shell's.

@@ -1,4 +1,4 @@
-"""podman_compat.sandbox: the seccomp program through a BPF interpreter, then both halves against
+"""pasta.setup.isolation: the seccomp program through a BPF interpreter, then both halves against
 the kernel, always in forked children.
 
 The pytest process itself never installs a filter, never unshares and never mounts: every kernel
@@ -34,7 +34,7 @@ import pytest
 from pasta.util import netns
 from pasta.util.errors import SetupError
 from pasta.util.lazyimport import submodule
-from podman_compat import sandbox
+from pasta.setup import isolation as sandbox
 
 prctl_misc = submodule("pyprctl", "misc")
 

@@ -1,4 +1,5 @@
-"""slirp4netns's `--enable-sandbox` and `--enable-seccomp` for pypasta-slirp4netns.
+"""Isolation (passt's isolation.c): the one confinement module every front end uses; today
+slirp4netns's `--enable-sandbox` and `--enable-seccomp` for pypasta-slirp4netns.
 
 Purpose: confine the helper once its sockets and tap exist, as slirp4netns's `create_sandbox()`
 (sandbox.c) and `enable_seccomp()` (seccompfilter.c) do: a mount namespace whose root holds only
