@@ -4,8 +4,8 @@
   RST from pypasta (which used to reset after 10 s).
 - Keepalives from the namespace turn on the host socket's keepalive timer (`ss -o`).
 - Lossy paths: 32 MiB intact each way while 5 % of pypasta's segments are dropped inside the
-  namespace, and again while 5 % of the namespace's own are (iptables `statistic` match), with
-  locked and with autotuned socket buffers.
+  namespace, and again while 5 % of the namespace's own are (iptables `statistic` match,
+  every 20th segment), with locked and with autotuned socket buffers.
 - Socket buffers are not locked where the lock would be below what autotuning reaches: over a
   delayed path (a TUN delay line on the peer), the host socket's buffers grow past their start.
 """
@@ -135,7 +135,9 @@ def test_32_mib_each_way_intact_while_5_percent_of_segments_are_dropped(topology
     py = env.python_for("root")
     w = t.workdir
     logf = os.path.join(w, f"lossy-{chain}-{buffers}.log")
-    script = (f"iptables -A {chain} -p tcp -m statistic --mode random --probability 0.05 "
+    # Every 20th segment, not a random 5 %: with GSO the namespace sends only a few hundred
+    # (large) segments, and a random draw over so few can drop too few to prove anything.
+    script = (f"iptables -A {chain} -p tcp -m statistic --mode nth --every 20 --packet 0 "
               f"-j DROP && "
               f"{py} {tool} stream-client {PEER4} 7500 --bytes {32 * MIB} --recv --timeout 120 "
               f"> {w}/down.ns && "
@@ -145,7 +147,7 @@ def test_32_mib_each_way_intact_while_5_percent_of_segments_are_dropped(topology
                       timeout=280)
     assert r.returncode == 0, r.stdout + r.stderr + open(logf).read()[-2000:]
     dropped = int(re.search(r"^\s*(\d+)\s+\d+\s+DROP", r.stdout, re.M).group(1))
-    assert dropped >= 10, r.stdout                      # the rule really dropped segments
+    assert dropped >= 5, r.stdout                       # the rule really dropped segments
     got_down = open(f"{w}/down.ns").read().split()
     sent_up = open(f"{w}/up.ns").read().split()
     down.wait(30)
