@@ -21,8 +21,8 @@ Theory of operation:
   `--enable-ipv6`: router advertisements for fd00::/64 from fe80::2, with fd00::2 and fd00::3
   playing the same parts.
 - The process contract: it stays in the foreground; stdout gets slirp4netns's "Starting slirp"
-  block; once the tap is configured, the translator exists and the API socket listens (and the
-  sandbox and seccomp filter are in place), `1` is written to `--ready-fd` and that fd closed;
+  block; once the tap is configured, the translator exists, the API socket listens and the
+  process is confined, `1` is written to `--ready-fd` and that fd closed;
   a hang-up or EOF on `--exit-fd` ends it with status 0; SIGTERM ends it with status 0, and a
   SIGKILL leaves nothing to clean up (the tap is the namespace's, the API socket file is
   replaced at the next start).
@@ -33,13 +33,19 @@ Theory of operation:
   `-t`/`-u` listeners (UDP ones without SO_REUSEADDR), so clients keep their real source
   address and UDP replies work even with `--disable-host-loopback` (slirp4netns drops them).
 
+Confinement: every run is confined after set-up as pypasta is (`pasta.setup.isolation`): an
+empty root where slirp4netns's `--enable-sandbox` keeps /etc and /run, no capability but
+CAP_NET_BIND_SERVICE, no_new_privs and a seccomp allow-list. `--enable-sandbox` and
+`--enable-seccomp` are accepted as slirp4netns's and change nothing more, except that
+`--enable-seccomp` prints slirp4netns's line naming the syscalls it blocks (all refused here).
+
 Limits and not handled: `--target-type=bess` (refused: not supported yet). Loopback clients of
-API forwards go through the tap (the namespace sees them from cidr+2), not through splice(2):
-splicing creates sockets in the namespace per connection (setns), which the seccomp filter
-forbids.
+API forwards go through the tap (the namespace sees them from cidr+2), not through splice(2),
+as in slirp4netns.
 
 Differences from slirp4netns: it also exits when the target process or netns file goes away;
-a stale API socket file left by a killed helper is replaced instead of failing with EADDRINUSE.
+the API socket file is left behind at exit (a confined process cannot reach it), and a stale
+one, left by any earlier helper, is replaced instead of failing with EADDRINUSE.
 """
 
 from __future__ import annotations
@@ -59,7 +65,6 @@ IPV6_HOST = ipaddress.IPv6Address("fd00::2")
 IPV6_DNS = ipaddress.IPv6Address("fd00::3")
 API_READ_TIMEOUT_S = 5.0
 API_MAX_CONNS = 16
-SANDBOX_KEEP = ("/run/", "/etc/")           # what the sandbox keeps visible (sandbox.py)
 
 
 def to_config(o: "cli.SlirpOptions", resolv_conf: str | None = None):
@@ -119,11 +124,6 @@ def to_config(o: "cli.SlirpOptions", resolv_conf: str | None = None):
         kw["netns"] = o.netns_path
         kw["userns"] = o.userns_path
         kw["netns_only"] = o.userns_path is None
-        # The netns file is watched by path (inotify and a stat every 200 ms). Inside the
-        # sandbox only /etc and /run are visible: elsewhere the path would look gone at once,
-        # so the watch is off there (slirp4netns never watches; the exit fd or a signal ends it).
-        if o.enable_sandbox and not os.path.abspath(o.netns_path).startswith(SANDBOX_KEEP):
-            kw["no_netns_quit"] = True
     return C.Config(**kw)
 
 
@@ -262,10 +262,8 @@ class ApiServer:
             self._done(fd)
         self._listen(False)
         self.sock.close()
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        # The socket file stays: the confined process cannot reach its path (it has an empty
+        # root); the next start replaces it (_replace_stale_socket).
 
 
 def _replace_stale_socket(path: str) -> None:
@@ -325,7 +323,7 @@ def main(argv=None) -> int:
     opts = cli.main_parse(argv, "slirp4netns", interface_addr=interface_addr)
     if isinstance(opts, int):
         return opts
-    # Everything is imported now: inside the sandbox the Python installation is out of sight.
+    # Everything is imported now: once confined the Python installation is out of sight.
     from pasta.setup import supervisor
     from pasta.util.errors import PastaError, NotSupportedYet
     from pasta.setup import isolation as sandbox
@@ -349,10 +347,14 @@ def main(argv=None) -> int:
                 backend = Backend(translator, opts.guest_addr)
                 state["api"] = ApiServer(engine, opts.api_socket,
                                          api.HostFwdTable(opts.guest_addr), backend)
-            if opts.enable_sandbox:
-                sandbox.enter_sandbox()         # needs prctl and unshare: before seccomp
+
+        def on_confined() -> None:
+            # The confinement (pasta.setup.isolation) is always on: --enable-sandbox asks for
+            # part of it, --enable-seccomp for a filter that blocks slirp4netns's list, which
+            # the allow-list does (the line is what slirp4netns prints).
             if opts.enable_seccomp:
-                missing = sandbox.install_seccomp()
+                arch = sandbox.host_arch()
+                missing = sandbox.unmapped_blocked(arch)
                 _say(sandbox.blocked_message(n for n in sandbox.BLOCKED_SYSCALLS
                                              if n not in missing))
                 if missing:
@@ -362,7 +364,8 @@ def main(argv=None) -> int:
 
         keep = {fd for fd in (opts.exit_fd, opts.ready_fd) if fd is not None}
         try:
-            return supervisor.run(cfg, on_ready=on_ready, keep_fds=keep)
+            return supervisor.run(cfg, on_ready=on_ready, on_confined=on_confined,
+                                  keep_fds=keep)
         finally:
             if "api" in state:
                 state["api"].close()

@@ -78,3 +78,30 @@ def netns(integration_env, require_root):
         shutil.rmtree(workdir, ignore_errors=True)
         if problems:
             pytest.fail("; ".join(problems), pytrace=False)
+
+
+# --- seccomp refusals during the run (tests/tools/seccomp_refusals.py) -----------------------
+_UPTIME_AT_START = [0.0]
+
+
+def pytest_sessionstart(session) -> None:
+    with open("/proc/uptime") as f:
+        _UPTIME_AT_START[0] = float(f.read().split()[0])
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Report what pypasta's seccomp filter refused while the suite ran (the probe test's
+    deliberate refusals excluded): how the allow-list is measured, never a pass/fail."""
+    if os.geteuid() != 0:
+        return
+    from tools.seccomp_refusals import refusals
+    try:
+        found = refusals(_UPTIME_AT_START[0] - 1, set(env.PROBE_PIDS))
+    except Exception as e:  # noqa: BLE001 - a report only
+        terminalreporter.write_line(f"seccomp refusals: could not read the kernel log: {e}")
+        return
+    terminalreporter.write_sep("-", "syscalls refused by pypasta's seccomp filter")
+    for name, nr, count, pids in found:
+        terminalreporter.write_line(f"{name} ({nr}): {count} refusals, pids {pids[:8]}")
+    if not found:
+        terminalreporter.write_line("none")

@@ -123,7 +123,7 @@ LONG_OPTIONS: Tuple[LongOpt, ...] = _long_options("""
     userns= netns= ns-mac-addr= dhcp-dns no-dhcp-dns dhcp-search no-dhcp-search dns-forward=
     no-netns-quit trace runas= log-size= version outbound-if4= outbound-if6= config-net
     no-copy-routes no-copy-addrs netns-only map-host-loopback= map-guest-addr= host-lo-to-ns-lo
-    dns-host= vhost-user print-capabilities socket-path=/s
+    dns-host= vhost-user print-capabilities socket-path=/s no-seccomp
 """)
 
 # Options that take one address: (message, IPv6 classes refused, IPv4 classes refused, the
@@ -380,7 +380,7 @@ def parse_args(argv: Sequence[str]) -> Config:
                 kw["search"] = search + (val,)
         elif key in ("no-tcp", "no-udp", "no-icmp", "no-dhcp", "no-dhcpv6", "no-ndp", "no-ra",
                      "no-splice", "freebind", "no-map-gw", "dhcp-dns", "dhcp-search",
-                     "no-netns-quit", "config-net", "host-lo-to-ns-lo"):
+                     "no-netns-quit", "config-net", "host-lo-to-ns-lo", "no-seccomp"):
             kw[key.replace("-", "_")] = True
         elif key == "4":
             v4_only, v6_only = True, False
@@ -626,6 +626,9 @@ connect it via {p}.
 			Don't copy all addresses to namespace
   --ns-mac-addr ADDR	Set MAC address on tap interface
   --no-splice		Disable inbound socket splicing
+  --no-seccomp		Debugging only: don't install the seccomp
+			filter after set-up (the rest of the
+			confinement stays)
 """
 
 

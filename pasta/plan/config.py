@@ -46,6 +46,7 @@ class Config:
     pcap: Optional[str] = None
     pid_file: Optional[str] = None
     tap_fd: Optional[int] = None                   # -F/--fd
+    no_seccomp: bool = False                       # --no-seccomp (debugging only)
 
     # --- link
     mtu: int = MTU_DEFAULT                         # 0: do not advertise or set

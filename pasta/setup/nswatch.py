@@ -5,6 +5,12 @@ Theory of operation (pasta-reference.md 18.3, with two improvements):
   exit when Podman unmounts and unlinks the file. inotify cannot see an unmount that leaves the
   file in place, and is unavailable on procfs, so a periodic check (every `POLL_S`) also compares
   the (st_dev, st_ino) of PATH with our open netns fd: any difference, or PATH gone, means gone.
+  The check looks the file up relative to a directory fd opened at construction (pasta's
+  `pasta_netns_quit_dirfd`): the confined process has an empty root and cannot use PATH. It
+  also holds its original mount namespace (/proc/self/ns/mnt): the netns file is a mount in
+  that namespace, which dies with the last process in it (our parent, when we daemonize from
+  `ip netns exec`), taking the mount with it, and the lookup would then find the empty file
+  underneath and report the namespace gone.
 - PID form: a pidfd (`os.pidfd_open`) becomes readable when the process exits, which is both
   immediate and immune to PID reuse; pasta polls /proc once a second instead.
 The callback `on_gone(reason)` is called once.
@@ -41,13 +47,24 @@ class NsWatch:
         self.done = False
         self.ino_fd = -1
         self.pidfd = -1
+        self.dir_fd = -1
         if pid is not None:
             try:
                 self.pidfd = os.pidfd_open(pid)
                 engine.add(self.pidfd, 1, self._pid_event, FdKind.NSQUIT_PIDFD)
             except OSError:
                 self.pidfd = -1
+        self.mnt_fd = -1
         if path:
+            try:
+                self.mnt_fd = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                self.mnt_fd = -1
+            try:
+                self.dir_fd = os.open(os.path.dirname(path) or ".",
+                                      os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                self.dir_fd = -1            # the directory is gone: the first poll sees it
             fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
             if fd >= 0:
                 wd = _libc.inotify_add_watch(fd, os.path.dirname(path).encode() or b".",
@@ -84,7 +101,8 @@ class NsWatch:
     def _poll(self) -> None:
         if self.done:
             return
-        if not netns.same_ns(self.netns_fd, self.path):
+        if self.dir_fd < 0 or not netns.same_ns(self.netns_fd, self.base.decode(),
+                                                self.dir_fd):
             self._gone("namespace file gone")
             return
         self.engine.call_later(POLL_S, self._poll)
@@ -95,3 +113,7 @@ class NsWatch:
                 self.engine.remove(fd)
                 os.close(fd)
         self.ino_fd = self.pidfd = -1
+        for fd in (self.dir_fd, self.mnt_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.dir_fd = self.mnt_fd = -1

@@ -18,9 +18,21 @@ Theory of operation:
   configured; the daemon calls setsid() and puts /dev/null on stdin/stdout/stderr (Podman reads
   the pipes to EOF). The daemon exits 0 on SIGTERM/SIGQUIT, when the netns file is deleted or
   unmounted, or when the target PID exits (`nswatch`).
-- Started as root: pypasta keeps uid 0 (pasta switches to `nobody`), so the new user namespace maps
-  root to root and /dev/net/tun may be 0600 as it is on some machines; `--runas` drops privileges
-  first, as in pasta.
+- Confinement (`pasta.setup.isolation`, as pasta's isolate_prefork/isolate_postfork): once
+  everything is open (tap, listeners, /proc/net files, log, pcap and PID files, a front end's
+  sockets through `on_ready`), the process detaches IPC, UTS and mount namespaces (and PID when
+  it daemonizes), pivots to an empty root, and in the process that runs the loop drops every
+  capability but CAP_NET_BIND_SERVICE, sets no_new_privs and non-dumpable and installs the
+  seccomp allow-list (`--no-seccomp` leaves the filter out, for debugging). Spawn mode confines
+  before it releases the command, so no frame is handled unconfined.
+- Started as real root without `--runas`: the set-up runs as root (the new user namespace maps
+  root to root, and nobody to nobody; /dev/net/tun may be 0600 as on some machines), then the
+  translator switches to nobody (65534) as it confines itself; the command keeps uid 0. In
+  spawn mode it keeps CAP_KILL in that user namespace, the only way a nobody process can end
+  a root command (SIGTERM handling and the command's PR_SET_PDEATHSIG both need it). pasta
+  switches before its set-up, which fails on this kind of machine ("Could not open
+  /proc/self/uid_map"), and makes the command nobody too. `--runas` drops privileges first,
+  as in pasta.
 - Options whose behaviour belongs to a part of the translator not built yet are refused up front by
   `check_supported()` with "not supported yet: OPTION".
 
@@ -32,6 +44,7 @@ the PID namespace dies with its PID 1, no temporary files).
 from __future__ import annotations
 
 import os
+import pwd
 import resource
 import signal
 import socket
@@ -39,7 +52,7 @@ import socket
 # Everything is imported up front: after --runas drops privileges the installation (e.g. a
 # site-packages under /root) may no longer be readable.
 from pasta.plan import netplan
-from pasta.setup import netlink, tapdev
+from pasta.setup import isolation, netlink, tapdev
 from pasta.util import log, netns
 from pasta.shell.engine import Engine, child_exit_status
 from pasta.util.errors import NotSupportedYet, SetupError
@@ -82,6 +95,49 @@ def _ids(cfg) -> tuple[int, int]:
     return cfg.runas if cfg.runas else (os.geteuid(), os.getegid())
 
 
+def _nobody(cfg):
+    """(uid, gid) of nobody if the translator must switch to it after set-up (started as real
+    root, in the initial user namespace, without --runas), else None."""
+    if cfg.runas or os.geteuid() != 0 or not netns.in_init_userns():
+        return None
+    try:
+        pw = pwd.getpwnam("nobody")
+        return pw.pw_uid, pw.pw_gid
+    except KeyError:
+        return isolation.NOBODY, isolation.NOBODY
+
+
+def _switch_target(nobody):
+    """Where a translator started as root goes once it joined a user namespace: nobody if
+    that namespace maps 65534, else the namespace's root if it is not the host's root (the
+    unprivileged owner of a rootless container's namespace), else None (stays as it is).
+    Read from /proc/self/uid_map, so before the root goes away."""
+    if nobody is None or netns.in_init_userns():
+        return nobody
+    try:
+        with open("/proc/self/uid_map") as f:
+            umap = [tuple(map(int, line.split())) for line in f if line.strip()]
+        with open("/proc/self/gid_map") as f:
+            gmap = [tuple(map(int, line.split())) for line in f if line.strip()]
+    except (OSError, ValueError):
+        return None
+
+    def inside(m, ident):
+        return any(first <= ident < first + count for first, _, count in m)
+
+    if inside(umap, isolation.NOBODY) and inside(gmap, isolation.NOBODY):
+        return isolation.NOBODY, isolation.NOBODY
+    root_out = next((out for first, out, _ in umap if first == 0), 0)
+    if root_out != 0 and inside(gmap, 0):
+        return 0, 0
+    return None
+
+
+def _confine(cfg, netns_fd, nobody, keep_kill: bool = False) -> None:
+    """isolation.isolate_postfork() with the options; the debug probe's output goes to the log."""
+    isolation.isolate_postfork(netns_fd, nobody, seccomp=not cfg.no_seccomp, keep_kill=keep_kill)
+
+
 def _switch_ids(uid: int, gid: int) -> None:
     if (uid, gid) == (os.geteuid(), os.getegid()):
         return
@@ -118,13 +174,15 @@ def _write_pidfile(fd: int, pid: int) -> None:
         raise SetupError(f"Failed to write PID file: {e.strerror}") from None
 
 
-def run(cfg, on_ready=None, keep_fds=()) -> int:
+def run(cfg, on_ready=None, on_confined=None, keep_fds=()) -> int:
     """Entry point from the CLI: returns the exit status.
 
-    `on_ready(engine, translator)` (front ends, attach mode only) runs once the tap is set up
-    and the translator exists, after daemonizing and before the loop: the slirp4netns front
-    end adds its API socket and exit fd there and signals its ready fd; `keep_fds` are the
-    inherited fds it needs (all others are closed)."""
+    Front ends, attach mode only: `on_ready(engine, translator)` runs once the tap is set up
+    and the translator exists, before confinement and daemonizing (the slirp4netns front end
+    binds its API socket and adds its exit fd there); `on_confined()` runs in the process that
+    runs the loop, once it is confined, just before the loop (it signals its ready fd);
+    `keep_fds` are the inherited fds it needs (all others are closed)."""
+    isolation.isolate_initial()
     _close_inherited(set(keep_fds) | ({cfg.tap_fd} if cfg.tap_fd is not None else set()))
     log.setup(cfg)
     for w in cfg.warnings:
@@ -136,9 +194,12 @@ def run(cfg, on_ready=None, keep_fds=()) -> int:
     for note in plan.notes:
         log.info(note)
     resolv_conf = read_resolv_conf()           # once, before any privilege change (as pasta)
+    nobody = _nobody(cfg)
+    if nobody is not None:
+        log.debug("Started as root: the translator will change to nobody after set-up")
     if cfg.spawn:
-        return _spawn(cfg, plan, resolv_conf)
-    return _attach(cfg, plan, resolv_conf, on_ready)
+        return _spawn(cfg, plan, resolv_conf, nobody)
+    return _attach(cfg, plan, resolv_conf, nobody, on_ready, on_confined)
 
 
 # --------------------------------------------------------------------------- shared set-up
@@ -176,19 +237,21 @@ def _serve(engine: Engine, translator: Translator) -> int:
 
 # --------------------------------------------------------------------------- spawn mode
 
-def _spawn(cfg, plan, resolv_conf: str) -> int:
+def _spawn(cfg, plan, resolv_conf: str, nobody) -> int:
     if not (cfg.debug or cfg.trace):
         log.stderr_level = log.WARN     # as pasta: info goes to syslog/the log file only
     uid, gid = _ids(cfg)
     pidfile = _open_pidfile(cfg)
     _switch_ids(uid, gid)
     netns.assert_single_threaded("creating a user namespace")
+    if nobody is not None:
+        os.setgroups([])        # setgroups is denied in the new user namespace: drop them now
     try:
-        netns.unshare(netns.CLONE_NEWUSER)
+        warnings = netns.unshare_userns(uid, gid, also=nobody)
     except OSError as e:
         raise SetupError(f"Couldn't create user namespace: {e.strerror}"
                          " (are unprivileged user namespaces enabled?)") from None
-    for w in netns.write_id_maps(uid, gid):
+    for w in warnings:
         log.warn(w)
     # A thread cannot be created once pid_for_children differs from the caller's own PID
     # namespace, and threads are how we work inside the netns. So an intermediate child unshares
@@ -255,6 +318,16 @@ def _spawn(cfg, plan, resolv_conf: str) -> int:
         engine.on_signal(s, on_term)
     engine.defer(check_child)
     tty = _give_terminal(cfg, pid)
+    try:
+        log.connect_syslog()
+        isolation.isolate_prefork(new_pid=False)
+        # As nobody, the translator can end the command (root) only with CAP_KILL in the user
+        # namespace they share: kill() on SIGTERM, and PR_SET_PDEATHSIG, which the kernel
+        # checks against the exiting parent's credentials.
+        _confine(cfg, netns_fd, nobody, keep_kill=nobody is not None)
+    except BaseException:
+        _kill_and_reap(pid)
+        raise
     if not cfg.debug:
         log.to_stderr = False
     os.write(go_w, b"G")
@@ -325,6 +398,10 @@ def _kill_and_reap(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    except PermissionError:
+        # Confined as nobody while the command runs as root: it cannot be signalled from
+        # here, and it dies with us (PR_SET_PDEATHSIG), which comes at once.
+        return
     try:
         os.waitpid(pid, 0)
     except ChildProcessError:
@@ -412,7 +489,7 @@ def _child(cfg, ready_w: int, go_r: int) -> None:
 
 # --------------------------------------------------------------------------- attach modes
 
-def _attach(cfg, plan, resolv_conf: str, on_ready=None) -> int:
+def _attach(cfg, plan, resolv_conf: str, nobody, on_ready=None, on_confined=None) -> int:
     pid = cfg.pid_target
     if pid is not None:
         netns_path = f"/proc/{pid}/ns/net"
@@ -426,6 +503,7 @@ def _attach(cfg, plan, resolv_conf: str, on_ready=None) -> int:
     _switch_ids(*_ids(cfg))
     if userns and not netns.is_own_ns(userns, "user"):
         netns.join_userns(userns)
+        nobody = _switch_target(nobody)
     netns_fd = netns.open_ns(netns_path)
     try:
         netns.setns_check(netns_fd)
@@ -438,6 +516,27 @@ def _attach(cfg, plan, resolv_conf: str, on_ready=None) -> int:
                             guest_ll6=info.get("ll"), netns_fd=netns_fd)
     _print_summary(cfg, plan, quiet=cfg.quiet)
 
+    def gone(reason: str) -> None:
+        log.info(f"Namespace {netns_path} is gone ({reason}), exiting")
+        engine.stop(0)
+
+    # Everything the loop will use is opened before the root goes away: the watch's pidfd
+    # (also before a PID namespace of our own hides the target), its directory fd, syslog,
+    # /dev/null for a daemon's stdio, and the front end's sockets.
+    watch = None
+    if not cfg.no_netns_quit:
+        watch = NsWatch(engine, netns_fd, None if pid is not None else netns_path, pid, gone)
+    if on_ready is not None:
+        on_ready(engine, translator)
+    # Handlers before the PID file says we are there (a SIGTERM may follow at once).
+    for s in (signal.SIGTERM, signal.SIGQUIT):
+        engine.on_signal(s, lambda _s: engine.stop(0))
+    if cfg.foreground:
+        engine.on_signal(signal.SIGINT, lambda _s: engine.stop(0))
+    log.connect_syslog()
+    devnull = -1 if cfg.foreground else os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    isolation.isolate_prefork(new_pid=not cfg.foreground)
+
     if not cfg.foreground:
         child = os.fork()
         if child:
@@ -446,30 +545,16 @@ def _attach(cfg, plan, resolv_conf: str, on_ready=None) -> int:
         if pidfile >= 0:
             os.close(pidfile)
         os.setsid()
-        devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
-        if devnull > 2:
-            os.close(devnull)
+        os.close(devnull)
         log.to_stderr = False
     else:
         _write_pidfile(pidfile, os.getpid())
-
-    for s in (signal.SIGTERM, signal.SIGQUIT):
-        engine.on_signal(s, lambda _s: engine.stop(0))
-    if cfg.foreground:
-        engine.on_signal(signal.SIGINT, lambda _s: engine.stop(0))
-
-    def gone(reason: str) -> None:
-        log.info(f"Namespace {netns_path} is gone ({reason}), exiting")
-        engine.stop(0)
-
-    watch = None
-    if not cfg.no_netns_quit:
-        watch = NsWatch(engine, netns_fd, None if pid is not None else netns_path, pid, gone)
+    _confine(cfg, netns_fd, nobody)
+    if on_confined is not None:
+        on_confined()
     try:
-        if on_ready is not None:
-            on_ready(engine, translator)
         return _serve(engine, translator)
     finally:
         if watch is not None:

@@ -18,7 +18,8 @@ Theory of operation:
   table is current.
 - `scan()` (every `SCAN_S` while the table has SCAN rules, and once from the owner at start):
   reads /proc/net on the side each SCAN (pif, proto) watches (an `autofwd.ProcNet` from the
-  owner's `open_procnet(in_ns)`, opened on first use), computes the new scan state from
+  owner's `open_procnet(in_ns)`, both opened at construction when the table may scan: a
+  confined process opens no files), computes the new scan state from
   one snapshot (`fwd_scan_wanted`, minus pypasta's own sockets there), then opens and closes the
   SCAN rules' sockets to match. A socket that cannot be opened is logged once (debug) and
   retried on the next scan.
@@ -46,7 +47,7 @@ from __future__ import annotations
 
 from pasta.util import log
 from pasta.util.errors import PastaError, SetupError
-from pasta.core.fwd_rule import (FWD_SCAN, FWD_WEAK, PIF_HOST, PIF_SPLICE, PROTO_NAMES, FwdTable,
+from pasta.core.fwd_rule import (FWD_CAP_SCAN, FWD_SCAN, FWD_WEAK, PIF_HOST, PIF_SPLICE, PROTO_NAMES, FwdTable,
                             IPPROTO_TCP, IPPROTO_UDP, fwd_listen_diff, fwd_listen_ports,
                             fwd_listen_wanted, fwd_scan_keys, fwd_scan_side, fwd_scan_wanted,
                             fwd_rule_unsupported, fwd_weak_unbound)
@@ -84,6 +85,11 @@ class FwdListen:
         self.procnet: dict = {}                 # True (namespace) / False (host) -> ProcNet
         self._timer = None
         self._started = False
+        if open_procnet is not None and table.caps & FWD_CAP_SCAN:
+            # Both sides now, whatever the rules: a confined process cannot open files, and
+            # a rule added at run time may ask for a scan (pasta opens them at set-up too).
+            for in_ns in (False, True):
+                self._procnet(in_ns)
         self.replace(table)
 
     # ---------------------------------------------------------------- replace (all or nothing)

@@ -58,7 +58,7 @@ def setup(cfg) -> None:
         _file_fd = -1
     if cfg.log_file:
         try:
-            _file_fd = os.open(cfg.log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND |
+            _file_fd = os.open(cfg.log_file, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND |
                                os.O_CLOEXEC, 0o600)
         except OSError as e:
             from pasta.util.errors import ConfigError
@@ -75,12 +75,27 @@ def _elapsed() -> str:
     return f"{time.monotonic() - _start:.4f}"
 
 
-def _to_syslog(prio: int, msg: str) -> None:
+def connect_syslog() -> None:
+    """Connect to /dev/log now if syslog is used: a confined process cannot reach the path."""
     global _syslog, _use_syslog
+    if not _use_syslog or _syslog is not None:
+        return
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
     try:
+        s.connect("/dev/log")
+    except OSError:
+        s.close()
+        _use_syslog = False           # no syslog daemon: stop trying
+        return
+    _syslog = s
+
+
+def _to_syslog(prio: int, msg: str) -> None:
+    global _use_syslog
+    try:
+        connect_syslog()
         if _syslog is None:
-            _syslog = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            _syslog.connect("/dev/log")
+            return
         _syslog.send(f"<{8 + prio}>pypasta: {msg}".encode(errors="replace"))
     except OSError:
         _use_syslog = False           # no syslog daemon: stop trying
@@ -102,8 +117,13 @@ def _rotate() -> None:
     """Drop ~30% of the file from the start (page-rounded), keeping the header first."""
     global _file_size
     try:
-        with open(f"/proc/self/fd/{_file_fd}", "rb") as f:
-            content = f.read()
+        # pread on our own fd: a confined process can open no file (pasta.setup.isolation).
+        content = b""
+        while True:
+            chunk = os.pread(_file_fd, 1 << 20, len(content))
+            if not chunk:
+                break
+            content += chunk
         cut = -(-int(len(content) * 0.3) // _PAGE) * _PAGE
         rest = content[cut:]
         nl = rest.find(b"\n")

@@ -18,8 +18,17 @@ Theory of operation:
   usable by every thread and keep their namespace binding. The main thread never leaves the
   namespace pypasta started in, which matters when running unprivileged: re-entering the original
   netns needs CAP_SYS_ADMIN over it, which a rootless process does not have.
+- `NsWorker(netns_fd)`: one long-lived thread that entered the netns once, while the process
+  still had the privilege to (setns needs CAP_SYS_ADMIN over the namespace's owner). Isolation
+  starts it just before dropping capabilities and installing the seccomp filter: from then on
+  `ns_call` on that netns runs in it (sockets are created in the namespace of the thread that
+  creates them; no privilege is needed for that), so a confined process never needs setns,
+  clone or a capability to open a socket in the namespace. Calls are synchronous and
+  serialised; a call that does not come back within `WORKER_CALL_TIMEOUT_S` raises
+  RuntimeError (that flow fails, never the process). No fork() may follow its start.
 - `write_id_maps()` maps one uid and gid to 0 in a user namespace we just created (pasta's
-  `0 <uid> 1` maps, no newuidmap).
+  `0 <uid> 1` maps, no newuidmap); `unshare_userns()` has them written from outside when they
+  also map nobody (real root: the translator switches to it after set-up).
 
 Kernel assumptions: setns(CLONE_NEWNET) from a non-main thread affects only that thread.
 """
@@ -29,6 +38,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import queue
 import threading
 import time
 
@@ -127,10 +137,19 @@ def in_init_userns() -> bool:
         return False
 
 
-def write_id_maps(uid: int, gid: int, pid: str = "self") -> list[str]:
-    """Map `uid`/`gid` to 0 in the user namespace of `pid`; returns warnings (pasta only warns)."""
+def write_id_maps(uid: int, gid: int, pid: str = "self", also=None) -> list[str]:
+    """Map `uid`/`gid` to 0 in the user namespace of `pid`; returns warnings (pasta only warns).
+
+    `also` = (uid, gid) adds an identity line for them (nobody, for a translator started as
+    real root that switches to it after set-up): only a writer privileged in the parent user
+    namespace may. setgroups is denied either way: a command that sets groups it cannot map
+    (dhcpcd dropping to its own user) then gets the EPERM it copes with, not EINVAL."""
     warnings = []
-    for name, data in (("uid_map", f"0 {uid} 1"), ("setgroups", "deny"), ("gid_map", f"0 {gid} 1")):
+    umap, gmap = f"0 {uid} 1", f"0 {gid} 1"
+    if also is not None:
+        umap, gmap = f"{umap}\n{also[0]} {also[0]} 1", f"{gmap}\n{also[1]} {also[1]} 1"
+    steps = [("uid_map", umap), ("setgroups", "deny"), ("gid_map", gmap)]
+    for name, data in steps:
         try:
             with open(f"/proc/{pid}/{name}", "w") as f:
                 f.write(data)
@@ -139,6 +158,45 @@ def write_id_maps(uid: int, gid: int, pid: str = "self") -> list[str]:
                 continue
             warnings.append(f"Couldn't configure user mappings ({name}: {e.strerror})")
     return warnings
+
+
+def unshare_userns(uid: int, gid: int, also=None) -> list[str]:
+    """unshare(CLONE_NEWUSER) with `uid`/`gid` mapped to 0 (write_id_maps); returns warnings.
+
+    With `also` the maps have two lines, which only a writer privileged in the parent user
+    namespace may write: not this process once it is inside the new one. A child forked
+    before, still outside, writes them (as newuidmap would). Raises OSError from unshare."""
+    if also is None:
+        unshare(CLONE_NEWUSER)
+        return write_id_maps(uid, gid)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(go_w)
+            os.close(out_r)
+            if os.read(go_r, 1) == b"U":
+                text = "\n".join(write_id_maps(uid, gid, str(os.getppid()), also))
+                os.write(out_w, text.encode())
+        finally:
+            os._exit(0)
+    os.close(go_r)
+    os.close(out_w)
+    try:
+        unshare(CLONE_NEWUSER)
+        os.write(go_w, b"U")
+    finally:
+        os.close(go_w)
+        out = b""
+        while True:
+            chunk = os.read(out_r, 4096)
+            if not chunk:
+                break
+            out += chunk
+        os.close(out_r)
+        os.waitpid(child, 0)
+    return [w for w in out.decode(errors="replace").split("\n") if w]
 
 
 def is_own_ns(path: str, kind: str = "net") -> bool:
@@ -192,11 +250,75 @@ def _in_thread(name: str, fn, *args, **kwargs):
     return res.get("value")
 
 
+WORKER_CALL_TIMEOUT_S = 10.0
+_workers: dict = {}             # netns fd -> NsWorker
+
+
+class NsWorker:
+    """A thread living in the netns `netns_fd`, running `ns_call`s for it (see the module)."""
+
+    def __init__(self, netns_fd: int):
+        self.netns_fd = netns_fd
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.error: OSError | None = None
+        started = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(started,), name="ns_worker",
+                                       daemon=True)
+        self.thread.start()
+        if not started.wait(WORKER_CALL_TIMEOUT_S):
+            raise SetupError("internal error: the namespace worker thread did not start")
+        if self.error is not None:
+            raise SetupError(f"Couldn't switch to pasta namespaces: {self.error.strerror}")
+        _workers[netns_fd] = self
+
+    def _run(self, started: threading.Event) -> None:
+        try:
+            setns(self.netns_fd, CLONE_NEWNET)
+        except OSError as e:
+            self.error = e
+            started.set()
+            return
+        started.set()
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            fn, args, kwargs, res, done = job
+            try:
+                res.append(fn(*args, **kwargs))
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+                res.append(e)
+                res.append(None)
+            done.set()
+
+    def call(self, fn, *args, **kwargs):
+        res: list = []
+        done = threading.Event()
+        self.jobs.put((fn, args, kwargs, res, done))
+        if not done.wait(WORKER_CALL_TIMEOUT_S):
+            raise RuntimeError("the namespace worker thread did not answer")
+        if len(res) == 2:
+            raise res[0]
+        return res[0]
+
+    def stop(self) -> None:
+        """End the thread (tests; a confined process keeps it until exit)."""
+        if _workers.get(self.netns_fd) is self:
+            del _workers[self.netns_fd]
+        self.jobs.put(None)
+        self.thread.join(WORKER_CALL_TIMEOUT_S)
+
+
 def ns_call(netns_fd: int, fn, *args, **kwargs):
-    """Run fn(*args, **kwargs) in a fresh thread inside the netns `netns_fd`; return its result.
+    """Run fn(*args, **kwargs) inside the netns `netns_fd` and return its result: in the
+    netns's `NsWorker` if one runs, else in a fresh thread that ends before this returns.
 
     Exceptions raised by fn propagate to the caller; failing to enter the netns is a SetupError.
     """
+    worker = _workers.get(netns_fd)
+    if worker is not None:
+        return worker.call(fn, *args, **kwargs)
+
     def body():
         try:
             setns(netns_fd, CLONE_NEWNET)
@@ -212,10 +334,11 @@ def setns_check(netns_fd: int) -> None:
     _in_thread("setns_check", setns, netns_fd, CLONE_NEWNET)
 
 
-def same_ns(fd: int, path: str) -> bool:
-    """True while `path` still refers to the namespace behind `fd` (same nsfs inode)."""
+def same_ns(fd: int, path: str, dir_fd: int | None = None) -> bool:
+    """True while `path` (relative to `dir_fd` if given) still refers to the namespace behind
+    `fd` (same nsfs inode)."""
     try:
-        st = os.stat(path)
+        st = os.stat(path, dir_fd=dir_fd)
     except PermissionError:
         return True            # pasta treats EACCES as "still exists"
     except OSError:

@@ -1,17 +1,19 @@
-"""pasta.setup.isolation: the seccomp program through a BPF interpreter, then both halves against
-the kernel, always in forked children.
+"""pasta.setup.isolation: the seccomp allow-list through a BPF interpreter, then the stages
+against the kernel, always in forked children.
 
 The pytest process itself never installs a filter, never unshares and never mounts: every kernel
 test forks a child that does so and reports back through a pipe (one JSON line per report), or
 dies, and the parent reads the wait status. Children are made non-dumpable with RLIMIT_CORE 0
-first, so a SIGSYS leaves no core file behind. The sandbox tests need root (unshare(CLONE_NEWNS),
-pivot_root) and fail, never skip, without it; no test here creates a network namespace.
+first, so a SIGSYS leaves no core file behind. The confinement tests need root
+(unshare(CLONE_NEWNS), pivot_root, a uid switch) and fail, never skip, without it; no test here
+creates a network namespace (the namespace thread enters the child's own one).
 
 The BPF interpreter below is written from the kernel's classic-BPF semantics, independently of
 `build_filter`, and refuses any opcode it does not know, so the filter is never only tested
-against itself. The allowed-syscall samples come from their own table (syscall_64.tbl and
-asm-generic/unistd.h), and the live tests reach each blocked syscall through glibc's own wrapper
-where there is one, which checks the module's numbers against glibc's.
+against itself. The syscall samples come from their own table (syscall_64.tbl and
+asm-generic/unistd.h), and the live tests reach each refused syscall through glibc's own wrapper
+where there is one, which checks the module's numbers against glibc's. The translator confined
+end to end is tested in tests/integration/test_isolation.py.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import traceback
 
 import pytest
 
+from helpers import env
 from pasta.util import netns
 from pasta.util.errors import SetupError
 from pasta.util.lazyimport import submodule
@@ -45,19 +48,27 @@ REFERENCE_LIST = (
     "pivot_root umount umount2 open_by_handle_at execveat pidfd_open pidfd_send_signal prctl "
     "setns unshare kexec_file_load kexec_load reboot name_to_handle_at").split()
 
-# Syscalls a network helper makes all the time (aarch64 has no epoll_wait, only epoll_pwait).
+# Syscalls the loop makes all the time (aarch64 has no epoll_wait, only epoll_pwait).
 ALLOWED_SAMPLE = {
     "x86_64": {"read": 0, "write": 1, "close": 3, "socket": 41, "connect": 42, "sendmsg": 46,
-               "recvmsg": 47, "exit_group": 231, "epoll_wait": 232, "openat": 257,
-               "splice": 275, "epoll_pwait": 281, "accept4": 288, "getpid": 39},
+               "recvmsg": 47, "exit_group": 231, "epoll_wait": 232, "splice": 275,
+               "epoll_pwait": 281, "accept4": 288, "getpid": 39, "futex": 202},
     "aarch64": {"read": 63, "write": 64, "close": 57, "socket": 198, "connect": 203,
-                "sendmsg": 211, "recvmsg": 212, "exit_group": 94, "openat": 56, "splice": 76,
-                "epoll_pwait": 22, "accept4": 242, "getpid": 172},
+                "sendmsg": 211, "recvmsg": 212, "exit_group": 94, "splice": 76,
+                "epoll_pwait": 22, "accept4": 242, "getpid": 172, "futex": 98},
 }
+# What a confined translator must never do, whatever the measurement says (x86_64 numbers).
+NEVER = {"execve": 59, "execveat": 322, "open": 2, "openat": 257, "openat2": 437, "clone": 56,
+         "clone3": 435, "fork": 57, "vfork": 58, "setns": 308, "unshare": 272, "mount": 165,
+         "pivot_root": 155, "chroot": 161, "prctl": 157, "ptrace": 101, "seccomp": 317,
+         "bpf": 321, "setuid": 105, "setresuid": 117, "setgid": 106, "capset": 126,
+         "getdents64": 217, "memfd_create": 319, "process_vm_writev": 311, "init_module": 175,
+         "kexec_load": 246, "reboot": 169, "mknodat": 259, "unlinkat": 263, "renameat2": 316}
 AUDIT_ARCH_I386 = 0x40000003
 AUDIT_ARCH_ARM = 0x40000028
 KILL = sandbox.SECCOMP_RET_KILL_PROCESS
 ALLOW = sandbox.SECCOMP_RET_ALLOW
+EPERM = sandbox.SECCOMP_RET_ERRNO | errno.EPERM
 ARCHES = ("x86_64", "aarch64")
 HOST_ARCH = os.uname().machine
 CHILD_TIMEOUT_S = 20.0
@@ -99,9 +110,10 @@ def run_bpf(prog: bytes, data: bytes) -> int:
             raise AssertionError(f"opcode {code:#06x} at {pc - 1} is not understood")
 
 
-def verdict(arch: str, nr: int, audit: int | None = None, action: int = KILL) -> int:
+def verdict(arch: str, nr: int, audit: int | None = None, action: int = EPERM) -> int:
     prog = sandbox.build_filter(arch, action)
     return run_bpf(prog, seccomp_data(nr, sandbox.AUDIT_ARCH[arch] if audit is None else audit))
+
 
 
 def test_seccomp_blocked_list_is_the_reference_list():
@@ -109,31 +121,36 @@ def test_seccomp_blocked_list_is_the_reference_list():
 
 
 @pytest.mark.parametrize("arch", ARCHES)
-def test_seccomp_resolve_reports_umount_as_unmapped(arch):
-    found, missing = sandbox.resolve_syscalls(arch)
-    assert missing == ["umount"]
-    assert list(found) == [n for n in REFERENCE_LIST if n != "umount"]
-    assert len(set(found.values())) == len(found), "two names share a number"
+def test_seccomp_umount_is_the_only_unmapped_name(arch):
+    assert sandbox.unmapped_blocked(arch) == ["umount"]
+    table = sandbox.SYSCALL_NUMBERS[arch]
+    assert len(set(table.values())) == len(table), "two names share a number"
 
 
 @pytest.mark.parametrize("arch", ARCHES)
-def test_seccomp_filter_kills_every_blocked_syscall(arch):
-    found, _ = sandbox.resolve_syscalls(arch)
-    wrong = {name: hex(verdict(arch, nr)) for name, nr in found.items()
-             if verdict(arch, nr) != KILL}
+def test_seccomp_allow_list_verdicts(arch):
+    """Exactly the allow-list passes; every other number up to 600 gets EPERM."""
+    allowed = set(sandbox.allowed_numbers(arch))
+    assert len(allowed) > 60
+    wrong = {nr: hex(verdict(arch, nr)) for nr in range(600)
+             if verdict(arch, nr) != (ALLOW if nr in allowed else EPERM)}
     assert not wrong
 
 
 @pytest.mark.parametrize("arch", ARCHES)
-def test_seccomp_filter_allows_ordinary_syscalls(arch):
+def test_seccomp_samples_pass_and_slirp4netns_list_is_refused(arch):
     sample = ALLOWED_SAMPLE[arch]
-    assert not set(sample.values()) & set(sandbox.resolve_syscalls(arch)[0].values())
-    wrong = {name: hex(verdict(arch, nr)) for name, nr in sample.items()
-             if verdict(arch, nr) != ALLOW}
-    assert not wrong
-    # Everything not blocked is allowed: default allow, as slirp4netns's filter.
-    blocked = set(sandbox.resolve_syscalls(arch)[0].values())
-    assert all(verdict(arch, nr) == ALLOW for nr in range(600) if nr not in blocked)
+    assert {name: verdict(arch, nr) for name, nr in sample.items()} == \
+        {name: ALLOW for name in sample}
+    table = sandbox.SYSCALL_NUMBERS[arch]
+    blocked = [n for n in REFERENCE_LIST if n in table]
+    assert {n: verdict(arch, table[n]) for n in blocked} == {n: EPERM for n in blocked}
+
+
+def test_seccomp_never_allows_what_a_confined_translator_must_not_do():
+    allowed = set(sandbox.allowed_numbers("x86_64"))
+    assert not {name for name, nr in NEVER.items() if nr in allowed}
+    assert not set(NEVER) & set(sandbox.ALLOWED_SYSCALLS)
 
 
 @pytest.mark.parametrize("arch", ARCHES)
@@ -142,25 +159,24 @@ def test_seccomp_filter_kills_foreign_arches(arch):
     read_nr = ALLOWED_SAMPLE[arch]["read"]
     for audit in (AUDIT_ARCH_I386, AUDIT_ARCH_ARM, sandbox.AUDIT_ARCH[other], 0, 0xFFFFFFFF):
         assert verdict(arch, read_nr, audit) == KILL, hex(audit)
-        assert verdict(arch, 3, audit) == KILL, hex(audit)
+        assert verdict(arch, 59, audit) == KILL, hex(audit)
 
 
 def test_seccomp_filter_kills_the_x32_abi():
     x32 = sandbox.X32_SYSCALL_BIT
     for nr in (x32, x32 + 1, x32 + 59, x32 + 520, x32 + 545, 0x7FFFFFFF, -2, -(1 << 31)):
         assert verdict("x86_64", nr) == KILL, hex(nr)
-    # -1 is what a tracer writes to skip a call: it runs nothing and returns ENOSYS.
-    assert verdict("x86_64", -1) == ALLOW
-    assert verdict("aarch64", -1) == ALLOW
+    # -1 is what a tracer writes to skip a call: refused like any unknown number.
+    assert verdict("x86_64", -1) == EPERM
+    assert verdict("aarch64", -1) == EPERM
 
 
 @pytest.mark.parametrize("arch", ARCHES)
-def test_seccomp_filter_kill_thread_action(arch):
+def test_seccomp_filter_default_action_is_a_parameter(arch):
     execve = sandbox.SYSCALL_NUMBERS[arch]["execve"]
-    thread = sandbox.SECCOMP_RET_KILL_THREAD
-    assert verdict(arch, execve, action=thread) == thread
-    assert verdict(arch, execve, AUDIT_ARCH_I386, action=thread) == thread
-    assert verdict(arch, ALLOWED_SAMPLE[arch]["read"], action=thread) == ALLOW
+    assert verdict(arch, execve, action=KILL) == KILL
+    assert verdict(arch, execve) == EPERM
+    assert verdict(arch, ALLOWED_SAMPLE[arch]["read"], action=KILL) == ALLOW
 
 
 def test_seccomp_interpreter_refuses_what_it_does_not_know():
@@ -236,6 +252,7 @@ class Child:
                 os._exit(code)
         os.close(up_w)
         os.close(down_r)
+        env.PROBE_PIDS.append(pid)          # its refusals are deliberate (conftest's report)
         self.pid, self.up, self.down = pid, up_r, down_w
         self.buf = b""
         self.status: int | None = None
@@ -339,7 +356,7 @@ def host_mounts() -> list[str]:
 @pytest.fixture
 def root() -> None:
     if os.geteuid() != 0:
-        pytest.fail("tests/kernel/test_sandbox.py needs root (the sandbox unshares a mount "
+        pytest.fail("tests/kernel/test_isolation.py needs root (isolation unshares a mount "
                     "namespace and calls pivot_root); the suite runs as root, as CI does",
                     pytrace=False)
 
@@ -349,54 +366,61 @@ def root() -> None:
 def test_seccomp_child_keeps_working():
     def child(end: ChildEnd) -> None:
         pid = os.getpid()
-        missing = sandbox.install_seccomp()
+        sandbox.install_seccomp()
         a, b = socket.socketpair()
         a.sendall(b"ping")
         got = b.recv(16)
-        status = proc_status("self")
-        end.send({"missing": missing, "pid": os.getpid() == pid, "pair": got.decode(),
-                  "seccomp": status["Seccomp"], "nnp": status["NoNewPrivs"]})
+        end.send({"pid": os.getpid() == pid, "pair": got.decode()})
+        end.wait_go()
+
+    with Child(child) as c:
+        report = c.recv()
+        status = proc_status(c.pid)
+        c.go()
+        assert c.wait() == 0
+    assert report == {"pid": True, "pair": "ping"}
+    assert (status["Seccomp"], status["NoNewPrivs"]) == ("2", "1")
+
+
+def _refused(end, fn, *args):
+    sandbox.install_seccomp()
+    try:
+        fn(*args)
+        end.send("ran")
+    except OSError as e:
+        end.send(errno.errorcode.get(e.errno, str(e.errno)))
+
+
+@pytest.mark.parametrize("attempt", [
+    (os.execv, "/bin/true", ["true"]), (os.open, "/etc/hostname", os.O_RDONLY),
+    (netns.unshare, netns.CLONE_NEWNS), (os.listdir, "/"),
+    (netns.mount, None, "/nonexistent-pypasta-probe", None, 32)],
+    ids=["execv", "open", "unshare", "listdir", "mount"])
+def test_seccomp_refused_call_fails_with_eperm_and_the_process_lives_on(attempt):
+    status, reports = run_child(lambda end: _refused(end, *attempt))
+    assert reports == ["EPERM"]
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, describe(status)
+
+
+def test_seccomp_a_new_thread_is_refused():
+    def child(end: ChildEnd) -> None:
+        sandbox.install_seccomp()
+        try:
+            threading.Thread(target=lambda: None).start()
+            end.send("started")
+        except RuntimeError as e:
+            end.send(str(e))
 
     status, reports = run_child(child)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, describe(status)
-    assert reports == [{"missing": ["umount"], "pid": True, "pair": "ping", "seccomp": "2",
-                        "nnp": "1"}]
+    assert reports == ["can't start new thread"]
 
 
-def _execv(end):
-    sandbox.install_seccomp()
-    os.execv("/bin/true", ["true"])
-
-
-def _unshare(end):
-    sandbox.install_seccomp()
-    netns.unshare(netns.CLONE_NEWNS)
-
-
-def _mount(end):
-    sandbox.install_seccomp()
-    netns.mount(None, "/nonexistent-pypasta-probe", None, sandbox.MS_REMOUNT)   # ENOENT if run
-
-
-def _prctl(end):
-    sandbox.install_seccomp()
-    prctl_misc.get_dumpable()
-
-
-@pytest.mark.parametrize("attempt", [_execv, _unshare, _mount, _prctl],
-                         ids=["execv", "unshare", "mount", "prctl"])
-def test_seccomp_blocked_call_kills_with_sigsys(attempt):
-    status, reports = run_child(attempt)
-    assert reports == []
-    assert_killed_by_sigsys(status)
-
-
-@pytest.mark.parametrize("name", list(sandbox.resolve_syscalls(HOST_ARCH)[0])
-                         if HOST_ARCH in sandbox.SYSCALL_NUMBERS else ["unsupported-arch"])
-def test_seccomp_glibc_wrapper_is_killed(name):
-    """Each blocked syscall, through glibc's wrapper where glibc has one (so glibc's number is
-    the one tested), else syscall(2) with our number; every argument is -1, which makes each of
-    them fail harmlessly (EINVAL, EFAULT, EBADF...) should the filter let it through."""
+@pytest.mark.parametrize("name", [n for n in REFERENCE_LIST if n != "umount"])
+def test_seccomp_glibc_wrapper_is_refused(name):
+    """Each of slirp4netns's blocked syscalls, through glibc's wrapper where glibc has one (so
+    glibc's number is the one tested), else syscall(2) with our number; every argument is -1,
+    which makes each of them fail harmlessly (EINVAL, EFAULT, EBADF...) should the filter let
+    it through: only EPERM with the filter, and not without it, shows the filter refused it."""
     libc = ctypes.CDLL(None, use_errno=True)
     try:
         fn, args = getattr(libc, name), ()
@@ -406,23 +430,28 @@ def test_seccomp_glibc_wrapper_is_killed(name):
 
     def child(end: ChildEnd) -> None:
         sandbox.install_seccomp()
-        end.send({"via": "glibc" if args == () else "syscall"})
+        ctypes.set_errno(0)
         ret = fn(*args, *bogus)
-        end.send({"survived": ret, "errno": errno.errorcode.get(ctypes.get_errno(), "?")})
+        end.send({"ret": ret, "errno": errno.errorcode.get(ctypes.get_errno(), "?")})
 
     status, reports = run_child(child)
-    assert reports[1:] == [], f"{name} ran: {reports[1:]}"
-    assert_killed_by_sigsys(status)
+    assert reports == [{"ret": -1, "errno": "EPERM"}], name
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, describe(status)
 
 
 def test_seccomp_filter_reaches_threads_started_before():
-    """TSYNC puts the filter on a thread that already runs; KILL_PROCESS then kills them all."""
+    """TSYNC puts the filter on a thread that already runs."""
     def child(end: ChildEnd) -> None:
         start, done = threading.Event(), threading.Event()
+        out = {}
 
         def other() -> None:
             start.wait()
-            netns.unshare(netns.CLONE_NEWNS)
+            try:
+                netns.unshare(netns.CLONE_NEWNS)
+                out["other"] = "ran"
+            except OSError as e:
+                out["other"] = errno.errorcode[e.errno]
             done.set()
 
         t = threading.Thread(target=other)
@@ -430,159 +459,150 @@ def test_seccomp_filter_reaches_threads_started_before():
         sandbox.install_seccomp()
         start.set()
         done.wait(5)
-        end.send({"survived": True})
+        end.send(out)
 
     status, reports = run_child(child)
-    assert reports == []
-    assert_killed_by_sigsys(status)
+    assert reports == [{"other": "EPERM"}]
 
 
-def test_seccomp_second_install_and_late_sandbox_are_refused():
+def test_seccomp_second_install_is_refused():
     def child(end: ChildEnd) -> None:
         sandbox.install_seccomp()
-        for fn in (sandbox.install_seccomp, sandbox.enter_sandbox):
-            try:
-                fn()
-            except SetupError as e:
-                end.send(str(e))
+        try:
+            sandbox.install_seccomp()
+        except SetupError as e:
+            end.send(str(e))
 
     status, reports = run_child(child)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, describe(status)
-    assert reports == [
-        "seccomp: the filter is already installed",
-        "sandbox: must be entered before the seccomp filter is installed (the filter kills "
-        "unshare and mount)"]
+    assert reports == ["seccomp: the filter is already installed"]
 
 
-# --- the sandbox against the kernel --------------------------------------------------------------
+# --- the stages against the kernel ---------------------------------------------------------------
 
-def _expected_root(keep: tuple[str, ...]) -> tuple[list[str], str | None]:
-    """Top-level names of the sandbox's root, and the resolv.conf bound on its own (or None)."""
-    real = os.path.realpath(sandbox.RESOLV_CONF)
-    alone = None if any(real == k or real.startswith(k + "/") for k in keep) else real
-    tops = {k.split("/")[1] for k in keep} | ({alone.split("/")[1]} if alone else set())
-    return sorted(tops), alone
+CAPS_NBS = f"{1 << 10:016x}"            # CAP_NET_BIND_SERVICE only
+CAPS_NONE = "0" * 16
 
 
-def test_sandbox_view_and_privileges(root):
+def _confined(end: ChildEnd, ids=None, seccomp=True) -> None:
+    """isolate_prefork + isolate_postfork with a namespace thread in our own netns, then what
+    still works and what no longer does."""
+    netns_fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    sandbox.isolate_prefork(new_pid=False)
+    sandbox.isolate_postfork(netns_fd, ids, seccomp=seccomp)
+    report = {"root": os.listdir("/") if not seccomp else None,
+              "cwd": os.getcwd() if not seccomp else None}
+    for what, fn in (("open_host_file", lambda: os.open("/etc/hostname", os.O_RDONLY)),
+                     ("mkdir_root", lambda: os.mkdir("/pypasta-probe")),
+                     ("thread", lambda: threading.Thread(target=lambda: None).start())):
+        try:
+            fn()
+            report[what] = "succeeded"
+        except OSError as e:
+            report[what] = errno.errorcode[e.errno]
+        except RuntimeError:
+            report[what] = "RuntimeError"
+    sock = netns.ns_call(netns_fd, socket.socket, socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    report["ns_socket"] = sock.getsockname()[0]
+    sock.close()
+    end.send(report)
+    end.wait_go()
+
+
+def _task_status(pid: int) -> list[dict]:
+    return [proc_status(f"{pid}/task/{tid}") for tid in sorted(os.listdir(f"/proc/{pid}/task"))]
+
+
+def test_confined_root_switches_to_nobody_with_an_empty_root(root):
     before = host_mounts()
-    with open("/etc/hostname") as f:
-        hostname = f.read()
-    expected_root, _ = _expected_root(sandbox.KEEP_PATHS_DEFAULT)
-
-    def child(end: ChildEnd) -> None:
-        sandbox.enter_sandbox()
-        report = {"root": sorted(os.listdir("/")), "cwd": os.getcwd()}
-        with open("/etc/hostname") as f:
-            report["hostname"] = f.read()
-        for what, fn in (("write_etc", lambda: open("/etc/pypasta-sandbox-probe", "w")),
-                         ("write_run", lambda: open("/run/pypasta-sandbox-probe", "w")),
-                         ("mkdir_root", lambda: os.mkdir("/pypasta-sandbox-probe")),
-                         ("proc", lambda: open("/proc/self/status"))):
-            try:
-                fn()
-                report[what] = "succeeded"
-            except OSError as e:
-                report[what] = errno.errorcode[e.errno]
-        end.send(report)
-        end.wait_go()
-
-    with Child(child) as c:
+    with Child(lambda end: _confined(end, (65534, 65534))) as c:
         report = c.recv()
-        status = proc_status(c.pid)
+        tasks = _task_status(c.pid)
+        root_dir = os.listdir(f"/proc/{c.pid}/root")
+        ns = {kind: os.readlink(f"/proc/{c.pid}/ns/{kind}") for kind in ("mnt", "uts", "ipc")}
         mounts = mountinfo(c.pid)
         c.go()
         assert c.wait() == 0
-    assert report == {"root": expected_root, "cwd": "/", "hostname": hostname,
-                      "write_etc": "EROFS", "write_run": "EROFS", "mkdir_root": "EROFS",
-                      "proc": "ENOENT"}
-    nbs = f"{1 << 10:016x}"     # CAP_NET_BIND_SERVICE only
-    assert {k: status[k] for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
-                                   "NoNewPrivs")} == \
-        {"CapInh": nbs, "CapPrm": nbs, "CapEff": nbs, "CapBnd": nbs, "CapAmb": "0" * 16,
-         "NoNewPrivs": "1"}
-    by_point = {m["point"]: m for m in mounts}
-    assert by_point["/"]["fstype"] == "tmpfs" and "ro" in by_point["/"]["options"]
-    assert any(o.startswith("size=") for o in by_point["/"]["super"]), "size limit lost"
-    for point in ("/", "/etc", "/run"):
-        assert {"ro", "nosuid", "nodev", "noexec"} <= set(by_point[point]["options"]), point
-    assert all(p == "/" or any(p == k or p.startswith(k + "/") for k in ("/etc", "/run"))
-               for p in by_point), sorted(by_point)
+    assert report == {"root": None, "cwd": None, "open_host_file": "EPERM", "mkdir_root": "EPERM",
+                      "thread": "RuntimeError", "ns_socket": "127.0.0.1"}
+    assert len(tasks) == 2, "the main thread and the namespace thread"
+    for st in tasks:        # capabilities, no_new_privs and the filter are per thread
+        assert {k: st[k] for k in ("Uid", "Gid", "CapInh", "CapPrm", "CapEff", "CapBnd",
+                                   "CapAmb", "NoNewPrivs", "Seccomp")} == \
+            {"Uid": "65534\t65534\t65534\t65534", "Gid": "65534\t65534\t65534\t65534",
+             "CapInh": CAPS_NONE, "CapPrm": CAPS_NBS, "CapEff": CAPS_NBS, "CapBnd": CAPS_NONE,
+             "CapAmb": CAPS_NONE, "NoNewPrivs": "1", "Seccomp": "2"}
+        assert st["Groups"].strip() == ""
+    assert root_dir == []
+    for kind, link in ns.items():
+        assert link != os.readlink(f"/proc/self/ns/{kind}"), kind
+    [top] = mounts
+    assert top["point"] == "/" and top["fstype"] == "tmpfs"
+    assert {"ro", "nosuid", "nodev", "noexec"} <= set(top["options"])
     assert host_mounts() == before, "the caller's mount table changed"
 
 
-def test_sandbox_binds_resolv_conf_outside_kept_paths(root):
-    """With /etc/resolv.conf's real file outside the kept paths, that file alone is bound."""
-    real = os.path.realpath(sandbox.RESOLV_CONF)
-    assert os.path.isfile(real), "this machine needs an /etc/resolv.conf for the test"
-    keep = ("/run",) if not real.startswith("/run/") else ("/etc",)
-    expected_root, alone = _expected_root(keep)
-    assert alone == real
-    with open(real) as f:
-        content = f.read()
-    before = host_mounts()
+def test_confined_without_seccomp_still_has_an_empty_root_and_no_privileges(root):
+    with Child(lambda end: _confined(end, None, seccomp=False)) as c:
+        report = c.recv()
+        tasks = _task_status(c.pid)
+        c.go()
+        assert c.wait() == 0
+    # The empty root answers ENOENT/EROFS where the filter answers EPERM; threads can start.
+    assert report == {"root": [], "cwd": "/", "open_host_file": "ENOENT", "mkdir_root": "EROFS",
+                      "thread": "succeeded", "ns_socket": "127.0.0.1"}
+    for st in tasks[:2]:
+        assert (st["Uid"].split()[0], st["CapEff"], st["NoNewPrivs"], st["Seccomp"]) == \
+            ("0", CAPS_NBS, "1", "0")
 
+
+def test_confined_without_the_capability_keeps_none(root):
     def child(end: ChildEnd) -> None:
-        sandbox.enter_sandbox(keep)
-        with open(real) as f:
-            got = f.read()
-        try:
-            open(real, "a")
-            write = "succeeded"
-        except OSError as e:
-            write = errno.errorcode[e.errno]
-        end.send({"root": sorted(os.listdir("/")), "dir": os.listdir(os.path.dirname(real)),
-                  "content": got, "write": write})
+        caps = submodule("pyprctl", "caps")
+        state = caps.CapState.get_current()
+        keep = state.permitted - {caps.Cap.NET_BIND_SERVICE}
+        caps.CapState(effective=keep, permitted=keep, inheritable=set()).set_current()
+        _confined(end)
 
-    status, reports = run_child(child)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, describe(status)
-    assert reports == [{"root": expected_root, "dir": [os.path.basename(real)],
-                        "content": content, "write": "EROFS"}]
-    assert host_mounts() == before
+    with Child(child) as c:
+        c.recv()
+        tasks = _task_status(c.pid)
+        c.go()
+        assert c.wait() == 0
+    assert {(st["CapPrm"], st["CapEff"]) for st in tasks} == {(CAPS_NONE, CAPS_NONE)}
 
 
-def test_sandbox_error_is_one_line_when_unprivileged(root):
+def test_prefork_error_is_one_line_when_unprivileged(root):
     def child(end: ChildEnd) -> None:
         os.setgroups([])
         os.setresgid(65534, 65534, 65534)
         os.setresuid(65534, 65534, 65534)
-        sandbox.enter_sandbox()
+        sandbox.isolate_prefork(new_pid=False)
 
     status, reports = run_child(child)
-    assert reports == [{"setup_error": "sandbox: unshare(CLONE_NEWNS): Operation not permitted"}]
+    assert reports == [{"setup_error": "Failed to sandbox process, exiting: detach namespaces: "
+                        "unshare: Operation not permitted"}]
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 1
 
 
-def test_sandbox_refuses_a_multithreaded_process(root):
+def test_prefork_refuses_a_multithreaded_process(root):
     def child(end: ChildEnd) -> None:
         stop = threading.Event()
         t = threading.Thread(target=stop.wait)
         t.start()
         try:
-            sandbox.enter_sandbox()
+            sandbox.isolate_prefork(new_pid=False)
         finally:
             stop.set()
             t.join()
 
     status, reports = run_child(child)
-    assert reports == [{"setup_error": "sandbox: needs a single-threaded process, found 2 "
-                        "threads (unshare(CLONE_NEWNS) would move only the calling thread)"}]
+    assert reports == [{"setup_error": "internal error: isolation needs a single-threaded "
+                        "process, found 2 threads"}]
 
 
-def test_sandbox_refuses_bad_keep_paths():
-    def child(end: ChildEnd) -> None:
-        for keep in (("etc",), ("/",), ("/tmp/x",), ("/etc/",), ("/run/../etc",)):
-            try:
-                sandbox.enter_sandbox(keep)
-            except ValueError as e:
-                end.send(str(e))
-
-    status, reports = run_child(child)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, describe(status)
-    assert len(reports) == 5 and all(r.startswith("sandbox: a kept path must be") for r in reports)
-
-
-def test_sandbox_kernel_unshare_newns_moves_only_the_calling_thread(root):
+def test_kernel_unshare_newns_moves_only_the_calling_thread(root):
     """The kernel rule behind the single-thread check: unshare(CLONE_NEWNS) succeeds with other
     threads around (it unshares CLONE_FS for the caller) and leaves them where they were."""
     def child(end: ChildEnd) -> None:
@@ -605,53 +625,16 @@ def test_sandbox_kernel_unshare_newns_moves_only_the_calling_thread(root):
     assert r["caller"] != r["before"] and r["other"] == r["before"]
 
 
-def test_sandbox_follows_unmounts_and_mounts_of_the_parent_namespace(root):
-    """The sandbox's copies are slaves: what the parent namespace unmounts (without removing the
-    mount point) or mounts later under a kept path follows into the sandbox, and nothing of the
-    sandbox flows back. The "parent" is itself a child in a private mount namespace with a
-    shared tmpfs on /run, so the real host is never touched."""
-    def parent_ns(end: ChildEnd) -> None:
-        netns.unshare(netns.CLONE_NEWNS)
-        netns.mount(None, "/", None, netns.MS_REC | netns.MS_PRIVATE)
-        netns.mount("pypasta-run", "/run", "tmpfs", 0, "size=64k")
-        netns.mount(None, "/run", None, 1 << 20)                     # MS_SHARED
-        os.mkdir("/run/sub")
-        netns.mount("pypasta-sub", "/run/sub", "tmpfs", 0, "size=4k")
-        mine = [m["line"] for m in mountinfo()]
+def test_prefork_new_pid_makes_the_next_child_pid_1(root):
+    def child(end: ChildEnd) -> None:
+        sandbox.isolate_prefork(new_pid=True)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.write(w, str(os.getpid()).encode())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        end.send({"grandchild_sees_itself_as": int(os.read(r, 16)), "seen_from_here": pid > 1})
 
-        def sandboxed(inner: ChildEnd) -> None:
-            sandbox.enter_sandbox()
-            inner.send("in")
-            inner.wait_go()
-
-        with Child(sandboxed) as box:
-            assert box.recv() == "in"
-            points = lambda: sorted(m["point"] for m in mountinfo(box.pid))  # noqa: E731
-            seen = {"start": points()}
-            sandboxed_mounts = mountinfo(box.pid)
-            libc = ctypes.CDLL(None, use_errno=True)
-            assert libc.umount2(b"/run/sub", 0) == 0, os.strerror(ctypes.get_errno())
-            seen["after_umount"] = points()
-            os.mkdir("/run/sub2")
-            netns.mount("pypasta-sub2", "/run/sub2", "tmpfs", 0, "size=4k")
-            seen["after_mount"] = points()
-            sub2 = [m for m in mountinfo(box.pid) if m["point"] == "/run/sub2"]
-            seen["sub2_ro"] = "ro" in sub2[0]["options"] if sub2 else None
-            seen["run_ro"] = "ro" in next(m for m in sandboxed_mounts
-                                          if m["point"] == "/run")["options"]
-            box.go()
-            seen["box"] = describe(box.wait())
-        seen["unchanged"] = [m["line"] for m in mountinfo()
-                             if m["point"] != "/run/sub2"] == [l for l in mine
-                                                               if " /run/sub " not in l]
-        end.send(seen)
-
-    status, reports = run_child(parent_ns)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, describe(status)
-    [seen] = reports
-    assert "/run/sub" in seen["start"]
-    assert "/run/sub" not in seen["after_umount"], "the sandbox pins an unmounted mount"
-    assert "/run/sub2" in seen["after_mount"]
-    assert seen["run_ro"] and not seen["sub2_ro"]   # a received mount keeps its own flags
-    assert seen["box"] == "exited with 0"
-    assert seen["unchanged"], "the sandbox's mounts flowed back into the parent namespace"
+    status, reports = run_child(child)
+    assert reports == [{"grandchild_sees_itself_as": 1, "seen_from_here": True}]
