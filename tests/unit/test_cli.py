@@ -123,6 +123,7 @@ OPTION_CASES = [
     (["--map-guest-addr", "169.254.1.2"], "map_guest_addr4", V4("169.254.1.2")),
     (["--map-guest-addr", "fd00::3"], "map_guest_addr6", V6("fd00::3")),
     (["--no-splice"], "no_splice", True),
+    (["--no-seccomp"], "no_seccomp", True),
     (["--host-lo-to-ns-lo"], "host_lo_to_ns_lo", True),
     (["-4"], "ipv6", False),
     (["--ipv4-only"], "ipv6", False),
@@ -292,7 +293,7 @@ def test_cli_getopt_ambiguous_prefix_lists_possibilities_in_table_order():
     usage_error(["--no"], "option '--no' is ambiguous; possibilities: '--no-tcp' '--no-udp' "
                 "'--no-icmp' '--no-dhcp' '--no-dhcpv6' '--no-ndp' '--no-ra' '--no-splice' "
                 "'--no-map-gw' '--no-dhcp-dns' '--no-dhcp-search' '--no-netns-quit' "
-                "'--no-copy-routes' '--no-copy-addrs'")
+                "'--no-copy-routes' '--no-copy-addrs' '--no-seccomp'")
     usage_error(["--dns-"], "option '--dns-' is ambiguous; possibilities: '--dns-forward' "
                 "'--dns-host'")
     usage_error(["--map=x"], "option '--map=x' is ambiguous; possibilities: "

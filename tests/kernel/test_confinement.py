@@ -356,7 +356,7 @@ def host_mounts() -> list[str]:
 @pytest.fixture
 def root() -> None:
     if os.geteuid() != 0:
-        pytest.fail("tests/kernel/test_isolation.py needs root (isolation unshares a mount "
+        pytest.fail("tests/kernel/test_confinement.py needs root (isolation unshares a mount "
                     "namespace and calls pivot_root); the suite runs as root, as CI does",
                     pytrace=False)
 
