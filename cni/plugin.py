@@ -7,7 +7,9 @@ Theory of operation:
 - ADD starts a pypasta translator attached to `CNI_NETNS` (attach mode, `--netns PATH`, the tap
   named `CNI_IFNAME`), with the command line `netconf.pasta_args` builds, as the calling user.
   pypasta daemonizes once the tap is configured and its foreground process exits 0 only then;
-  the daemon has /dev/null for stdio, so it never holds the runtime's pipe open. The plugin then
+  the daemon has /dev/null for stdio, so it never holds the runtime's pipe open, and it confines
+  itself after set-up like any pypasta (pasta.setup.isolation; as real root it runs as
+  nobody). The plugin then
   reads the interface back from the namespace (netlink, in a thread inside it): name, MAC, MTU,
   global addresses and the default gateways, which is what the result reports, whatever the
   addressing came from (the host's, copied, or the configuration's).

@@ -170,6 +170,17 @@ def test_add_check_del_lifecycle(ctr, version):
         srv.wait()
     daemons = _daemons(c.state)
     assert len(daemons) == 1 and alive(daemons[0])
+    # The daemon confined itself (pasta.setup.isolation): as real root it runs as nobody.
+    def status_of(pid):
+        with open(f"/proc/{pid}/status") as f:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    # (ADD returns when the foreground process exits; the daemon confines itself right after)
+    status = wait_until(lambda: (lambda st: st if st["Seccomp"] == "2" else None)(
+        status_of(daemons[0])), 10, "the daemon to confine itself")
+    assert (status["NoNewPrivs"], status["Seccomp"]) == ("1", "2")
+    assert int(status["CapEff"], 16) & ~(1 << 10) == 0, status["CapEff"]
+    if c.user == "root":
+        assert status["Uid"].split()[0] == "65534"
     (st,) = _states(c.state)
     # As real root published ports are NAT rules to pypasta (the runtime holds the host port);
     # rootless, pypasta listens on it.
