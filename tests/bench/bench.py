@@ -14,7 +14,9 @@ OUT/results.json and OUT/results.md (the table the README carries), and printed.
 `--pypasta LABEL=DIR` (repeatable) adds pypasta run from another source tree as tool
 pypasta@LABEL, interleaved with the others: a change is measured against its base in one run,
 for example `git worktree add --detach /tmp/base BASE` then `--tools pypasta --pypasta
-base=/tmp/base`.
+base=/tmp/base`. `--pypasta-option LABEL=OPTION` (repeatable) adds OPTION to that variant's
+command line: `--pypasta nofilter=. --pypasta-option nofilter=--no-seccomp` measures the
+seccomp filter against the same tree without it.
 
 Metrics (namespace = the tool's namespace, peer = the internet side):
 - TCP throughput, iperf3 single stream: namespace -> peer, peer -> namespace (`-R`), peer ->
@@ -61,9 +63,10 @@ CHURN = 100_000
 class Tool:
     """One network tool serving a namespace that runs `sleep`."""
 
-    def __init__(self, t: Topology, name: str, src: str | None = None):
+    def __init__(self, t: Topology, name: str, src: str | None = None, extra=()):
         self.t, self.name = t, name
         self.src = src                  # pypasta variants: a copy of another source tree
+        self.extra = list(extra)        # ... and options of their own
         self.pids: list[int] = []
         self.nspid = None
         self.proc = None
@@ -72,7 +75,7 @@ class Tool:
     # ------------------------------------------------------------------------- lifecycle
     def args(self) -> list[str]:
         return ["--config-net", "-t", f"{FWD_PORT},{SPLICE_T_PORT}", "-u", str(FWD_PORT),
-                "-T", str(SPLICE_TT_PORT), "-U", "none"]
+                "-T", str(SPLICE_TT_PORT), "-U", "none", *self.extra]
 
     def argv(self, cmd: list[str]) -> list[str]:
         if self.name.startswith("pypasta"):
@@ -426,6 +429,9 @@ def main(argv=None) -> int:
                    help="also run pypasta from the source tree DIR (another checkout or "
                         "worktree), as tool pypasta@LABEL, interleaved with the others: a "
                         "before/after comparison in one run")
+    p.add_argument("--pypasta-option", action="append", default=[], metavar="LABEL=OPTION",
+                   help="add OPTION to the command line of variant pypasta@LABEL (e.g. "
+                        "nofilter=--no-seccomp)")
     p.add_argument("--no-churn", action="store_true", help="skip the 100,000-connection RSS")
     p.add_argument("--startup-only", action="store_true", help="only the start-up times")
     p.add_argument("--floor", action="store_true",
@@ -441,12 +447,21 @@ def main(argv=None) -> int:
         raise SystemExit(env.problems_message(found))
     tools = a.tools.split(",")
     variants = {}
+    options: dict = {}
+    for spec in a.pypasta_option:
+        label, sep, opt = spec.partition("=")
+        if not sep or not opt.startswith("-"):
+            raise SystemExit(f"--pypasta-option {spec}: expected LABEL=OPTION")
+        options.setdefault(f"pypasta@{label}", []).append(opt)
     for spec in a.pypasta:
         label, sep, src = spec.partition("=")
         if not sep or not label or not os.path.isdir(os.path.join(src, "pasta")):
             raise SystemExit(f"--pypasta {spec}: expected LABEL=DIR, DIR a pypasta source tree")
         variants[f"pypasta@{label}"] = env.copy_sources(src)
         tools.append(f"pypasta@{label}")
+    if set(options) - set(variants):
+        unknown = ", ".join(sorted(set(options) - set(variants)))
+        raise SystemExit(f"--pypasta-option for no --pypasta: {unknown}")
     results: dict = {name: {} for name in tools}
     with Topology() as t:
         bench = Bench(t, a.seconds, a.short)
@@ -454,13 +469,13 @@ def main(argv=None) -> int:
         if a.floor:
             return bench.floor(a.reps)
         for name in ("pypasta", *variants):
-            warm = Tool(t, name, variants.get(name))
+            warm = Tool(t, name, variants.get(name), options.get(name, ()))
             warm.start()
             warm.stop()
         for rep in range(a.reps):
             print(f"repetition {rep + 1}/{a.reps}", flush=True)
             for name in tools:
-                tool = Tool(t, name, variants.get(name))
+                tool = Tool(t, name, variants.get(name), options.get(name, ()))
                 try:
                     bench.startup(tool, results[name])
                     if not a.startup_only:
