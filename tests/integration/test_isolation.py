@@ -168,3 +168,23 @@ def test_sigterm_still_ends_a_confined_translator_cleanly(topology):
     proc, pid, _ready, _fifo = _start_spawn(t, "root", "term")
     os.kill(pid, signal.SIGTERM)
     assert proc.wait(10) == 0, t.logs(proc)
+
+
+def test_sigusr2_and_log_rotation_work_while_confined(topology):
+    """SIGUSR2 dumps the counters into the log file; --log-size rotates it in place (pread and
+    ftruncate on the open fd: the confined process cannot open the file again)."""
+    t = topology
+    logf = os.path.join(t.workdir, "rot.log")
+    proc, pid, _ready, fifo = _start_spawn(t, "root", "rot", ["-l", logf, "--log-size", "40960"])
+    wait_until(lambda: _tasks(pid)[0]["Seccomp"] == "2", 10, "confinement")
+    for i in range(200):
+        before = os.path.getsize(logf)
+        os.kill(pid, signal.SIGUSR2)
+        wait_until(lambda: os.path.getsize(logf) != before, 5, f"state line {i}")
+        if "log truncated" in open(logf).readline():
+            break
+    text = open(logf).read()
+    assert " - log truncated at " in text.splitlines()[0]
+    assert len(text.encode()) <= 40960
+    assert "info:    state: " in text.rstrip("\n").splitlines()[-1]
+    assert _release(proc, fifo) == 0, t.logs(proc)
