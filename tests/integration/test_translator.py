@@ -329,9 +329,11 @@ def test_dns_forward_reaches_host_loopback_resolver(topology, user):
 # --------------------------------------------------------------------------- options
 
 def _peer_whoami(t: Topology, port: int) -> None:
-    """A UDP server on the peer that answers with the source address it sees."""
+    """A UDP server on the peer that answers with the source address it sees. (The script
+    keeps its stdin open: socat writes the datagram there, and a script that has already
+    exited makes that write fail with EPIPE, and socat then quits without replying.)"""
     t.peer_popen(f"socat UDP4-RECVFROM:{port},bind={PEER4},fork "
-                 f"SYSTEM:'echo $SOCAT_PEERADDR'", name="whoami")
+                 f"SYSTEM:'echo $SOCAT_PEERADDR; exec cat >/dev/null'", name="whoami")
     t.peer(_wait_bound("udp", port))
 
 
