@@ -11,6 +11,8 @@
 #   4. /dev/net/tun mode 0666 (distributions ship 0666; this kind of machine has 0600).
 #   5. /opt/pypasta-venv: a venv from Debian's /usr/bin/python3 (the pyenv interpreter under /root is
 #      not executable by other users) with pypasta's runtime dependencies, readable by everyone.
+#   6. /var/cache/pypasta-test/trixie: a Debian 13 root file system with Podman 5 and RootlessKit 2
+#      for the tests that drive them (built once with mmdebstrap, a few minutes; cached after that).
 set -euo pipefail
 umask 022
 
@@ -24,7 +26,8 @@ PYTHON=${PYTHON:-python3}
 # what the locally built container image for the Podman tests is made of.
 APT_PKGS=(iproute2 busybox-static socat iputils-ping isc-dhcp-client tcpdump tmux iperf3 curl
           dnsmasq-base procps psmisc passt slirp4netns python3-venv util-linux
-          podman crun conmon uidmap rootlesskit containernetworking-plugins iptables dhcpcd-base)
+          podman crun conmon uidmap rootlesskit containernetworking-plugins iptables dhcpcd-base
+          mmdebstrap)
 
 die() { echo "install-deps.sh: $*" >&2; exit 1; }
 
@@ -117,4 +120,112 @@ if [ "$(cat "$VENV/.pypasta-deps" 2>/dev/null)" != "$venv_key" ] || [ ! -x "$VEN
     quiet "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${deps_arr[@]}"
     chmod -R a+rX "$VENV"
     echo "$venv_key" >"$VENV/.pypasta-deps"
+fi
+
+# --- 6. The Debian 13 root file system for Podman 5 and RootlessKit 2 ------------------------------
+# Debian 12 ships Podman 4.3 and RootlessKit 1.1. tests/integration/test_podman5.py and
+# test_rootlesskit2.py run Debian 13's inside private mount and PID namespaces over this tree
+# (tests/helpers/trixie.py; podman5.md section 5). Inside: the test user with the host's name, uid
+# and gid, an /etc/subuid and /etc/subgid range clear of every range the host hands out,
+# policy-rc.d (package scripts start no daemons) and /opt/pypasta-venv with pypasta's runtime
+# dependencies. pypasta itself is NOT in the tree: the tests bind the checkout's sources in.
+# Packages added to TRIXIE_PKGS later are apt-get installed into the cached tree. The downloads
+# (mmdebstrap, apt, pip) are the only steps that use the network; each runs in a throw-away mount
+# namespace, so nothing is mounted on this machine's mount table.
+TRIXIE=/var/cache/pypasta-test/trixie
+TRIXIE_MIRROR=http://deb.debian.org/debian
+TRIXIE_PKGS=(podman crun conmon netavark aardvark-dns catatonit uidmap fuse-overlayfs iptables nftables
+             rootlesskit slirp4netns passt busybox-static socat iputils-ping iproute2 procps python3
+             python3-venv ca-certificates passwd util-linux)
+TRIXIE_SUB_COUNT=65536
+
+# Run a command chrooted into the tree with the machine's network, resolver and CA bundle (the
+# machine may reach registries through a proxy with its own CA), /dev and /proc mounted in a
+# private mount namespace that ends with the command.
+CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+in_tree_online() {
+    unshare --mount --propagation private -- sh -euc '
+        t=$1; ca=$2; shift 2
+        mount --rbind /dev "$t/dev"
+        mount -t proc proc "$t/proc"
+        mount --bind /etc/resolv.conf "$t/etc/resolv.conf"
+        if [ -f "$ca" ] && [ -f "$t$ca" ]; then mount --bind "$ca" "$t$ca"; fi
+        exec chroot "$t" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+            DEBIAN_FRONTEND=noninteractive PIP_CERT="$ca" SSL_CERT_FILE="$ca" "$@"' \
+        sh "$TRIXIE" "$CA_BUNDLE" "$@"
+}
+
+tu_uid=$(id -u "$TEST_USER")
+tu_gid=$(id -g "$TEST_USER")
+# The tree's range starts past the end of every range in the host's files, on a 64 Ki boundary.
+sub_start=$(awk -F: -v n="$TRIXIE_SUB_COUNT" 'BEGIN { m = 100000 + n }
+    NF >= 3 && $2 ~ /^[0-9]+$/ && $3 ~ /^[0-9]+$/ { if ($2 + $3 > m) m = $2 + $3 }
+    END { printf "%d\n", int((m + n - 1) / n) * n }' /etc/subuid /etc/subgid 2>/dev/null)
+trixie_key=$( { echo "format 1"; echo "$TRIXIE_MIRROR"; printf '%s\n' "${TRIXIE_PKGS[@]}";
+                echo "$TEST_USER $tu_uid $tu_gid $sub_start"; echo "$venv_deps"; } \
+              | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$STAMPS/trixie.stamp" 2>/dev/null)" != "$trixie_key" ] \
+   || [ ! -x "$TRIXIE/usr/bin/podman" ] || [ ! -x "$TRIXIE/opt/pypasta-venv/bin/python3" ]; then
+    rm -f "$STAMPS/trixie.stamp"
+    if [ ! -x "$TRIXIE/usr/bin/podman" ]; then
+        # Built beside its final place and moved there whole: an interrupted build leaves no
+        # half tree behind for the next run to trust.
+        rm -rf "$TRIXIE.new"
+        mkdir -p "$(dirname "$TRIXIE")"
+        quiet unshare --mount --propagation private -- \
+            mmdebstrap --quiet --mode=root --variant=apt --format=directory \
+            --include="$(IFS=,; echo "${TRIXIE_PKGS[*]}")" trixie "$TRIXIE.new" "$TRIXIE_MIRROR"
+        rm -rf "$TRIXIE"
+        mv "$TRIXIE.new" "$TRIXIE"
+    fi
+    printf '#!/bin/sh\nexit 101\n' >"$TRIXIE/usr/sbin/policy-rc.d"
+    chmod 0755 "$TRIXIE/usr/sbin/policy-rc.d"
+    # A regular file the tests bind their resolv.conf over (and this step the machine's).
+    if [ -L "$TRIXIE/etc/resolv.conf" ] || [ ! -f "$TRIXIE/etc/resolv.conf" ]; then
+        rm -f "$TRIXIE/etc/resolv.conf"
+        : >"$TRIXIE/etc/resolv.conf"
+    fi
+    # Packages added to TRIXIE_PKGS since the tree was built.
+    tmissing=()
+    tinstalled=$(chroot "$TRIXIE" dpkg-query -W -f='${Package} ${Status}\n' "${TRIXIE_PKGS[@]}" \
+                 2>/dev/null || true)
+    for pkg in "${TRIXIE_PKGS[@]}"; do
+        case $'\n'"$tinstalled"$'\n' in
+            *$'\n'"$pkg install ok installed"$'\n'*) ;;
+            *) tmissing+=("$pkg") ;;
+        esac
+    done
+    if [ ${#tmissing[@]} -gt 0 ]; then
+        quiet in_tree_online apt-get -qq update
+        quiet in_tree_online apt-get install -y -qq --no-install-recommends "${tmissing[@]}"
+        quiet in_tree_online apt-get clean
+    fi
+    # The test user, with the host's uid and gid (files in shared directories keep one owner).
+    if [ "$(chroot "$TRIXIE" id -u "$TEST_USER" 2>/dev/null)" != "$tu_uid" ] \
+       || [ "$(chroot "$TRIXIE" id -g "$TEST_USER" 2>/dev/null)" != "$tu_gid" ]; then
+        chroot "$TRIXIE" userdel --remove "$TEST_USER" >/dev/null 2>&1 || true
+        chroot "$TRIXIE" groupdel "$TEST_USER" >/dev/null 2>&1 || true
+        quiet chroot "$TRIXIE" groupadd --gid "$tu_gid" "$TEST_USER"
+        quiet chroot "$TRIXIE" useradd --uid "$tu_uid" --gid "$tu_gid" --create-home \
+            --shell /bin/sh --comment "pypasta rootless tests" "$TEST_USER"
+    fi
+    for f in subuid subgid; do
+        { grep -v "^$TEST_USER:" "$TRIXIE/etc/$f" 2>/dev/null || true
+          echo "$TEST_USER:$sub_start:$TRIXIE_SUB_COUNT"; } >"$TRIXIE/etc/$f.new"
+        mv "$TRIXIE/etc/$f.new" "$TRIXIE/etc/$f"
+        chmod 0644 "$TRIXIE/etc/$f"
+    done
+    # pypasta's runtime dependencies for the tree's python3 (as step 5 for the machine's).
+    tvenv_key=$(printf '%s\n' "$venv_deps" "$(readlink "$TRIXIE/usr/bin/python3")" \
+                | sha256sum | cut -d' ' -f1)
+    if [ "$(cat "$TRIXIE/opt/pypasta-venv/.pypasta-deps" 2>/dev/null)" != "$tvenv_key" ]; then
+        rm -rf "$TRIXIE/opt/pypasta-venv"
+        quiet in_tree_online /usr/bin/python3 -m venv /opt/pypasta-venv
+        mapfile -t deps_arr <<<"$venv_deps"
+        quiet in_tree_online /opt/pypasta-venv/bin/python3 -m pip install -q \
+            --disable-pip-version-check --no-cache-dir "${deps_arr[@]}"
+        chmod -R a+rX "$TRIXIE/opt/pypasta-venv"
+        echo "$tvenv_key" >"$TRIXIE/opt/pypasta-venv/.pypasta-deps"
+    fi
+    echo "$trixie_key" >"$STAMPS/trixie.stamp"
 fi
