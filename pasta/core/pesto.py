@@ -459,6 +459,11 @@ class DumpReader:
         self._done: Optional[ServerConf] = None
         self._error: Optional[PestoError] = None
 
+    @property
+    def greeted(self) -> bool:
+        """True once the whole greeting arrived."""
+        return self._hello is not None
+
     def eof_message(self) -> str:
         """What pesto dies with if the server closes now (before the dump is complete)."""
         if self._hello is None:
