@@ -13,6 +13,9 @@
 #      not executable by other users) with pypasta's runtime dependencies, readable by everyone.
 #   6. /var/cache/pypasta-test/trixie: a Debian 13 root file system with Podman 5 and RootlessKit 2
 #      for the tests that drive them (built once with mmdebstrap, a few minutes; cached after that).
+#   7. /opt/passt-2026: the reference passt, pasta and pesto of release 2026_07_16, built from
+#      ../shared/reference by ../shared/tools/build-passt.sh (about a minute; skipped once built). The
+#      pesto-protocol unit tests run the real pesto against their own server.
 set -euo pipefail
 umask 022
 
@@ -27,7 +30,7 @@ PYTHON=${PYTHON:-python3}
 APT_PKGS=(iproute2 busybox-static socat iputils-ping isc-dhcp-client tcpdump tmux iperf3 curl
           dnsmasq-base procps psmisc passt slirp4netns python3-venv util-linux
           podman crun conmon uidmap rootlesskit containernetworking-plugins iptables dhcpcd-base
-          mmdebstrap)
+          mmdebstrap gcc make libc6-dev)
 
 die() { echo "install-deps.sh: $*" >&2; exit 1; }
 
@@ -228,4 +231,14 @@ if [ "$(cat "$STAMPS/trixie.stamp" 2>/dev/null)" != "$trixie_key" ] \
         echo "$tvenv_key" >"$TRIXIE/opt/pypasta-venv/.pypasta-deps"
     fi
     echo "$trixie_key" >"$STAMPS/trixie.stamp"
+fi
+
+# --- 7. The reference passt 2026 (passt, pasta, pesto) ----------------------------------------------
+# The binaries are the stamp: build-passt.sh is a no-op once all three are there.
+PASST2026=/opt/passt-2026
+BUILD_PASST=$REPO/../shared/tools/build-passt.sh
+if [ ! -x "$PASST2026/passt" ] || [ ! -x "$PASST2026/pasta" ] || [ ! -x "$PASST2026/pesto" ]; then
+    [ -f "$BUILD_PASST" ] \
+        || die "missing $BUILD_PASST: it builds the reference passt, pasta and pesto into $PASST2026"
+    quiet bash "$BUILD_PASST" "$PASST2026"
 fi

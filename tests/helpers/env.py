@@ -40,6 +40,11 @@ REQUIRED_TOOLS = {
 }
 TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+# The reference passt release 2026_07_16 (pesto protocol 2), built by install-deps.sh step 7 with
+# ../shared/tools/build-passt.sh; not on PATH, so Debian's older passt/pasta stay the default.
+PASST2026_DIR = "/opt/passt-2026"
+PASST2026_TOOLS = ("passt", "pasta", "pesto")
+
 USERS = ("root", "rootless")
 
 # pids of pypasta runs whose seccomp refusals are deliberate (the isolation probe): left out of
@@ -166,6 +171,10 @@ def problems() -> list[str]:
     for tool, pkg in REQUIRED_TOOLS.items():
         if which(tool) is None:
             found.append(f"tool `{tool}` not found (Debian package {pkg})")
+    for tool in PASST2026_TOOLS:
+        if not os.access(os.path.join(PASST2026_DIR, tool), os.X_OK):
+            found.append(f"{PASST2026_DIR}/{tool} missing (the reference passt 2026, built by "
+                         "install-deps.sh with ../shared/tools/build-passt.sh)")
     try:
         pw_test_user()
         have_user = True
