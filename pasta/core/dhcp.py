@@ -34,6 +34,12 @@ Options sent (`DhcpOpt`): `DhcpOpt.SUBNET_MASK`, `DhcpOpt.ROUTER` (the gateway),
 (RFC 3397, RFC 1035 4.1.4 compressed) only with `--dhcp-search` and a search list, and
 `DhcpOpt.CLASSLESS_ROUTE` (RFC 3442: gateway/32 on-link plus default via the gateway) only when
 the gateway is outside the assigned subnet.
+With `-H NAME`, `DhcpOpt.HOSTNAME` (the name's bytes, no terminator); with `--fqdn NAME`,
+`DhcpOpt.CLIENT_FQDN` (RFC 4702 2: flags `FQDN_FLAG_E` only, RCODE1 = RCODE2 = 255, then the
+name in wire format by `encode_domain_name()`), if it fits in one option: up to 250 bytes of
+name (3 + len + 2 <= 255), else left out. Both go in every reply, whether or not the client
+asked for them or sent its own (pasta does not read the client's options 12 and 81), and like
+every option they take part in the order and the 308-byte fit below.
 Order: `DhcpOpt.MSG_TYPE` first unless the client's `DhcpOpt.PARAM_REQ_LIST` names it (some
 clients, e.g. wattcp, want it first); then the options in the order of that list; then the rest
 by number; then `DhcpOpt.END`. An option that would overflow the 308-byte options area (RFC 2131:
@@ -45,7 +51,8 @@ siaddr/sname/file are zero.
 Request parsing: `DhcpOpt.PAD` is skipped, `DhcpOpt.END` stops a field; `DhcpOpt.OVERLOAD`
 (RFC 2131 4.1) continues the options in `file` and then `sname`; repeated options are
 concatenated (RFC 3396). Read are only the message type, the parameter request list and rapid
-commit; `DhcpOpt.REQUESTED_ADDR`, client id, hostname and maximum size are accepted and ignored.
+commit; `DhcpOpt.REQUESTED_ADDR`, client id, the client's `DhcpOpt.HOSTNAME` and
+`DhcpOpt.CLIENT_FQDN` and maximum size are accepted and ignored.
 
 Invariants: the reply's yiaddr is `ctx.v4.addr`, except for an INFORM, whose ACK has yiaddr
 0.0.0.0, no `DhcpOpt.LEASE_TIME` and goes to the (non-zero) ciaddr; no address other than
@@ -54,8 +61,8 @@ followed only by zero padding.
 
 Limits and not handled: no relay agents (giaddr is echoed, nothing is sent to it, also for an
 INFORM), no lease table (so DECLINE and RELEASE change nothing), no client's maximum message
-size (the reply never exceeds 576 bytes anyway), no hostname/FQDN options (newer pasta
-`-H/--fqdn`).
+size (the reply never exceeds 576 bytes anyway), no DNS update for the client's FQDN (the
+FQDN option only tells the client its name).
 
 Errors (`Malformed`, counted by the dispatcher): fewer than 240 bytes (header and magic cookie), a
 magic cookie other than 99.130.83.99, an option running past the end of its field, an invalid
@@ -73,6 +80,9 @@ Differences from passt (dhcp.c dhcp()):
   it is also first when there is no list at all (the reference's wording, and the safer order).
 - pasta does not check the magic cookie; here a wrong cookie is `Malformed`.
 - A parameter request list naming an option twice makes pasta send it twice; here once.
+- pasta's search list budget (dhcp.c opt_set_dns_search) is 308 minus the lengths of the other
+  options (plus one per unused option number), so a long `-H`/`--fqdn` shortens the list there;
+  here the list is encoded up to 255 bytes and then fits or is left out whole, like any option.
 """
 
 from __future__ import annotations
@@ -82,7 +92,7 @@ import struct
 from typing import Optional
 
 from pasta.util.errors import Malformed
-from pasta.plan.linkctx import LinkCtx, encode_name
+from pasta.plan.linkctx import LinkCtx, encode_domain_name, encode_name, name_bytes
 
 BOOTP_HDR = struct.Struct("!BBBBIHH4s4s4s4s16s64s128sI")
 BOOTP_HDR_LEN = BOOTP_HDR.size            # 240, options start here
@@ -97,6 +107,9 @@ FLAG_BROADCAST = 0x8000
 OPT_MIN = 60                              # RFC 951
 OPT_MAX = 307                             # 576 - 268 (offset of options) - 1 (end option)
 LEASE_INFINITE = 0xFFFFFFFF
+OPT_DATA_MAX = 255                        # one option's length byte
+FQDN_FLAG_E = 0x04                        # RFC 4702 2.1: canonical wire format (pasta's only flag)
+FQDN_RCODE = 0xFF                         # RFC 4702 2.2: what a server puts in RCODE1 and RCODE2
 BROADCAST4 = b"\xff\xff\xff\xff"
 ZERO4 = b"\x00" * 4
 _U32 = struct.Struct("!I")
@@ -123,6 +136,7 @@ class DhcpOpt(enum.IntEnum):
     SUBNET_MASK = 1
     ROUTER = 3
     DNS = 6
+    HOSTNAME = 12
     MTU = 26
     REQUESTED_ADDR = 50
     LEASE_TIME = 51
@@ -131,6 +145,7 @@ class DhcpOpt(enum.IntEnum):
     SERVER_ID = 54
     PARAM_REQ_LIST = 55
     RAPID_COMMIT = 80                     # RFC 4039
+    CLIENT_FQDN = 81                      # RFC 4702
     DOMAIN_SEARCH = 119                   # RFC 3397
     CLASSLESS_ROUTE = 121                 # RFC 3442
     END = 255
@@ -233,11 +248,28 @@ def _server_options(ctx: LinkCtx, msg_type: int, rapid: bool, lease: bool = True
         search = encode_search(ctx.search)
         if search:
             opts[DhcpOpt.DOMAIN_SEARCH] = search
+    opts.update(name_options(ctx))
     addr_i = _U32.unpack(v4.addr)[0]
     gw_i = _U32.unpack(v4.gw)[0]
     if addr_i & mask != gw_i & mask:
         # RFC 3442: gw/32 on-link (router 0.0.0.0), then 0/0 via gw
         opts[DhcpOpt.CLASSLESS_ROUTE] = bytes((32,)) + v4.gw + ZERO4 + b"\x00" + v4.gw
+    return opts
+
+
+def name_options(ctx: LinkCtx) -> dict:
+    """`DhcpOpt.HOSTNAME` and `DhcpOpt.CLIENT_FQDN` data for -H / --fqdn (dhcp.c dhcp())."""
+    opts = {}
+    if ctx.hostname:
+        name = name_bytes(ctx.hostname)
+        if len(name) <= OPT_DATA_MAX:            # conf.c allows 253: always true from the CLI
+            opts[DhcpOpt.HOSTNAME] = name
+    if ctx.fqdn:
+        name = name_bytes(ctx.fqdn)
+        # flags, RCODE1, RCODE2 + the encoded name (length byte first, terminator last)
+        if 3 + len(name) + 2 <= OPT_DATA_MAX:
+            opts[DhcpOpt.CLIENT_FQDN] = (bytes((FQDN_FLAG_E, FQDN_RCODE, FQDN_RCODE))
+                                         + encode_domain_name(name))
     return opts
 
 

@@ -30,7 +30,16 @@ Reply options, in this order: `Dhcp6Opt.SERVERID` (DUID-LLT: hardware type Ether
 0xffffffff) holding one `Dhcp6Opt.IAADDR` (assigned address, preferred = valid = 0xffffffff);
 `Dhcp6Opt.CLIENTID` echoed; `Dhcp6Opt.RAPID_COMMIT` (empty) only in the rapid-commit
 `Dhcp6Msg.REPLY` to a SOLICIT; `Dhcp6Opt.DNS_SERVERS` with `--dhcp-dns` and IPv6 nameservers;
-`Dhcp6Opt.DOMAIN_LIST` (uncompressed names, root-only entries skipped) with `--dhcp-search`.
+`Dhcp6Opt.DOMAIN_LIST` (uncompressed names, root-only entries skipped) with `--dhcp-search`;
+`Dhcp6Opt.CLIENT_FQDN` last, with `--fqdn NAME` (dhcpv6.c dhcpv6_client_fqdn_fill()).
+
+Client FQDN (RFC 4704 4): sent in every ADVERTISE and REPLY above (not in a NotOnLink REPLY),
+whether or not the client asked for it. Data: one flags byte, then the name in wire format by
+`encode_domain_name()` (len + 2 bytes). Flags are 0 (S clear: the server does not update the
+AAAA record), or `FQDN_FLAG_O` when the client's own `Dhcp6Opt.CLIENT_FQDN` (the first one at
+the top level) has `FQDN_FLAG_S` set: the server overrides the client's wish. The option is left
+out when it does not fit pasta's budget: `len + 2 > OPT_MAX_SIZE - (reply length so far + 4 + 1)`,
+with `OPT_MAX_SIZE` 1228 = 1280 (IPv6 minimum MTU) - 40 (IPv6) - 8 (UDP) - 4 (message header).
 
 Invariants: the destination is always the request's source; every reply starts with our server id
 and carries the client id unchanged; addresses offered are only `ctx.v6.addr`; a
@@ -38,7 +47,8 @@ and carries the client id unchanged; addresses offered are only `ctx.v6.addr`; a
 such a REPLY always holds the IA_NA with the assigned address.
 
 Limits and not handled: no relay messages, no IA_PD, no reconfigure, no authentication, no
-client FQDN option (newer pasta `--fqdn`), no size check against the 1280-byte minimum MTU.
+DNS update for the FQDN, no size check against the 1280-byte minimum MTU except pasta's for
+the FQDN option.
 
 Errors (`Malformed`): fewer than 4 bytes, an option running past the end of the message or of its
 IA, a client DUID longer than 128 bytes (RFC 8415 11.1), an IA_NA shorter than 12 or IA_TA shorter
@@ -60,6 +70,12 @@ Differences from passt (dhcpv6.c dhcpv6()):
 - pasta's IAID for a message without IA_NA is whatever the last client sent (static buffer, 1 at
   start); here it is always 1.
 - pasta only inspects IA addresses of exactly 24 bytes; here longer ones (with sub-options) count.
+- dhcpv6_client_fqdn_fill() reads the client's FQDN flags through IOV_PEEK_HEADER() of a whole
+  `struct opt_client_fqdn` (4 + 1 + 254 bytes): when fewer than 259 bytes of the message are
+  left from the start of the client's option (the usual case), the peek fails and pasta answers
+  with flags 0 even if S was set. Here the S flag is read whenever the option has a flags byte,
+  as the code intends (and RFC 4704 4.2 asks: O set when the server overrides S). A client
+  option with no data at all counts as S clear (pasta would read the byte after it).
 """
 
 from __future__ import annotations
@@ -69,7 +85,7 @@ import struct
 from typing import Optional
 
 from pasta.util.errors import Malformed
-from pasta.plan.linkctx import LinkCtx, encode_name
+from pasta.plan.linkctx import LinkCtx, encode_domain_name, encode_name, name_bytes
 
 MSG_HDR = struct.Struct("!I")                   # type (8 bits), transaction id (24 bits)
 OPT_HDR = struct.Struct("!HH")
@@ -85,6 +101,10 @@ DUID_MAX = 128
 LIFETIME_INFINITE = 0xFFFFFFFF
 IAID_DEFAULT = 1
 STR_NOTONLINK = b"Prefix not appropriate for link."
+IPV6_MIN_MTU = 1280
+OPT_MAX_SIZE = IPV6_MIN_MTU - (40 + 8 + MSG_HDR.size)  # dhcpv6.c: IPv6, UDP, message header
+FQDN_FLAG_S = 0x01                              # RFC 4704 4.1: client asks for AAAA updates
+FQDN_FLAG_O = 0x02                              # server overrides the client's S
 
 
 class Dhcp6Msg(enum.IntEnum):
@@ -114,6 +134,7 @@ class Dhcp6Opt(enum.IntEnum):
     RAPID_COMMIT = 14
     DNS_SERVERS = 23
     DOMAIN_LIST = 24
+    CLIENT_FQDN = 39                            # RFC 4704
 
 
 class Dhcp6Status(enum.IntEnum):
@@ -184,7 +205,7 @@ def reply(ctx: LinkCtx, udp_payload: bytes, src_ip: bytes,
     mtype, xid = word >> 24, word & 0xFFFFFF
     opts = parse_options(udp_payload, MSG_HDR.size, len(udp_payload))
 
-    client_id = server_id = ia_na = None
+    client_id = server_id = ia_na = client_fqdn = None
     rapid = False
     ias = []
     for code, s, e in opts:
@@ -200,6 +221,8 @@ def reply(ctx: LinkCtx, udp_payload: bytes, src_ip: bytes,
                 ia_na = (s, e)
         elif code == Dhcp6Opt.RAPID_COMMIT:
             rapid = True
+        elif code == Dhcp6Opt.CLIENT_FQDN and client_fqdn is None:
+            client_fqdn = bytes(udp_payload[s:e])
     if client_id is None:
         return None
     ours = server_duid(ctx)
@@ -245,7 +268,22 @@ def reply(ctx: LinkCtx, udp_payload: bytes, src_ip: bytes,
     if mtype == Dhcp6Msg.SOLICIT and rapid:
         parts.append(_opt(Dhcp6Opt.RAPID_COMMIT, b""))     # RFC 8415 21.14: empty
     parts.append(_dns_options(ctx))
-    return b"".join(parts), bytes(src_ip)
+    out = b"".join(parts)
+    return out + client_fqdn_option(ctx, client_fqdn, len(out)), bytes(src_ip)
+
+
+def client_fqdn_option(ctx: LinkCtx, client_fqdn: Optional[bytes], offset: int) -> bytes:
+    """`Dhcp6Opt.CLIENT_FQDN` for --fqdn (module docstring), or b"" (no name, or no room).
+
+    client_fqdn: the data of the client's option 39, or None; offset: reply length so far.
+    """
+    if not ctx.fqdn:
+        return b""
+    name = name_bytes(ctx.fqdn)
+    if len(name) + 2 > OPT_MAX_SIZE - (offset + OPT_HDR.size + 1):
+        return b""                              # pasta: "client FQDN option doesn't fit"
+    flags = FQDN_FLAG_O if client_fqdn and client_fqdn[0] & FQDN_FLAG_S else 0
+    return _opt(Dhcp6Opt.CLIENT_FQDN, bytes((flags,)) + encode_domain_name(name))
 
 
 def _not_on_link(ours: bytes, xid: int, buf: bytes, code: int, start: int,

@@ -35,6 +35,19 @@ Derived switches (pasta-reference.md sections 2 and 5): DHCP is off without an I
 `our_tap_addr`); DHCPv6 is off without an IPv6 address; NDP and DHCPv6 are off when IPv6 is
 disabled; RA is off with `--config-net`. `mtu` is None for `-m 0` (nothing advertised).
 
+Hostname and FQDN (pasta 2026 `-H/--hostname`, `--fqdn`; conf.c, dhcp.c, dhcpv6.c):
+- `LinkCtx.hostname` / `LinkCtx.fqdn` are the option values as given, or None (also for an empty
+  string: pasta sends nothing when strlen() is 0). `from_config` reads `cfg.hostname` and
+  `cfg.fqdn` if the `Config` has them.
+- `name_bytes()` turns them into the bytes pasta copies: the command-line bytes, i.e. UTF-8 with
+  surrogate escapes undone (how Python decoded argv), so odd characters go out unchanged.
+- `encode_domain_name()` is pasta's util.c encoder, byte for byte: no validation of labels (a
+  label longer than 63 bytes, an empty label or a trailing dot are encoded as pasta encodes
+  them); the result is always `len(name) + 2` bytes.
+- The front end rejects names longer than `HOSTNAME_MAX` (253) bytes, as pasta's conf.c does
+  ("Invalid hostname: NAME" / "Invalid FQDN: NAME"); the responders apply their own size checks
+  (dhcp, dhcpv6 docstrings) and never fail on a long name.
+
 States and events: none; this module has no enums.
 
 Invariants (the last three enforced by `LinkCtx.__post_init__`, whoever builds it):
@@ -43,8 +56,7 @@ Invariants (the last three enforced by `LinkCtx.__post_init__`, whoever builds i
 - `no_dhcp` is True whenever IPv4 is disabled or `v4.gw` or `v4.addr` is None; `no_ndp` whenever
   IPv6 is disabled or `v6.our_ll` is None; `no_dhcpv6` also whenever `v6.addr` is None.
 
-Limits and not handled: resolv.conf `options`/`domain` lines are ignored (as in pasta); hostname
-and FQDN options (newer pasta `-H/--fqdn`) are not carried.
+Limits and not handled: resolv.conf `options`/`domain` lines are ignored (as in pasta).
 
 Kernel assumptions: none.
 
@@ -69,6 +81,7 @@ MAXNS = 3                    # passt.h: nameservers per family taken from resolv
 MAXDNSRCH = 6                # passt.h: search domains (5 from resolv.conf, 6 via -S)
 DOMAIN_NAME_MAX = 255        # RFC 1035 2.3.4, wire form
 LABEL_MAX = 63
+HOSTNAME_MAX = 253           # util.h PASST_MAXDNAME - 1: longest -H / --fqdn value pasta accepts
 
 Addr4 = ipaddress.IPv4Address
 Addr6 = ipaddress.IPv6Address
@@ -200,6 +213,21 @@ def encode_name(name: str) -> Optional[bytes]:
     return wire if len(wire) <= DOMAIN_NAME_MAX else None
 
 
+def name_bytes(name: str) -> bytes:
+    """The bytes of a -H / --fqdn value as pasta copies them (argv bytes, surrogates undone)."""
+    return name.encode("utf-8", "surrogateescape")
+
+
+def encode_domain_name(name: bytes) -> bytes:
+    """pasta's util.c encode_domain_name(): RFC 1035 3.1 labels, exactly len(name) + 2 bytes.
+
+    Every dot becomes the length of the run up to the next dot, a length byte comes first and a
+    zero byte last; nothing is checked ("a..b" and "a." give empty labels, as in pasta).
+    """
+    parts = name.split(b".")
+    return b"".join(bytes((len(p) & 0xFF,)) + p for p in parts) + b"\x00"
+
+
 def _mac_bytes(mac) -> bytes:
     if isinstance(mac, (bytes, bytearray)):
         if len(mac) != 6:
@@ -252,6 +280,8 @@ class LinkCtx:
     dhcp_dns: bool = False
     dhcp_search: bool = False
     duid_time: int = 0                    # DUID-LLT time: seconds since 2000-01-01 at start-up
+    hostname: Optional[str] = None        # -H: DHCP option 12
+    fqdn: Optional[str] = None            # --fqdn: DHCP option 81, DHCPv6 option 39
 
     def __post_init__(self):
         # Enforce the module invariants for directly built contexts too: a responder never has
@@ -289,7 +319,10 @@ class LinkCtx:
             no_ndp=cfg.no_ndp or not v6.enabled or v6.our_ll is None,
             no_dhcpv6=cfg.no_dhcpv6 or not v6.enabled or v6.addr is None or v6.our_ll is None,
             no_ra=cfg.no_ra or cfg.config_net,
-            dhcp_dns=cfg.dhcp_dns, dhcp_search=cfg.dhcp_search, duid_time=duid_time)
+            dhcp_dns=cfg.dhcp_dns, dhcp_search=cfg.dhcp_search, duid_time=duid_time,
+            # getattr: older Config objects have no such fields; "" means unset, as in pasta
+            hostname=getattr(cfg, "hostname", None) or None,
+            fqdn=getattr(cfg, "fqdn", None) or None)
 
     def with_guest_mac(self, mac: bytes) -> "LinkCtx":
         """A copy with the guest MAC replaced (pasta follows the tap's source MAC)."""
