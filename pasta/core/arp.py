@@ -16,11 +16,16 @@ Rules (pasta-reference.md 11.1):
 - Ignored: gratuitous announcements (sender IP == target IP, sender IP not 0.0.0.0) and requests
   for the namespace's own assigned IPv4 address. Probes from 0.0.0.0 are answered.
 - The reply: op REPLY, sender = (our MAC, requested target IP), target = (requester's MAC and IP).
+  pasta 2026 mirrors the host's neighbours (`pasta.core.neigh`): when the caller passes the
+  neighbour table's `mac_for`, the sender MAC is the target's real MAC, or the gateway's, when
+  the table knows it (arp.c arp() through fwd_neigh_mac_get()); the Ethernet source stays
+  `ctx.our_mac`, as in pasta.
 
-Invariants: a reply is exactly `ARP_LEN` (28) bytes; its sender hardware address is always
-`ctx.our_mac`.
+Invariants: a reply is exactly `ARP_LEN` (28) bytes; its sender hardware address is
+`ctx.our_mac` unless `mac_for` gives another.
 
-Limits and not handled: no ARP table, no RARP/InARP, no requests sent by pasta. Nothing is answered
+Limits and not handled: no ARP table of the namespace's side, no RARP/InARP, no requests sent
+here (the gratuitous announcements are built by `pasta.core.neigh`). Nothing is answered
 when IPv4 is disabled for the namespace.
 
 Errors: fewer than 28 bytes raises `Malformed` (the dispatcher counts it); well-formed packets that
@@ -36,7 +41,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import Optional
+from typing import Callable, Optional
 
 from pasta.util.errors import Malformed
 from pasta.plan.linkctx import LinkCtx
@@ -55,8 +60,13 @@ class ArpOp(enum.IntEnum):
     REPLY = 2
 
 
-def reply(ctx: LinkCtx, arp_payload: bytes) -> Optional[bytes]:
-    """The ARP reply for a request from the namespace, or None if pasta would not answer."""
+def reply(ctx: LinkCtx, arp_payload: bytes,
+          mac_for: Optional[Callable[[bytes], Optional[bytes]]] = None) -> Optional[bytes]:
+    """The ARP reply for a request from the namespace, or None if pasta would not answer.
+
+    mac_for: the neighbour table's lookup (`pasta.core.neigh.NeighTable.mac_for`): the MAC to
+    give for the requested address, or None for our own.
+    """
     if len(arp_payload) < ARP_LEN:
         raise Malformed("arp: short packet")
     htype, ptype, hlen, plen, op, sha, spa, _tha, tpa = ARP_HDR.unpack_from(arp_payload, 0)
@@ -69,4 +79,6 @@ def reply(ctx: LinkCtx, arp_payload: bytes) -> Optional[bytes]:
         return None
     if tpa == ctx.v4.addr:                   # the namespace's own address: let it keep it
         return None
-    return ARP_HDR.pack(ARPHRD_ETHER, ETH_P_IP, 6, 4, ArpOp.REPLY, ctx.our_mac, tpa, sha, spa)
+    mac = mac_for(tpa) if mac_for is not None else None
+    return ARP_HDR.pack(ARPHRD_ETHER, ETH_P_IP, 6, 4, ArpOp.REPLY, mac or ctx.our_mac, tpa, sha,
+                        spa)

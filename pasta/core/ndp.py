@@ -23,7 +23,10 @@ the link-local address is usable, so answering that RS is both soon enough and s
 States and events (`NdpType`, one per message):
 - `NdpType.NS` -> `NdpType.NA` for the requested target, whatever it is (every address on the
   link is pasta), flags `NaFlag.ROUTER` + `NaFlag.SOLICITED` + `NaFlag.OVERRIDE`, option
-  `NdpOpt.TARGET_L2_ADDR` = our MAC, sent to the solicitor. An NS from the unspecified address
+  `NdpOpt.TARGET_L2_ADDR` = our MAC, or the target's real MAC when the caller passes the
+  neighbour table's `mac_for` and it knows one (pasta 2026 fwd_neigh_mac_get(); see
+  `pasta.core.neigh`, which also sends the same NA unsolicited to ff02::1), sent to the
+  solicitor. An NS from the unspecified address
   (duplicate address detection) is ignored, so DAD always succeeds.
 - `NdpType.RS` -> `NdpType.RA` to the solicitor (to ff02::1 if the RS came from ::), unless RAs
   are off (`--no-ra`, `--config-net`).
@@ -64,7 +67,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import Optional
+from typing import Callable, Optional
 
 from pasta.util.errors import Malformed
 from pasta.plan.linkctx import LinkCtx, encode_name
@@ -168,16 +171,21 @@ def router_advertisement(ctx: LinkCtx) -> bytes:
     return b"".join(out)
 
 
-def neighbour_advertisement(ctx: LinkCtx, target: bytes) -> bytes:
-    """Solicited NA for target with our MAC, checksum field zero."""
+def neighbour_advertisement(ctx: LinkCtx, target: bytes, mac: Optional[bytes] = None) -> bytes:
+    """NA for target with `mac` (None: our MAC), checksum field zero (pasta's ndp_na())."""
     flags = NaFlag.ROUTER | NaFlag.SOLICITED | NaFlag.OVERRIDE
     return (NA_HDR.pack(NdpType.NA, 0, 0, flags, target)
-            + OPT_L2_ADDR.pack(NdpOpt.TARGET_L2_ADDR, 1, ctx.our_mac))
+            + OPT_L2_ADDR.pack(NdpOpt.TARGET_L2_ADDR, 1, mac or ctx.our_mac))
 
 
-def reply(ctx: LinkCtx, icmp6_payload: bytes, src_ip: bytes,
-          dst_ip: bytes) -> Optional[tuple[bytes, bytes, bytes]]:
-    """(ICMPv6 message, IPv6 source, IPv6 destination) answering an NS or RS, or None."""
+def reply(ctx: LinkCtx, icmp6_payload: bytes, src_ip: bytes, dst_ip: bytes,
+          mac_for: Optional[Callable[[bytes], Optional[bytes]]] = None
+          ) -> Optional[tuple[bytes, bytes, bytes]]:
+    """(ICMPv6 message, IPv6 source, IPv6 destination) answering an NS or RS, or None.
+
+    mac_for: the neighbour table's lookup (`pasta.core.neigh.NeighTable.mac_for`), giving the
+    target's MAC for an NA, or None for our own; without it every NA carries our MAC.
+    """
     if len(icmp6_payload) < ICMP6_HDR.size:
         raise Malformed("ndp: short ICMPv6 header")
     mtype = icmp6_payload[0]
@@ -192,7 +200,8 @@ def reply(ctx: LinkCtx, icmp6_payload: bytes, src_ip: bytes,
         if src_ip == UNSPECIFIED6:
             return None                         # DAD probe: nobody else has that address
         target = NS_HDR.unpack_from(icmp6_payload, 0)[4]
-        return neighbour_advertisement(ctx, target), ctx.v6.our_ll, bytes(src_ip)
+        mac = mac_for(target) if mac_for is not None else None
+        return neighbour_advertisement(ctx, target, mac), ctx.v6.our_ll, bytes(src_ip)
     if mtype == NdpType.RS:
         if len(icmp6_payload) < RS_HDR.size:
             raise Malformed("ndp: short RS")
