@@ -2,9 +2,10 @@
 
 Purpose: everything that decides what a frame or a socket event means and what to do about it,
 as plain code over bytes and events: `wire` (frame codecs), `arp`, `dhcp`, `dhcpv6`, `ndp`
-(responders), `flow` (the flow table, passt's flow.c), `fwd` (address translation, passt's
-fwd.c) and `fwd_rule` (the forwarding rule table, pasta 2026's fwd_rule), and `tcp` (the TCP
-state machine and the decisions of passt's tcp.c).
+(responders), `neigh` (the host's neighbour MACs: passt's fwd_neigh_* and netlink notifier),
+`flow` (the flow table, passt's flow.c), `fwd` (address translation, passt's fwd.c) and
+`fwd_rule` (the forwarding rule table, pasta 2026's fwd_rule), and `tcp` (the TCP state machine
+and the decisions of passt's tcp.c).
 
 Theory of operation: no sockets, no epoll, no clock of its own: the shell passes in the time,
 the bytes and, where the core must act, a narrow interface to act through.
