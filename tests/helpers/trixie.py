@@ -21,13 +21,14 @@ enters it the way podman5.md section 5.3 describes:
   with a clean environment (HOME, PATH, XDG_RUNTIME_DIR=/run/user/UID,
   PODMAN_IGNORE_CGROUPSV1_WARNING=1). `user="rootless"` (the default) is the test user, whose
   name, uid and gid the tree shares with the machine's; it has its own subuid range there.
-- Podman's `pasta`: BIN/pypasta stands in for pypasta's console script (the tree has no
-  pypasta installed, and the machine's console script runs an interpreter under /root that the
-  test user cannot execute): it records each run's argv (NUL-separated, in
-  CALLS/<pid>.argv; `--version`/`--help` probes are not runs) and execs the tree's venv python
-  with `-m pasta` and PYTHONPATH=SRC. `contrib/podman/install-helpers.sh --bindir BIN --conf
-  /etc/containers/containers.conf.d/50-pypasta.conf HELPERS` then makes HELPERS/pasta ->
-  BIN/pypasta and the containers.conf drop-in, exactly as a user would.
+- Podman's `pasta` and `pesto`: BIN/pypasta and BIN/pypasta-pesto stand in for pypasta's
+  console scripts (the tree has no pypasta installed, and the machine's console scripts run an
+  interpreter under /root that the test user cannot execute). They run the tree's venv python
+  with PYTHONPATH=SRC; BIN/pypasta also records each run's argv (NUL-separated, in
+  CALLS/<pid>.argv; `--version`/`--help` probes are not runs). `contrib/podman/
+  install-helpers.sh --bindir BIN --conf /etc/containers/containers.conf.d/50-pypasta.conf
+  HELPERS` then makes HELPERS/pasta and HELPERS/pesto and the containers.conf drop-in, exactly
+  as a user would.
 - The image IMAGE is imported from a tar made inside the tree: busybox-static with its applet
   links, socat and iputils ping (as /usr/bin/iping) with their libraries, a web root.
 - pypasta processes are found through the private PID namespace: processes whose
@@ -161,7 +162,7 @@ while True:
     signal.sigwaitinfo({signal.SIGCHLD})
 """
 
-# Stands in for pypasta's console script inside the tree (see the module docstring).
+# Stand in for pypasta's console scripts inside the tree (see the module docstring).
 PYPASTA_STANDIN = """\
 #!/bin/sh
 # pypasta, run from the checkout's sources bound in at {src}; every run's argv is recorded.
@@ -170,6 +171,13 @@ case "${{1-}}" in
     *) printf '%s\\0' "$@" >"{calls}/$$.argv" ;;
 esac
 PYTHONPATH={src} PYTHONDONTWRITEBYTECODE=1 exec {python} -m pasta "$@"
+"""
+PESTO_STANDIN = """\
+#!/bin/sh
+# pypasta-pesto, run from the checkout's sources bound in at {src}.
+PYTHONPATH={src} PYTHONDONTWRITEBYTECODE=1 exec {python} -c \\
+    'import sys; from pasta.front.pesto import main; sys.exit(main(sys.argv[2:], prog=sys.argv[1]))' \\
+    "$0" "$@"
 """
 
 # Runs as root inside the tree: the image's root file system as a tar.
@@ -338,11 +346,12 @@ class Trixie:
 
     def _install_pypasta(self) -> None:
         """BIN/pypasta (the stand-in) and HELPERS through contrib/podman/install-helpers.sh."""
-        standin = PYPASTA_STANDIN.format(src=SRC, calls=self.calls_dir, python=TREE_PYTHON)
-        Path(self.w, "pypasta").write_text(standin)
+        fill = dict(src=SRC, calls=self.calls_dir, python=TREE_PYTHON)
+        Path(self.w, "pypasta").write_text(PYPASTA_STANDIN.format(**fill))
+        Path(self.w, "pypasta-pesto").write_text(PESTO_STANDIN.format(**fill))
         conf_d = "/etc/containers/containers.conf.d/50-pypasta.conf"
         self.run(["sh", "-euc",
-                  f"install -m 0755 {self.w}/pypasta {BIN}/pypasta; "
+                  f"install -m 0755 {self.w}/pypasta {self.w}/pypasta-pesto {BIN}/; "
                   # pypasta's sources, byte-compiled for the tree's python (they are read-only
                   # for the test user, as an installation's would be).
                   f"{TREE_PYTHON} -m compileall -q {SRC} >/dev/null; "
@@ -375,13 +384,14 @@ class Trixie:
             raise CommandError(r.returncode, list(cmd), r.stdout, r.stderr)
         return r
 
-    def popen(self, cmd: Sequence[str], user: str = "rootless", name: str = "cmd"
-              ) -> subprocess.Popen:
+    def popen(self, cmd: Sequence[str], user: str = "rootless", name: str = "cmd",
+              stdin=subprocess.DEVNULL) -> subprocess.Popen:
         """Start `cmd` in the tree; output to workdir/trixie-<n>-<name>.out|.err; killed at
-        close() (with the PID namespace at the latest)."""
+        close() (with the PID namespace at the latest). `stdin=subprocess.PIPE` gives the
+        command a pipe whose closing it can wait for (a readiness-free way to stop it)."""
         label = os.path.join(self.w, f"trixie-{len(self.procs)}-{name}")
         with open(label + ".out", "wb") as out, open(label + ".err", "wb") as err:
-            p = subprocess.Popen(self.argv(cmd, user), stdin=subprocess.DEVNULL, stdout=out,
+            p = subprocess.Popen(self.argv(cmd, user), stdin=stdin, stdout=out,
                                  stderr=err, env={"PATH": env.TOOL_PATH}, cwd="/",
                                  start_new_session=True)
         p.log_paths = {"stdout": label + ".out", "stderr": label + ".err"}  # type: ignore

@@ -18,7 +18,7 @@ from __future__ import annotations
 import pytest
 
 from helpers.proc import wait_until
-from helpers.trixie import IMAGE, INDEX, PeerServices, Trixie, peer_services
+from helpers.trixie import HELPERS, IMAGE, INDEX, PeerServices, Trixie, peer_services
 
 IDLE = ["sleep", "600"]
 WEB = ["sh", "-c", "socat UDP6-LISTEN:5354,fork,reuseaddr PIPE & exec httpd -f -p 80 -h /var/www"]
@@ -57,6 +57,20 @@ def pasta_of(tx: Trixie, name: str):
     procs = tx.pasta_procs(argvs[0])
     assert len(procs) == 1, f"live pypasta for {name}: {procs}"
     return argvs[0], procs[0]
+
+
+# --------------------------------------------------------------------------- discovery
+
+def test_podman_finds_pypasta_through_install_helpers(tx):
+    """install-helpers.sh's directory wins over /usr/bin/pasta: `podman info` probes it with
+    `--version` and shows pypasta; its `pesto` is pypasta-pesto."""
+    out = tx.podman("info", "--format", "{{.Host.Pasta.Executable}}|{{.Host.Pasta.Version}}"
+                    ).stdout
+    exe, version = out.split("|", 1)
+    assert exe == f"{HELPERS}/pasta" and version.startswith("pypasta "), out
+    assert not tx.calls(), "a --version probe is not a run"
+    out = tx.run([f"{HELPERS}/pesto", "--version"]).stdout
+    assert out.startswith("pypasta-pesto "), out
 
 
 # --------------------------------------------------------------------------- default network
