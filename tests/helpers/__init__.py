@@ -71,6 +71,17 @@ How pypasta runs
   under /var/tmp/pypasta-test-src-<pid>-*/ (`helpers.env.rootless_src()`), since the checkout
   may live under /root.
 
+Podman 5 and RootlessKit 2 (helpers.trixie)
+-------------------------------------------
+`Trixie(topo)`: Debian 13's Podman 5.4 and RootlessKit 2.0.2 from the cached tree
+/var/cache/pypasta-test/trixie (install-deps.sh step 6), entered read-only in private mount and
+PID namespaces inside the topology's host namespace, with pypasta as their `pasta` (made by
+contrib/podman/install-helpers.sh). `tx.podman(*args)`, `tx.run(cmd, user="rootless"|"root")`,
+`tx.popen(...)`, `tx.import_image()`, `tx.calls()` (argv of every pypasta run),
+`tx.pasta_procs(argv=None)` (live pypasta processes as `ProcRef`s), `tx.wait_gone(refs, what)`,
+`tx.close()` (checks that nothing is left). `peer_services(topo)`: HTTP, UDP echo and DNS on the
+peer, a stub resolver on the host's 127.0.0.53. Details in the module docstring.
+
 Other helpers
 -------------
 - `wait_until(predicate, timeout=5, what="...", interval=0.005, max_interval=0.1, ignore=())`:

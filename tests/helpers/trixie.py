@@ -34,8 +34,8 @@ enters it the way podman5.md section 5.3 describes:
 - pypasta processes are found through the private PID namespace: processes whose
   /proc/PID/ns/pid is the init's and whose cmdline is the venv python `-m pasta ARGV`
   (`pasta_procs()`), so nothing outside these tests is ever looked at or signalled.
-- `close()`: `podman rm -af`, then a bounded wait until no pypasta is left (a pypasta that
-  outlives every container is reported), then SIGKILL to the init (the kernel kills the rest of
+- `close()`: `podman rm -af` (if Podman was used), then a bounded wait until no pypasta is left
+  (a pypasta that outlives every container is reported), then SIGKILL to the init (the kernel kills the rest of
   the PID namespace, and the mount namespace with all its mounts goes with it), and checks that
   no process of the namespace and no mount of the tree is left.
 
@@ -279,6 +279,7 @@ class Trixie:
         self.unshare: Optional[subprocess.Popen] = None
         self._pidns: Optional[int] = None
         self._level = 0
+        self._used_podman = False
         self._closed = False
         self._prepare_files(resolv)
         try:
@@ -401,6 +402,7 @@ class Trixie:
     def podman(self, *args: str, timeout: float = 60.0, check: bool = True
                ) -> subprocess.CompletedProcess:
         __tracebackhide__ = True
+        self._used_podman = True
         return self.run(["podman", *args], timeout=timeout, check=check)
 
     def import_image(self) -> str:
@@ -485,9 +487,10 @@ class Trixie:
         problems = []
         if self.init is not None and self.init.alive():
             try:
-                r = self.podman("rm", "-af", "-t", "0", timeout=60, check=False)
-                if r.returncode != 0:
-                    problems.append(f"podman rm -af: rc {r.returncode}: {r.stderr.strip()}")
+                if self._used_podman:
+                    r = self.podman("rm", "-af", "-t", "0", timeout=60, check=False)
+                    if r.returncode != 0:
+                        problems.append(f"podman rm -af: rc {r.returncode}: {r.stderr.strip()}")
                 left = self.pasta_procs()
                 try:
                     self.wait_gone(left, "pypasta to exit after podman rm -af")

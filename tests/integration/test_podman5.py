@@ -20,6 +20,8 @@ import pytest
 from helpers.proc import wait_until
 from helpers.trixie import HELPERS, IMAGE, INDEX, PeerServices, Trixie, peer_services
 
+pytestmark = pytest.mark.rootless       # Podman runs as the test user
+
 IDLE = ["sleep", "600"]
 WEB = ["sh", "-c", "socat UDP6-LISTEN:5354,fork,reuseaddr PIPE & exec httpd -f -p 80 -h /var/www"]
 PUB_TCP, PUB_UDP = 8081, 5354

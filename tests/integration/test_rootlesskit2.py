@@ -24,6 +24,8 @@ import pytest
 from helpers.proc import wait_until
 from helpers.trixie import BIN, PeerServices, Trixie, peer_services
 
+pytestmark = pytest.mark.rootless       # RootlessKit runs as the test user
+
 CHILD_PORT = 8091
 HOST_LO_PORT = 7300
 
