@@ -55,7 +55,9 @@ Invariants:
 - Values accepted here are accepted by `pasta.front.conf.parse_args` when rendered by `pasta_args`, and
   the address checks are pasta's (`-a`, `-g`, `--dns-forward` rejection rules).
 - `NetConf.port_mappings` has no two entries with the same (protocol, hostIP, hostPort): exact
-  duplicates are merged, conflicting ones refused.
+  duplicates are merged, conflicting ones refused; nor two of one protocol and host port whose
+  host addresses overlap (no hostIP, or 0.0.0.0 / :: against an address of its family), which
+  pasta 2026 refuses as a forwarding conflict.
 
 Limits and not handled:
 - `sctp` port mappings are refused with code 2 ("unsupported field": the reference reserves 3 for
@@ -555,6 +557,17 @@ def _port_mapping(o: JsonObject) -> PortMapping:
     return PortMapping(host_port, container_port, proto, host_ip)
 
 
+def _host_ips_overlap(a: Optional[IPAny], b: Optional[IPAny]) -> bool:
+    """pasta's conflict rule for listening addresses (fwd_rule.c, inany_matches()): no address
+    listens on both families, an unspecified one on its whole family; IPv4-mapped is IPv4."""
+    if a is None or b is None:
+        return True
+    a, b = (x.ipv4_mapped or x if x.version == 6 else x for x in (a, b))
+    if a.version != b.version:
+        return False
+    return a.is_unspecified or b.is_unspecified or a == b
+
+
 def _runtime_config(ctx: _Ctx) -> dict:
     rc = ctx.top.object("runtimeConfig")
     if rc is None:
@@ -562,17 +575,28 @@ def _runtime_config(ctx: _Ctx) -> dict:
     out: Dict[str, Any] = {}
     mappings: List[PortMapping] = []
     where: Dict[Tuple[str, Optional[IPAny], int], Tuple[int, int]] = {}
+    kept: List[Tuple[int, PortMapping]] = []
     for i, o in enumerate(rc.objects("portMappings")):
         m = _port_mapping(o)
         key = (m.protocol, m.host_ip, m.host_port)
+        host = f"{m.host_ip}:" if m.host_ip else ""
         if key in where:
             j, target = where[key]
             if target != m.container_port:
-                host = f"{m.host_ip}:" if m.host_ip else ""
                 raise _fail(f"{o.path}: {m.protocol} host port {host}{m.host_port} is already "
                             f"mapped to container port {target} by portMappings[{j}]")
             continue
+        for j, n in kept:
+            if (n.protocol, n.host_port) == (m.protocol, m.host_port) and \
+                    _host_ips_overlap(n.host_ip, m.host_ip):
+                other = f"{n.host_ip}:" if n.host_ip else ""
+                raise _fail(f"{o.path}: {m.protocol} host port {host}{m.host_port} overlaps "
+                            f"{other}{n.host_port} of portMappings[{j}]",
+                            "pasta refuses overlapping forwards (\"Forwarding configuration "
+                            "conflict\"): no address matches every address, 0.0.0.0 every "
+                            "IPv4 one, :: every IPv6 one")
         where[key] = (i, m.container_port)
+        kept.append((i, m))
         mappings.append(m)
     if mappings:
         out["port_mappings"] = tuple(mappings)

@@ -72,13 +72,12 @@ def to_config(o: "cli.SlirpOptions", resolv_conf: str | None = None):
 
     `resolv_conf`: the host's resolv.conf text (read here if None): its first nameserver of
     each family is where queries to the DNS address go, as libslirp's get_dns_addr()."""
-    from pasta.plan import config as C, linkctx, portspec
+    from pasta.plan import config as C, linkctx
     from pasta.shell.translator import read_resolv_conf
     servers, _ = linkctx.parse_resolv_conf(read_resolv_conf() if resolv_conf is None
                                            else resolv_conf)
     host4 = next((a for a in servers if a.version == 4), None)
     host6 = next((a for a in servers if a.version == 6), None)
-    none = portspec.parse("none")
     kw = dict(
         foreground=True, quiet=True,
         mtu=o.mtu, ns_ifname=o.tapname, ns_mac=o.macaddress,
@@ -86,7 +85,7 @@ def to_config(o: "cli.SlirpOptions", resolv_conf: str | None = None):
         config_net=o.configure, no_copy_routes=True, no_copy_addrs=True,
         ipv6=o.enable_ipv6,
         outbound4=o.outbound_addr, outbound6=o.outbound_addr6,
-        tcp_ports=none, udp_ports=none, tcp_ns=none, udp_ns=none, udp_reuseaddr=False,
+        fwd_rules=(), udp_reuseaddr=False,        # forwards come from the API only
         no_splice=True,
         map_host_loopback_none=True, no_map_gw=True,
     )

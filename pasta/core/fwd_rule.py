@@ -15,12 +15,22 @@ Theory of operation:
   (-t/-u, listening on the host, forwarding into the namespace) or `PIF_SPLICE` (-T/-U,
   listening on the namespace's loopback, forwarding to the host's). `rules_of(pif)` gives
   pasta's per-pif table, in order.
-- Building (`fwd_rules_from_spec`): a parsed `portspec.PortForward` becomes rules as
-  `fwd_rule_parse()` makes them: each item's ports minus its `~` exclusions (and, for an
-  exclusion-only list, minus the ephemeral range) as one rule per contiguous run; no address and
-  both families give `::` DUAL, one family `0.0.0.0` or `::`; `auto` gives WEAK|SCAN runs over
-  1..65535 minus the exclusions. -T/-U rules listen on 127.0.0.1 and ::1 (one rule per enabled
-  family: pasta's form without the IFNAME capability, and what pypasta binds).
+- Parsing (`fwd_rule_parse`, `fwd_table_parse`): pasta 2026's fwd_rule_parse() on one -t/-u/-T/-U
+  (or pesto) argument, with the grammar pieces of `pasta.plan.portspec`. `none` makes nothing
+  (refused after a rule of the same pif and protocol: "-t none conflicts with previous
+  options"). An address part (`ADDR[%IF]/`, `[*][%IF]/`; -t/-u only: "Listening address not
+  allowed for -T ...") then the chunks in two passes: `auto` (SCAN flag on every rule of the
+  argument; needs the SCAN cap) and `~` exclusions first, then each include as one rule per
+  run of its ports not excluded, in order. With no include (`all`, `auto`, exclusions only):
+  ports 1..65535 minus the ephemeral range and the exclusions, WEAK, one rule per run, target
+  `all:TADDR` if given. No address: `::` DUAL with both IPV4 and IPV6 caps, else `0.0.0.0` or
+  `::`. -T/-U: interface `lo` with the IFNAME cap, else one rule set on 127.0.0.1 and one on ::1
+  (with a warning). Rules are added one by one with `fwd_rule_add`, so the first failure is
+  pasta's: the reason, then "Unable to add rule R" (`FwdRuleError.lines`). `fwd_rule_parse`
+  parses into an empty table and returns the rules; `fwd_table_parse` adds to a table (the
+  command line's: conflicts with earlier arguments show up where pasta finds them).
+- Run-time capabilities (`fwd_rules_for_caps`): rules parsed for two families become
+  single-family ones when a family turns out disabled, as if parsed with that cap missing.
 - Validating (`fwd_rule_add`): pasta's checks and messages, including the conflict rule: same pif
   and protocol, overlapping ports and matching addresses (DUAL matches everything, `0.0.0.0`
   every IPv4 address, `::` every IPv6 address) is "Forwarding configuration conflict: A versus
@@ -45,16 +55,17 @@ Invariants:
 - Therefore a `Sock` belongs to exactly one rule of a table.
 - Addresses are `ipaddress` objects; IPv4 rules hold `IPv4Address` (pasta's `::ffff:a.b.c.d`).
 
-Limits and not handled: `taddr` is carried and checked but no front end sets it yet (the
--t/-u grammar has no target address), and the listeners cannot honour it, nor -T/-U rules
-off the namespace's loopback: `fwd_rule_unsupported()` says so; `all` is passt's only. The wire encoding of a rule is the
-control socket's (next issue).
+Limits and not handled: `taddr` is parsed and checked but the listeners cannot honour it yet,
+nor -T/-U rules off the namespace's loopback: `fwd_rule_unsupported()` says so. The wire
+encoding of a rule is `pasta.core.pesto`'s.
 
 Kernel assumptions: none.
 
 Differences from passt (`fwd_rule.c`, `fwd.c`):
 - The pif is a field of the rule rather than the index of the table that holds it.
-- `auto` covers the ephemeral range too (pypasta's auto always did), and takes exclusions.
+- `fwd_rule_parse()` raises instead of dying; `FwdRuleError.lines` keeps pasta's lines, and
+  the -T/-U warning goes to a list instead of the log.
+- `fwd_rules_for_caps()` has no pasta counterpart: pasta knows its families before parsing.
 - Start-up failures keep pypasta's messages ("Failed to bind port P (E) for option '-t'",
   "Failed to bind any port for '-t' (E)"); the "any port" check applies to the best-effort rules
   of -t/-u only, grouped by protocol, address and interface (one exclusion-only argument).
@@ -65,12 +76,14 @@ Differences from passt (`fwd_rule.c`, `fwd.c`):
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from pasta.util.errors import ConfigError
 from pasta.core.flow import Pif
-from pasta.plan.portspec import EPHEMERAL_DEFAULT, FwdMode, NUM_PORTS, PortForward
+from pasta.plan.portspec import (EPHEMERAL_DEFAULT, IFNAMSIZ, NUM_PORTS, Chunk, ChunkKind,
+                                 PortSpecError, c_strlen, parse_addrifname, parse_eoi,
+                                 parse_literal, parse_port_chunk, parse_unsigned, show)
 
 IPAny = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
@@ -81,6 +94,7 @@ PIF_NAMES = {PIF_HOST: "HOST", PIF_SPLICE: "SPLICE"}
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
 PROTO_NAMES = {IPPROTO_TCP: "TCP", IPPROTO_UDP: "UDP"}
+IPPROTO_NAMES = {1: "ICMP", IPPROTO_TCP: "TCP", IPPROTO_UDP: "UDP", 58: "ICMPv6"}   # ipproto_name()
 
 FWD_DUAL_STACK_ANY = 1 << 0
 FWD_WEAK = 1 << 1
@@ -102,6 +116,7 @@ ANY4 = ipaddress.IPv4Address("0.0.0.0")
 ANY6 = ipaddress.IPv6Address("::")
 LOOPBACK4 = ipaddress.IPv4Address("127.0.0.1")
 LOOPBACK6 = ipaddress.IPv6Address("::1")
+BCAST4 = ipaddress.IPv4Address("255.255.255.255")
 
 # The option each (pif, proto) comes from, for messages.
 OPTION = {(PIF_HOST, IPPROTO_TCP): "-t", (PIF_HOST, IPPROTO_UDP): "-u",
@@ -109,7 +124,14 @@ OPTION = {(PIF_HOST, IPPROTO_TCP): "-t", (PIF_HOST, IPPROTO_UDP): "-u",
 
 
 class FwdRuleError(ConfigError):
-    """A rule that fails validation or conflicts with one already in the table."""
+    """A rule that fails validation or conflicts with one already in the table.
+
+    `lines` are every line pasta prints for it, in order (its warn()s, then the die() of
+    fwd_rule_parse(): "Unable to add rule ..."); the message is the first, the reason."""
+
+    def __init__(self, *lines: str):
+        super().__init__(lines[0])
+        self.lines = lines
 
 
 @dataclass(frozen=True)
@@ -176,12 +198,23 @@ class FwdTable:
 
 
 # ------------------------------------------------------------------------------------ text
+def inany_ntop(addr: IPAny) -> str:
+    """pasta's inany_ntop(): dotted IPv4, else glibc's inet_ntop(AF_INET6), which writes an
+    address whose first 96 bits are zero and next 16 are not as `::a.b.c.d`."""
+    if addr.version == 6:
+        b = addr.packed
+        if b[:12] == bytes(12) and b[12:14] != bytes(2):
+            return f"::{ipaddress.IPv4Address(b[12:])}"
+    return str(addr)
+
+
 def fwd_rule_fmt(rule: FwdRule) -> str:
     """pasta's rule text: `PROTO [ADDR]%IF:FIRST[-LAST]  =>  [TADDR:]TO[-TOLAST] ` + flags."""
-    addr = "*" if rule.flags & FWD_DUAL_STACK_ANY else str(rule.addr)
+    addr = "*" if rule.flags & FWD_DUAL_STACK_ANY else inany_ntop(rule.addr)
     pct = f"%{rule.ifname}" if rule.ifname else ""
-    taddr = f"{rule.taddr}:" if rule.taddr is not None and not rule.taddr.is_unspecified else ""
-    proto = PROTO_NAMES.get(rule.proto, str(rule.proto))
+    t = rule.taddr
+    taddr = f"{inany_ntop(t)}:" if t is not None and not t.is_unspecified else ""
+    proto = IPPROTO_NAMES.get(rule.proto, "<unknown protocol>")
     if rule.first == rule.last:
         ports, tports = f"{rule.first}", f"{rule.to}"
     else:
@@ -206,8 +239,13 @@ def fwd_rule_conflicts(a: FwdRule, b: FwdRule) -> bool:
             and not (a.last < b.first or b.last < a.first))
 
 
+def _is_multicast(a: IPAny) -> bool:
+    """inany_is_multicast(): IPv6 or IPv4 multicast, or the IPv4 broadcast address."""
+    return a.is_multicast or (a.version == 4 and a == BCAST4)
+
+
 def _check(caps: int, new: FwdRule) -> None:
-    """fwd_rule_add()'s checks of one rule on its own, with pasta's messages."""
+    """fwd_rule_add()'s checks of one rule on its own, in its order and with its messages."""
     if new.first > new.last:
         raise FwdRuleError(f"Rule has invalid port range {new.first}-{new.last}")
     if not new.first:
@@ -216,15 +254,14 @@ def _check(caps: int, new: FwdRule) -> None:
         raise FwdRuleError("Forwarding rule attempts to map to port 0")
     if new.flags & ~FWD_FLAGS:
         raise FwdRuleError(f"Rule has invalid flags 0x{new.flags & ~FWD_FLAGS:x}")
+    # Not fwd_rule_add()'s: what pasta's tables and conf_recv_rules() check elsewhere.
     if new.pif not in PIF_NAMES:
         raise FwdRuleError("Received rules for non-existent table")
-    if len(new.ifname) >= 16:
+    if c_strlen(new.ifname) >= IFNAMSIZ:
         raise FwdRuleError("Interface name was not NULL terminated")
-    if new.ifname and not caps & FWD_CAP_IFNAME:
-        raise FwdRuleError(f"Device binding for '{new.option} {new.ifname}' unsupported")
     if new.flags & FWD_DUAL_STACK_ANY:
         if new.addr != ANY6:
-            raise FwdRuleError(f"Dual stack rule has non-wildcard address {new.addr}")
+            raise FwdRuleError(f"Dual stack rule has non-wildcard address {inany_ntop(new.addr)}")
         if not caps & FWD_CAP_IPV4:
             raise FwdRuleError("Dual stack forward, but IPv4 not enabled")
         if not caps & FWD_CAP_IPV6:
@@ -240,18 +277,21 @@ def _check(caps: int, new: FwdRule) -> None:
         if not caps & FWD_CAP_UDP:
             raise FwdRuleError("Can't add UDP forwarding rule, UDP not enabled")
     else:
-        raise FwdRuleError(f"Unsupported protocol 0x{new.proto:x} for forwarding rule")
-    if new.flags & FWD_SCAN and not caps & FWD_CAP_SCAN:
-        raise FwdRuleError("'auto' port forwarding is only allowed for pasta")
+        name = IPPROTO_NAMES.get(new.proto, "<unknown protocol>")
+        raise FwdRuleError(f"Unsupported protocol 0x{new.proto & 0xFF:x} ({name}) "
+                           "for forwarding rule")
     t = new.taddr
     if t is not None and not t.is_unspecified:
-        if t.is_multicast:
-            raise FwdRuleError(f"Forwarding to multicast address {t} unsupported")
+        ts = inany_ntop(t)
+        if _is_multicast(t):
+            raise FwdRuleError(f"Multicast target address {ts} for forwarding rule")
         if new.flags & FWD_DUAL_STACK_ANY:
-            raise FwdRuleError(f"Dual stack forward to IPv{t.version} address {t} unsupported")
+            raise FwdRuleError(f"Dual stack forward to IPv{t.version} address {ts} unsupported",
+                               "Did you mean %s/... instead?"
+                               % ("0.0.0.0" if t.version == 4 else "[::]"))
         if t.version != new.addr.version:
-            raise FwdRuleError(f"Forwarding from IPv{new.addr.version} to IPv{t.version} "
-                               "address unsupported")
+            raise FwdRuleError(f"Forward from IPv{new.addr.version} ({inany_ntop(new.addr)}) "
+                               f"to IPv{t.version} ({ts}) unsupported")
 
 
 def fwd_rule_add(table: FwdTable, new: FwdRule) -> FwdTable:
@@ -265,7 +305,8 @@ def fwd_rule_add(table: FwdTable, new: FwdRule) -> FwdTable:
     if len(same) >= MAX_FWD_RULES:
         raise FwdRuleError(f"Too many rules (maximum {MAX_FWD_RULES})")
     if sum(r.last - r.first + 1 for r in same) + new.last - new.first + 1 > MAX_LISTEN_SOCKS:
-        raise FwdRuleError("Rules require too many listening sockets")
+        raise FwdRuleError("Rules require too many listening sockets "
+                           f"(maximum {MAX_LISTEN_SOCKS})")
     return FwdTable(table.caps, table.rules + (new,))
 
 
@@ -289,56 +330,186 @@ def fwd_table(caps: int, rules: Iterable[FwdRule]) -> FwdTable:
     return table
 
 
-# -------------------------------------------------------------------------------- building
-def _runs(ports: Iterable[int]) -> Iterator[Tuple[int, int]]:
-    """Contiguous (first, last) runs of an ascending port sequence."""
-    first = last = None
-    for port in ports:
-        if last is not None and port == last + 1:
-            last = port
-            continue
-        if first is not None:
-            yield first, last
-        first = last = port
-    if first is not None:
-        yield first, last
+# ------------------------------------------------------------------------------- parsing
+def fwd_parse_ephemeral(text: str) -> Optional[Tuple[int, int]]:
+    """The ephemeral range from the text of ip_local_port_range (`MIN<tab>MAX`), or None where
+    pasta's fwd_probe_ephemeral() says "Unable to parse" and keeps `EPHEMERAL_DEFAULT`."""
+    line = text.split("\n", 1)[0]
+    r = parse_unsigned(line, 0)
+    if r is None:
+        return None
+    lo, p = r
+    p = parse_literal(line, p, "\t")
+    r = parse_unsigned(line, p) if p is not None else None
+    if r is None or not parse_eoi(line, r[1]) or lo >= NUM_PORTS or r[0] >= NUM_PORTS:
+        return None
+    return lo, r[0]
 
 
-def _listen_addrs(pif: int, caps: int, addr: Optional[IPAny]) -> List[Tuple[IPAny, int]]:
-    """(address, flags) of the rules one item makes: pasta's dual-stack choice."""
+class _Parse:
+    """One fwd_rule_parse() call: the table grows rule by rule, as pasta's does, so that the
+    first error is the one pasta reports."""
+
+    def __init__(self, table: FwdTable, pif: int, proto: int, caps: int,
+                 ephemeral: Tuple[int, int], warnings: Optional[List[str]]):
+        self.table = table
+        self.pif, self.proto, self.caps = pif, proto, caps
+        self.ephemeral = ephemeral
+        self.warnings = warnings
+        self.added: List[FwdRule] = []
+
+    def add(self, rule: FwdRule) -> None:
+        """fwd_rule_add(), and die("Unable to add rule ...") as fwd_rule_range_except()."""
+        try:
+            self.table = fwd_rule_add(self.table, rule)
+        except FwdRuleError as e:
+            raise FwdRuleError(*e.lines, f"Unable to add rule {fwd_rule_fmt(rule)}") from None
+        self.added.append(rule)
+
+    def range_except(self, addr: Optional[IPAny], ifname: str, first: int, last: int,
+                     exclude: bytearray, taddr: Optional[IPAny], tgt_first: int,
+                     flags: int) -> None:
+        """fwd_rule_range_except(): one rule per run of first..last not in `exclude`."""
+        if addr is None:
+            addr, flags = ANY6, flags | FWD_DUAL_STACK_ANY
+        delta = tgt_first - first
+        base = first
+        while base <= last:
+            base = exclude.find(0, base, last + 1)          # next port not excluded
+            if base < 0:
+                break
+            end = exclude.find(1, base, last + 1)           # next excluded one
+            end = last + 1 if end < 0 else end
+            self.add(FwdRule(self.pif, self.proto, base, end - 1, (base + delta) & 0xFFFF,
+                             addr, taddr, ifname, flags))
+            base = end
+
+    def ports(self, addr: Optional[IPAny], ifname: str, spec: str) -> None:
+        """fwd_rule_parse_ports(): the chunks after the address part, in two passes."""
+        exclude = bytearray(NUM_PORTS)
+        flags = 0
+        chunks: List[Chunk] = []
+        p = 0
+        while True:             # first pass: `auto` and exclusions
+            r = parse_port_chunk(spec, p)
+            if r is None:
+                raise PortSpecError(f"Invalid port specifier '{show(spec)}'")
+            chunk, p = r
+            if chunk.kind is ChunkKind.AUTO:
+                if not self.caps & FWD_CAP_SCAN:
+                    raise PortSpecError("'auto' port forwarding is only allowed for pasta")
+                flags |= FWD_SCAN
+            elif chunk.kind is ChunkKind.EXCLUDE:
+                lr = chunk.lrange
+                exclude[lr.first:lr.last + 1] = b"\1" * (lr.last - lr.first + 1)
+            chunks.append(chunk)
+            q = parse_literal(spec, p, ",")
+            if q is None:
+                break
+            p = q
+        all_taddr: Optional[IPAny] = None
+        exclude_only = True
+        for chunk in chunks:    # second pass: includes (the same chunks: parsing is pure)
+            if chunk.kind is ChunkKind.ALL:
+                all_taddr = chunk.taddr
+            elif chunk.kind is ChunkKind.INCLUDE:
+                exclude_only = False
+                lr, tr = chunk.lrange, chunk.trange
+                if tr.last - tr.first != lr.last - lr.first:
+                    raise PortSpecError(f"Invalid port specifier '{show(spec)}'")
+                self.range_except(addr, ifname, lr.first, lr.last, exclude, chunk.taddr,
+                                  tr.first, flags)
+        if not parse_eoi(spec, p):
+            raise PortSpecError(f"Invalid port specifier '{show(spec)}'")     # trailing garbage
+        if exclude_only:        # `all`, `auto`, exclusions: every non-ephemeral port
+            lo, hi = self.ephemeral
+            if lo <= hi:
+                exclude[lo:hi + 1] = b"\1" * (hi - lo + 1)
+            self.range_except(addr, ifname, 1, NUM_PORTS - 1, exclude, all_taddr, 1,
+                              flags | FWD_WEAK)
+
+    def parse(self, optarg: str) -> bool:
+        """fwd_rule_parse() for one argument; False for `none`."""
+        optname = OPTION[(self.pif, self.proto)]
+        caps = self.caps
+        if optarg == "none":
+            if any(r.proto == self.proto for r in self.table.rules_of(self.pif)):
+                raise PortSpecError(f"{optname} none conflicts with previous options")
+            return False
+        splice = self.pif == PIF_SPLICE
+        r = parse_addrifname(optarg, 0)
+        if r is not None:
+            addr, ifname, p = r
+            if splice:
+                raise PortSpecError(f"Listening address not allowed for {optname} {show(optarg)}")
+            if ifname in (".", ".."):
+                raise PortSpecError(f"Invalid interface name: {show(ifname)}")
+        else:
+            addr, ifname, p = None, "", 0
+        spec = optarg[p:]
+        if splice:
+            if not caps & FWD_CAP_IFNAME:
+                if self.warnings is not None:
+                    self.warnings.append("SO_BINDTODEVICE unavailable, forwarding only "
+                                         f"127.0.0.1 and ::1 for '{optname} {show(optarg)}'")
+                if caps & FWD_CAP_IPV4:
+                    self.ports(LOOPBACK4, "", spec)
+                if caps & FWD_CAP_IPV6:
+                    self.ports(LOOPBACK6, "", spec)
+                return True
+            ifname = "lo"
+        # No need for dual stack with one IP version
+        if addr is None and not caps & FWD_CAP_IPV4:
+            addr = ANY6
+        elif addr is None and not caps & FWD_CAP_IPV6:
+            addr = ANY4
+        if ifname and not caps & FWD_CAP_IFNAME:
+            raise PortSpecError(f"Device binding for '{optname} {show(optarg)}' unsupported "
+                                "(requires kernel 5.7+)")
+        self.ports(addr, ifname, spec)
+        return True
+
+
+def fwd_table_parse(table: FwdTable, optarg: str, pif: int, proto: int,
+                    ephemeral: Tuple[int, int] = EPHEMERAL_DEFAULT,
+                    warnings: Optional[List[str]] = None) -> FwdTable:
+    """`table` plus the rules of one -t/-u (PIF_HOST) or -T/-U (PIF_SPLICE) argument, checked
+    against `table.caps` and added one by one as pasta's fwd_rule_parse() does, so the error
+    (PortSpecError or FwdRuleError, both ConfigError) is the one pasta reports; `none` changes
+    nothing but is refused after a rule of the same pif and protocol. Non-fatal warnings
+    (SO_BINDTODEVICE missing for -T/-U) are appended to `warnings`."""
+    job = _Parse(table, pif, proto, table.caps, ephemeral, warnings)
+    job.parse(optarg.split("\0", 1)[0])          # a C string ends at its first NUL
+    return job.table
+
+
+def fwd_rule_parse(optarg: str, pif: int, proto: int, caps: int, ephemeral: Tuple[int, int],
+                   *, warnings: Optional[List[str]] = None) -> Optional[List[FwdRule]]:
+    """The rules one -t/-u/-T/-U argument makes on its own (None for `none`), in pasta's
+    order, each valid for `caps` and free of conflicts with the others: pasta 2026's
+    fwd_rule_parse() into an empty table. Raises PortSpecError or FwdRuleError."""
+    job = _Parse(FwdTable(caps), pif, proto, caps, ephemeral, warnings)
+    if not job.parse(optarg.split("\0", 1)[0]):
+        return None
+    return job.added
+
+
+def fwd_rules_for_caps(rules: Iterable[FwdRule], caps: int) -> List[FwdRule]:
+    """Rules parsed for both families (and the scan) adapted to the capabilities found at run
+    time: a DUAL rule becomes one on the unspecified address of the family that is left (what
+    fwd_rule_parse() makes with one family: `0.0.0.0` or `::`, interface kept), and SCAN rules
+    go when nothing can scan. Rules of a missing family are kept, for `fwd_rule_add()` to refuse
+    ("IPv6 forward, but IPv6 not enabled") as pasta refuses them when parsing."""
     v4, v6 = bool(caps & FWD_CAP_IPV4), bool(caps & FWD_CAP_IPV6)
-    if pif == PIF_SPLICE:
-        return [(LOOPBACK4, 0)] * v4 + [(LOOPBACK6, 0)] * v6
-    if addr is not None:
-        return [(addr, 0)]
-    if v4 and v6:
-        return [(ANY6, FWD_DUAL_STACK_ANY)]
-    return [(ANY4, 0)] * v4 + [(ANY6, 0)] * v6
-
-
-def fwd_rules_from_spec(spec: Optional[PortForward], pif: int, proto: int, caps: int,
-                        ephemeral: Tuple[int, int] = EPHEMERAL_DEFAULT) -> List[FwdRule]:
-    """The rules of one option's parsed value (None: not given, which means `auto`)."""
-    rules: List[FwdRule] = []
-    if spec is None or spec.mode is FwdMode.AUTO:
-        if not caps & FWD_CAP_SCAN:
-            return rules
-        ports = (p for p in range(1, NUM_PORTS) if spec is None or not spec.is_excluded(p))
-        for first, last in _runs(ports):
-            for addr, flags in _listen_addrs(pif, caps, None):
-                rules.append(FwdRule(pif, proto, first, last, first, addr,
-                                     flags=flags | FWD_WEAK | FWD_SCAN))
-        return rules
-    if spec.mode is not FwdMode.SPEC:
-        return rules
-    for item in spec.rules:
-        weak = FWD_WEAK if item.weak else 0
-        addrs = _listen_addrs(pif, caps, item.addr)
-        for first, last in _runs(port for port, _ in item.ports(ephemeral)):
-            for addr, flags in addrs:
-                rules.append(FwdRule(pif, proto, first, last, first + item.delta, addr,
-                                     ifname=item.ifname or "", flags=flags | weak))
-    return rules
+    out: List[FwdRule] = []
+    for rule in rules:
+        if rule.flags & FWD_SCAN and not caps & FWD_CAP_SCAN:
+            continue
+        if rule.flags & FWD_DUAL_STACK_ANY and v4 != v6:
+            rule = replace(rule, addr=ANY4 if v4 else ANY6,
+                           flags=rule.flags & ~FWD_DUAL_STACK_ANY)
+        out.append(rule)
+    return out
 
 
 def fwd_caps(v4: bool, v6: bool, tcp: bool, udp: bool, scan: bool,

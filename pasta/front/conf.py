@@ -6,17 +6,24 @@ type pasta command lines at us), reject what it rejects with its wording, and pr
 
 Theory of operation:
 - `parse_args(argv)` (argv without the program name) is pure: it prints nothing, exits nothing and
-  touches the system only to resolve `--runas` names (pwd/grp). It raises `UsageError` for
+  touches the system only to resolve `--runas` names (pwd/grp) and, unless its `ephemeral`
+  argument is given, to read /proc/sys/net/ipv4/ip_local_port_range (pasta's
+  fwd_probe_ephemeral(): a warning and 49152-65535 when unreadable). It raises `UsageError` for
   getopt-level errors (printed by `main` with the usage text), `ConfigError`/`PortSpecError` for bad
   values, and `ExitRequest` for `-h/--help` and `--version`.
 - `_Getopt` is the GNU `getopt_long` of `pasta.front.getopt` (shared with the slirp4netns front end) for the optstring `+dqfel:hs:F:I:p:P:m:a:n:M:g:i:o:D:S:
   461t:u:T:U:` plus the long-option table `LONG_OPTIONS` (in pasta's order, which matters for the
   list printed for an ambiguous abbreviation). It yields options lazily, so a problem is reported
   at the point pasta would report it: `-h` before a bad option wins, a bad option before `-h` wins.
-- Like pasta's `conf()`, options are handled in three passes over the same argv: pass 1 handles
-  everything except `-t -u -T -U -D`; pass 2 handles `-t -u -D`; the PID/command/`--netns` checks
-  follow; pass 3 handles `-T -U`. This reproduces pasta's error precedence and the rule that
-  `-D none` clears `--dns-forward`/`--dns-host` wherever it appears.
+- Like pasta's `conf()`, options are handled in passes over the same argv: pass 1 handles
+  everything except `-t -u -T -U -D`; pass 2 handles `-D`, then every `-t -u -T -U` in argv order
+  (pasta 2026's port loop): each argument goes through `fwd_rule.fwd_table_parse()` into one
+  forwarding table, checked against the capabilities the options leave (IPV4 unless `-6`, IPV6
+  unless `-4`, TCP unless `--no-tcp`, UDP unless `--no-udp`, SCAN, IFNAME), so conflicts and
+  `-t 80 -t none` are fatal where pasta finds them. The PID/command/`--netns` checks follow, then
+  each of `-t -T -u -U` not given at all adds `auto`, in that order (pasta's defaults).
+  `Config.fwd_rules` holds the result. This reproduces pasta's error precedence and the rule
+  that `-D none` clears `--dns-forward`/`--dns-host` wherever it appears.
 - `main()` prints `pypasta: <message>` on stderr for every `PastaError` (plus the usage text after a
   `UsageError`), a traceback only when `-d/--debug/--trace` appeared, and maps KeyboardInterrupt to 130.
 
@@ -50,8 +57,11 @@ Differences from pasta (`conf.c conf()`, `conf_ports()`, `conf_pasta_ns()`, `par
 - `--map-host-loopback none` / `--map-guest-addr none` work as documented (the reference tree falls
   through into the address check and dies); `none` also sets `no_map_gw` for `--map-host-loopback`.
 - `-S none` empties the list, and later `-S` entries start a new one (pasta keeps writing after
-  the zeroed slots). `--no-tcp`/`--no-udp` refuse `-t/-T`/`-u/-U` arguments other than `none`, as
-  pasta's code does (`-t none --no-tcp` is fine; Podman always adds `-t none`).
+  the zeroed slots). `--no-tcp`/`--no-udp` leave the TCP/UDP capability out, so `-t 80 --no-tcp`
+  fails as in pasta 2026 ("Can't add TCP forwarding rule, TCP not enabled"; `-t none` is fine),
+  but an option not given then gets no `auto` (pasta 2026 adds it anyway and dies: `pasta
+  --no-tcp` alone cannot start). Port errors print their first line only (the reason);
+  pasta's following "Unable to add rule R" is in `FwdRuleError.lines`.
 - PID form: the single remaining argument is a PID when it is `[+-]?digits` (pasta: anything
   strtol consumes entirely, including ""); `Config.netns`/`Config.userns` are filled with the
   `/proc/PID/ns/{net,user}` paths (userns left None with `--netns-only`).
@@ -77,7 +87,10 @@ from pasta.plan.config import IFNAMSIZ, LOG_SIZE_MIN, Config
 from pasta.util.errors import ConfigError, PastaError, UsageError
 from pasta.front.getopt import Getopt, GetoptError, LongOpt, short_table
 from pasta.plan import portspec
-from pasta.plan.portspec import show
+from pasta.plan.portspec import EPHEMERAL_DEFAULT, show
+from pasta.core.fwd_rule import (FWD_CAP_TCP, FWD_CAP_UDP, IPPROTO_TCP, IPPROTO_UDP, PIF_HOST,
+                                 PIF_SPLICE, FwdTable, fwd_caps, fwd_parse_ephemeral,
+                                 fwd_table_parse)
 
 PROG = "pypasta"
 PATH_MAX = 4096
@@ -289,8 +302,10 @@ _PASS2 = frozenset("tuD")
 _PASS3 = frozenset("TU")
 
 
-def parse_args(argv: Sequence[str]) -> Config:
-    """Parse a pasta command line (without argv[0]) into a `Config`."""
+def parse_args(argv: Sequence[str],
+               ephemeral: Optional[Tuple[int, int]] = None) -> Config:
+    """Parse a pasta command line (without argv[0]) into a `Config`; `ephemeral` is the
+    host's ephemeral port range (None: read it as pasta does)."""
     argv = list(argv)
     kw: dict = {}
     given: set = set()
@@ -433,8 +448,7 @@ def parse_args(argv: Sequence[str]) -> Config:
     kw["ipv4"] = not v6_only
     kw["ipv6"] = not v4_only
 
-    # Pass 2: inbound ports and DNS (after addresses in pasta).
-    fwd: Dict[str, Optional[portspec.PortForward]] = dict.fromkeys("tuTU")
+    # Pass 2: DNS, then ports (after addresses in pasta).
     dns: List[portspec.IPAny] = []
     for key, val in deferred:
         if key == "D":
@@ -450,9 +464,14 @@ def parse_args(argv: Sequence[str]) -> Config:
                 raise ConfigError(f"Cannot use DNS address {show(val)}")
             if sum(1 for d in dns if d.version == a.version) <= MAXNS:
                 dns.append(a)       # pasta's arrays silently drop the rest
-        elif key in "tu":
-            fwd[key] = _conf_ports(kw, key, val, fwd[key])
     kw["dns"] = tuple(dns)
+    if ephemeral is None:
+        ephemeral = _probe_ephemeral(warnings)
+    fwd = FwdTable(fwd_caps(v4=not v6_only, v6=not v4_only, tcp=not kw.get("no_tcp"),
+                            udp=not kw.get("no_udp"), scan=True, ifname=True))
+    for key, val in deferred:
+        if key in _PORT_OPTIONS:
+            fwd = fwd_table_parse(fwd, val, *_PORT_OPTIONS[key], ephemeral)
 
     # Namespace arguments (pasta's conf_pasta_ns()).
     rest = argv[g.optind:]
@@ -471,25 +490,40 @@ def parse_args(argv: Sequence[str]) -> Config:
     if netns is not None and userns is None:
         netns_only = True
 
-    # Pass 3: outbound ports (after the namespace exists in pasta).
-    for key, val in deferred:
-        if key in "TU":
-            fwd[key] = _conf_ports(kw, key, val, fwd[key])
+    # Port options not given: `auto` (after the namespace exists in pasta), where the
+    # protocol is enabled (pasta 2026 adds it anyway and dies: see the module docstring).
+    ports_given = {key for key, _ in deferred}
+    for key in "tTuU":
+        pif, proto = _PORT_OPTIONS[key]
+        if key not in ports_given and fwd.caps & _PROTO_CAP[proto]:
+            fwd = fwd_table_parse(fwd, "auto", pif, proto, ephemeral)
 
-    kw.update(tcp_ports=fwd["t"], udp_ports=fwd["u"], tcp_ns=fwd["T"], udp_ns=fwd["U"],
+    kw.update(fwd_rules=fwd.rules,
               userns=userns, netns=netns, netns_only=netns_only,
               given=frozenset(given), warnings=tuple(warnings))
     return Config(**kw)
 
 
-def _conf_ports(kw: dict, key: str, val: str,
-                prev: Optional[portspec.PortForward]) -> portspec.PortForward:
-    if val != "none":
-        if key in "tT" and kw.get("no_tcp"):
-            raise ConfigError("TCP port forwarding requested but TCP is disabled")
-        if key in "uU" and kw.get("no_udp"):
-            raise ConfigError("UDP port forwarding requested but UDP is disabled")
-    return portspec.accumulate(prev, val, ns_side=key in "TU")
+# -t/-u/-T/-U: (pif, protocol) of the table and rules each one makes.
+_PORT_OPTIONS = {"t": (PIF_HOST, IPPROTO_TCP), "u": (PIF_HOST, IPPROTO_UDP),
+                 "T": (PIF_SPLICE, IPPROTO_TCP), "U": (PIF_SPLICE, IPPROTO_UDP)}
+_PROTO_CAP = {IPPROTO_TCP: FWD_CAP_TCP, IPPROTO_UDP: FWD_CAP_UDP}
+PORT_RANGE_SYSCTL = "/proc/sys/net/ipv4/ip_local_port_range"
+
+
+def _probe_ephemeral(warnings: List[str]) -> Tuple[int, int]:
+    """pasta's fwd_probe_ephemeral(): the host's ephemeral port range, else RFC 6335's."""
+    try:
+        with open(PORT_RANGE_SYSCTL, encoding="ascii", errors="replace") as f:
+            text = f.read()
+    except OSError as e:
+        warnings.append(f"Unable to open {PORT_RANGE_SYSCTL}: {e.strerror}")
+        return EPHEMERAL_DEFAULT
+    found = fwd_parse_ephemeral(text)
+    if found is None:
+        warnings.append(f"Unable to parse {PORT_RANGE_SYSCTL}")
+        return EPHEMERAL_DEFAULT
+    return found
 
 
 # --- texts ---------------------------------------------------------------------------------------

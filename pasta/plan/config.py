@@ -8,7 +8,9 @@ Invariants:
 - Addresses are `ipaddress` objects, already validated (no loopback/unspecified/multicast where
   pasta rejects them).
 - `None` means "not given on the command line; use the discovered or built-in default".
-- Port forwards are stored as parsed data (`pasta.plan.portspec.PortForward`); binding happens later.
+- Port forwards are stored as forwarding rules (`pasta.core.fwd_rule.FwdRule`, pasta 2026's
+  `struct fwd_rule`), already parsed and checked against the option-derived capabilities;
+  listening happens later.
 """
 
 from __future__ import annotations
@@ -110,11 +112,11 @@ class Config:
     alias_net4: Optional[ipaddress.IPv4Network] = None
     unreachable_net4: bool = False
 
-    # --- port forwarding: pasta.plan.portspec.PortForward, or None for "not given" (default auto)
-    tcp_ports: object = None                       # -t
-    udp_ports: object = None                       # -u
-    tcp_ns: object = None                          # -T
-    udp_ns: object = None                          # -U
+    # --- port forwarding: the rules of -t/-u (pif HOST) and -T/-U (pif SPLICE), as
+    # `pasta.core.fwd_rule.FwdRule`s (typed loosely: plan sits below core), in the order pasta
+    # adds them, the `auto` of an option not given included; `fwd_table(caps, fwd_rules)`
+    # rebuilds pasta's tables. Empty: nothing forwarded.
+    fwd_rules: Tuple[object, ...] = ()
     # -u listeners set SO_REUSEADDR (pasta); slirp4netns's API forwards do not, so that a
     # busy UDP port is refused
     udp_reuseaddr: bool = True

@@ -1,155 +1,111 @@
-"""Port-forwarding specifications: the `-t/-u/-T/-U` grammar, parsed into data.
+"""Port-forwarding specifications: the pieces of pasta 2026's -t/-u/-T/-U grammar, parsed into data.
 
-Purpose: turn the text of one or more `-t/-u/-T/-U` arguments into a frozen `PortForward`; turning
-that into forwarding rules is `pasta.core.fwd_rule`'s job and binding sockets `pasta.shell.fwd_listen`'s
-(pasta does all three at once in `conf_ports()`; we keep them apart).
+Purpose: the lexical half of pasta's `fwd_rule_parse()`: the composable primitives of `parse.c` and
+the two grammar pieces of `fwd_rule.c` that make no rule (`parse_port_chunk()`,
+`parse_addrifname()`). Turning a whole argument into forwarding rules is
+`pasta.core.fwd_rule.fwd_rule_parse()`'s job, which drives these; binding sockets is
+`pasta.shell.fwd_listen`'s.
 
-Theory of operation: `pasta.front.conf` calls `accumulate(prev, text, ns_side)` once per occurrence of an
-option, in command-line order, threading the result through (`parse_all()` does the loop). The first
-call gets `prev=None`. The result goes into `Config.tcp_ports` (and friends);
-`fwd_rule.fwd_rules_from_spec()` later makes the forwarding table's rules from it
-(`PortRule.ports(ephemeral)`); `PortForward.port_map(ephemeral)` gives the static
-{listening port: target port} map.
+Theory of operation: every parser follows parse.c's conventions, with a cursor made of the text
+and an index: `parse_X(text, pos, ...)` returns None when it does not match (nothing consumed),
+else a tuple whose last item is the index just after what it consumed. Grammar (pesto-protocol.md
+6.1, shared by pasta's options and pesto):
 
-Grammar (pasta-reference.md 12.1):
+    SPEC     := "none" | [ADDRSPEC "/"] CHUNK ("," CHUNK)*
+    ADDRSPEC := ADDR ["%" IFNAME] | ["*"] ["%" IFNAME]      # parse_addrifname()
+    CHUNK    := "all" [":" TADDR] | "auto" | "~" RANGE
+              | RANGE [":" TADDR "/" RANGE | ":" TADDR | ":" RANGE]    # parse_port_chunk()
+    RANGE    := PORT ["-" PORT]                              # parse_port_range()
 
-    SPEC     := "none" | "auto" ("," "~" RANGE)* | LIST | ADDRPART "/" LIST
-    ADDRPART := ADDR | ADDR "%" IFNAME | "%" IFNAME      # -t/-u only; ADDR may be [bracketed]
-    LIST     := ITEM ("," ITEM)*
-    ITEM     := RANGE [":" RANGE] | "~" RANGE
-    RANGE    := PORT ["-" PORT]                           # decimal digits only, first <= last
+- `parse_unsigned`: C `strtoul(..., 10)`: leading blanks, an optional sign (a minus negates
+  modulo 2**64, so it only survives as `-0`), decimal digits; overflow fails.
+- `parse_port_range`: `first <= last <= 65535`; port 0 parses (pasta's `fwd_rule_add()` refuses
+  it later: "Forwarding rule attempts to map from port 0").
+- `parse_inany`: IPv6 first, then IPv4, each either `[`bracketed`]` (anything up to `]`) or bare:
+  the longest run of `[0-9a-fA-F:.]` (IPv6) or `[0-9.]` (IPv4), checked like glibc's
+  `inet_pton()`. So `::1/8087` parses, and a bare IPv6 address swallows what looks like a port:
+  `8080:fd00::2/80` is the listening address 8080:fd00::2, port 80. IPv4-mapped IPv6 addresses
+  come back as `IPv4Address` (pasta's `inany` makes them IPv4).
+- `parse_ifspec`: `%` and 1..15 bytes up to `/` or a blank; no `%`: the empty name.
+- `parse_port_chunk`: one `Chunk` of kind `ChunkKind.ALL` (`all`, optional target address),
+  `ChunkKind.AUTO`, `ChunkKind.EXCLUDE` (`~RANGE`) or `ChunkKind.INCLUDE` (a listening range,
+  optional target address and/or target range; the target range defaults to the listening
+  one). A target part that does not parse is left unconsumed (the caller then finds garbage).
+- `parse_addrifname`: `ADDR[%IF]/` or `[*][%IF]/` (so `/80`, `*/80`, `%lo/80` too); the address
+  is None for `*` or none.
 
-States and events (`FwdMode`; exactly one per `PortForward`):
-- `FwdMode.SPEC`: explicit rules (one `PortRule` per non-`~` item, in order; several arguments
-  accumulate).
-- `FwdMode.NONE`: forward nothing.
-- `FwdMode.AUTO`: forward whatever is bound on the other side, found by scanning at run time
-  (`pasta.shell.autofwd`); no rules, but `excluded` ranges (`auto,~22,~6000-6010`, a pypasta extension:
-  pasta takes no exclusions with `auto`).
-`NONE` or `AUTO` after any earlier argument for the same option is a conflict; a list after `NONE` or
-`AUTO` is a conflict too (pasta's `mode_conflict` and "Specific ports ..." errors).
+States and events: none; every function is pure.
 
 Invariants:
-- Every `PortRule` has 1 <= first <= last <= 65535 and a target range of the same length inside
-  1..65535, except an exclusion-only rule (`weak=True`), which spans 1..65535 with delta 0.
-- `PortRule.excluded` holds the `~` ranges written in the *same argument* as the rule, sorted and
-  non-overlapping; exclusions never apply across arguments (as in pasta, where the exclusion bitmap
-  is local to one `conf_ports()` call).
-- `ifname` is 1..15 characters (IFNAMSIZ - 1); `addr` is an `ipaddress` object or None.
-- Only `PortSpecError` (a `ConfigError`) escapes the parser, whatever the input.
+- A parser that fails consumes nothing; one that succeeds returns an index > `pos` except
+  `parse_ifspec` without `%` (it consumes nothing and succeeds).
+- Only `PortSpecError` (a `ConfigError`) is raised by this package's port parsing, whatever the
+  input (the parsers here raise nothing at all).
+- Addresses are `ipaddress` objects; `ifname` is at most 15 bytes (IFNAMSIZ - 1) in UTF-8 with
+  surrogateescape (argv's encoding).
 
-Limits and not handled:
-- The ephemeral range is not read here (no I/O): exclusion-only lists keep it symbolic and the
-  caller passes it to `port_map()` (`EPHEMERAL_DEFAULT` is RFC 6335's 49152-65535, pasta's fallback).
-- `auto` is only a mode here: scanning `/proc/net/*` is `pasta.shell.autofwd`'s job.
-- pasta's warning "Altering mapping of already mapped port number" is not produced; a later rule for
-  the same port simply wins in `port_map()`, which is also what pasta ends up doing.
+Limits and not handled: the ephemeral range is not read here (no I/O); `EPHEMERAL_DEFAULT` is RFC
+6335's 49152-65535, pasta's fallback. Text after a NUL is ignored by the caller (C strings).
 
-Differences from passt (`conf.c conf_ports`, `parse_port_range`):
-- Port numbers must be plain decimal digits; pasta's `strtoul` also took leading blanks and signs.
-- Port 0 is rejected in forwarded and target ranges (pasta would try to bind it); `~0` is accepted.
-- An empty interface name (`%/80`, `ADDR%/80`) is rejected; pasta would bind to "" (no device).
-- Control characters in the echoed spec are escaped (`show()`), so messages stay one line.
-- Messages keep pasta's wording ("Invalid port specifier %s", "Overlapping excluded ranges %s",
-  "Port forwarding mode '%s' conflicts with previous mode", "Specific ports cannot be specified
-  together with all/none/auto", "'all' port forwarding is only allowed for passt").
+Differences from passt (`parse.c`, `fwd_rule.c`): none in what parses; `show()` escapes control
+characters in user text echoed by messages, which pasta prints raw.
 """
 
 from __future__ import annotations
 
 import enum
 import ipaddress
-import re
 from dataclasses import dataclass
-from typing import Dict, Iterable, Iterator, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
 from pasta.util.errors import ConfigError
 
 NUM_PORTS = 65536
 IFNAMSIZ = 16
 EPHEMERAL_DEFAULT = (49152, 65535)   # RFC 6335 section 6; pasta's fallback in fwd_probe_ephemeral()
+ULONG_MAX = 2**64 - 1
+INET_ADDRSTRLEN = 16
+INET6_ADDRSTRLEN = 46
 
 IPAny = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
-_DIGITS = re.compile(r"[0-9]+")
+_C_SPACE = " \t\n\v\f\r"                        # isspace() in the C locale
+_DIGITS = "0123456789"
+_V4_CHARS = frozenset("0123456789.")
+_V6_CHARS = frozenset("0123456789aAbBcCdDeEfF:.")
+_IFNAME_END = frozenset("/ \f\n\r\t\v")
 
 
 class PortSpecError(ConfigError):
-    """A `-t/-u/-T/-U` argument that does not parse, or conflicts with an earlier one."""
+    """A `-t/-u/-T/-U` argument that does not parse, or is not allowed where it is given."""
 
 
-class FwdMode(enum.IntEnum):
-    """Forwarding mode of one option (passt's `enum fwd_ports_mode`, without UNSET and ALL)."""
+class ChunkKind(enum.IntEnum):
+    """What one comma-separated piece is (fwd_rule.c's `enum fwd_port_chunk_kind`)."""
 
-    SPEC = 1
-    NONE = 2
-    AUTO = 3
+    ALL = 0
+    AUTO = 1
+    EXCLUDE = 2
+    INCLUDE = 3
 
 
 @dataclass(frozen=True)
-class PortRule:
-    """One forwarded range: listen on first..last, deliver to target_first..(target_first + n)."""
+class PortRange:
+    """`struct port_range`: first..last inclusive, first <= last."""
 
-    addr: Optional[IPAny]
-    ifname: Optional[str]
     first: int
     last: int
-    target_first: int
-    excluded: Tuple[Tuple[int, int], ...] = ()   # inclusive (first, last) '~' ranges, sorted
-    weak: bool = False    # from an exclusion-only list: every non-ephemeral port; bind failures tolerated
-
-    @property
-    def target_last(self) -> int:
-        return self.target_first + (self.last - self.first)
-
-    @property
-    def delta(self) -> int:
-        """Target port minus listening port (pasta's per-port `delta`)."""
-        return self.target_first - self.first
-
-    def is_excluded(self, port: int) -> bool:
-        return any(lo <= port <= hi for lo, hi in self.excluded)
-
-    def ports(self, ephemeral: Tuple[int, int] = EPHEMERAL_DEFAULT) -> Iterator[Tuple[int, int]]:
-        """Yield (listening port, target port) pairs; `ephemeral` only matters for weak rules."""
-        eph_lo, eph_hi = ephemeral
-        delta = self.delta
-        for port in range(self.first, self.last + 1):
-            if self.is_excluded(port):
-                continue
-            if self.weak and eph_lo <= port <= eph_hi:
-                continue
-            yield port, port + delta
 
 
 @dataclass(frozen=True)
-class PortForward:
-    """The parsed, accumulated value of one of `-t`, `-u`, `-T`, `-U`."""
+class Chunk:
+    """One parsed chunk: `lrange` for INCLUDE and EXCLUDE, `taddr` (None: none, `::`) for
+    INCLUDE and ALL, `trange` (the target ports) for INCLUDE."""
 
-    mode: FwdMode
-    rules: Tuple[PortRule, ...] = ()
-    excluded: Tuple[Tuple[int, int], ...] = ()   # AUTO only: '~' ranges never forwarded
-
-    def is_excluded(self, port: int) -> bool:
-        return any(lo <= port <= hi for lo, hi in self.excluded)
-
-    def port_map(self, ephemeral: Tuple[int, int] = EPHEMERAL_DEFAULT) -> Dict[int, int]:
-        """Static {listening port: target port} map; empty for NONE and AUTO (AUTO is dynamic).
-
-        `ephemeral` is the inclusive local port range (/proc/sys/net/ipv4/ip_local_port_range),
-        skipped by exclusion-only lists. Later rules override earlier ones for the same port.
-        """
-        out: Dict[int, int] = {}
-        if self.mode != FwdMode.SPEC:
-            return out
-        for rule in self.rules:
-            for port, target in rule.ports(ephemeral):
-                out[port] = target
-        return out
-
-
-NONE = PortForward(FwdMode.NONE)
-AUTO = PortForward(FwdMode.AUTO)
+    kind: ChunkKind
+    lrange: Optional[PortRange] = None
+    taddr: Optional[IPAny] = None
+    trange: Optional[PortRange] = None
 
 
 def show(text: str) -> str:
@@ -159,138 +115,218 @@ def show(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def inet_pton(text: str) -> Optional[IPAny]:
-    """Parse an address like inet_pton(): IPv4 dotted quad, else IPv6; no zones, no prefixes."""
-    if not text or "%" in text or "/" in text or text != text.strip():
+def c_strlen(text: str) -> int:
+    """Length in bytes of `text` as a C string (argv's UTF-8 with surrogateescape)."""
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+# ------------------------------------------------------------------------------ addresses
+def inet_pton4(text: str) -> Optional[ipaddress.IPv4Address]:
+    """glibc's inet_pton(AF_INET): exactly four decimal octets, no leading zeros."""
+    if not text or not set(text) <= _V4_CHARS:
         return None
     try:
         return ipaddress.IPv4Address(text)
     except ValueError:
-        pass
+        return None
+
+
+def inet_pton6(text: str) -> Optional[ipaddress.IPv6Address]:
+    """glibc's inet_pton(AF_INET6): hex groups, one `::`, an optional dotted IPv4 tail."""
+    if not text or not set(text) <= _V6_CHARS:
+        return None
     try:
         return ipaddress.IPv6Address(text)
     except ValueError:
         return None
 
 
-def _port(text: str, optarg: str, allow_zero: bool = False) -> int:
-    if not _DIGITS.fullmatch(text):
-        raise PortSpecError(f"Invalid port specifier {show(optarg)}")
-    value = int(text)
-    if value >= NUM_PORTS or (value == 0 and not allow_zero):
-        raise PortSpecError(f"Invalid port specifier {show(optarg)}")
-    return value
+def inet_pton(text: str) -> Optional[IPAny]:
+    """Parse an address like inet_pton(): IPv4 dotted quad, else IPv6; no zones, no prefixes."""
+    return inet_pton4(text) or inet_pton6(text)
 
 
-def _range(text: str, optarg: str, allow_zero: bool = False) -> Tuple[int, int]:
-    first_s, dash, last_s = text.partition("-")
-    first = _port(first_s, optarg, allow_zero)
-    last = _port(last_s, optarg, allow_zero) if dash else first
-    if last < first:
-        raise PortSpecError(f"Invalid port specifier {show(optarg)}")
-    return first, last
+def inany(addr: IPAny) -> IPAny:
+    """pasta's `union inany_addr` view: an IPv4-mapped IPv6 address is IPv4."""
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
 
 
-def _addr_part(part: str, optarg: str) -> Tuple[Optional[IPAny], Optional[str]]:
-    """Parse ADDR, ADDR%IFNAME or %IFNAME (the text before the first '/')."""
-    addr_s, pct, ifname = part.partition("%")
-    if pct and not 0 < len(ifname) < IFNAMSIZ:
-        raise PortSpecError(f"Invalid port specifier {show(optarg)}")
-    if pct and not addr_s:
-        return None, ifname
-    # pasta allows square brackets around IPv4 addresses too, for convenience.
-    if addr_s.startswith("[") and addr_s.endswith("]") and len(addr_s) >= 2:
-        addr_s = addr_s[1:-1]
-    addr = inet_pton(addr_s)
+# -------------------------------------------------------------------------- primitives
+def parse_literal(text: str, pos: int, lit: str) -> Optional[int]:
+    """`lit` at `pos`: the index after it, else None."""
+    return pos + len(lit) if text.startswith(lit, pos) else None
+
+
+def parse_eoi(text: str, pos: int) -> bool:
+    """End of input."""
+    return pos >= len(text)
+
+
+def parse_unsigned(text: str, pos: int) -> Optional[Tuple[int, int]]:
+    """C `strtoul(text + pos, &end, 10)` that must consume something and not overflow."""
+    p = pos
+    n = len(text)
+    while p < n and text[p] in _C_SPACE:
+        p += 1
+    neg = False
+    if p < n and text[p] in "+-":
+        neg = text[p] == "-"
+        p += 1
+    start = p
+    while p < n and text[p] in _DIGITS:
+        p += 1
+    if p == start:
+        return None                       # no digits: strtoul consumes nothing
+    val = int(text[start:p])
+    if val > ULONG_MAX:
+        return None                       # ERANGE
+    if neg:
+        val = (-val) & ULONG_MAX
+    return val, p
+
+
+def parse_port_range(text: str, pos: int) -> Optional[Tuple[PortRange, int]]:
+    """`FIRST[-LAST]` with first <= last < 65536."""
+    r = parse_unsigned(text, pos)
+    if r is None:
+        return None
+    first, p = r
+    last = first
+    q = parse_literal(text, p, "-")
+    if q is not None:
+        r = parse_unsigned(text, q)
+        if r is None:
+            return None
+        last, p = r
+    if last < first or last >= NUM_PORTS:
+        return None
+    return PortRange(first, last), p
+
+
+def _parse_addr(text: str, pos: int, chars: frozenset, size: int, pton):
+    p = pos
+    bracket = parse_literal(text, p, "[")
+    if bracket is not None:
+        p = bracket
+        end = text.find("]", p)
+        end = len(text) if end < 0 else end
+    else:
+        end = p
+        while end < len(text) and text[end] in chars:
+            end += 1
+    buf = text[p:end]
+    if c_strlen(buf) >= size:
+        return None
+    addr = pton(buf)
     if addr is None:
-        raise PortSpecError(f"Invalid port specifier {show(optarg)}")
-    return addr, (ifname if pct else None)
+        return None
+    p = end
+    if bracket is not None:
+        p = parse_literal(text, p, "]")
+        if p is None:
+            return None
+    return addr, p
 
 
-def _exclusions(items, optarg: str) -> Tuple[Tuple[int, int], ...]:
-    """The sorted '~' ranges among `items`; overlapping ranges are an error (as pasta)."""
-    excluded = sorted(_range(item[1:], optarg, allow_zero=True)
-                      for item in items if item.startswith("~"))
-    for (_, prev_last), (first, _) in zip(excluded, excluded[1:]):
-        if first <= prev_last:
-            raise PortSpecError(f"Overlapping excluded ranges {show(optarg)}")
-    return tuple(excluded)
+def parse_ipv4(text: str, pos: int) -> Optional[Tuple[ipaddress.IPv4Address, int]]:
+    """An IPv4 address, bare or in brackets."""
+    return _parse_addr(text, pos, _V4_CHARS, INET_ADDRSTRLEN, inet_pton4)
 
 
-def _auto_exclusions(optarg: str) -> Tuple[Tuple[int, int], ...]:
-    """`auto,~A,~B-C`: only exclusions may follow `auto`."""
-    items = optarg.split(",")[1:]
-    if not all(items):
-        raise PortSpecError(f"Invalid port specifier {show(optarg)}")
-    if not all(item.startswith("~") for item in items):
-        raise PortSpecError("Specific ports cannot be specified together with all/none/auto")
-    return _exclusions(items, optarg)
+def parse_ipv6(text: str, pos: int) -> Optional[Tuple[ipaddress.IPv6Address, int]]:
+    """An IPv6 address, bare (longest run of hex digits, ':' and '.') or in brackets."""
+    return _parse_addr(text, pos, _V6_CHARS, INET6_ADDRSTRLEN, inet_pton6)
 
 
-def _parse_list(optarg: str, ns_side: bool) -> Tuple[PortRule, ...]:
-    addr: Optional[IPAny] = None
-    ifname: Optional[str] = None
-    spec = optarg
-    if "/" in optarg:
-        if ns_side:     # -T/-U listen on the namespace's loopback only
-            raise PortSpecError(f"Invalid port specifier {show(optarg)}")
-        part, _, spec = optarg.partition("/")
-        addr, ifname = _addr_part(part, optarg)
-
-    items = spec.split(",")
-
-    # Exclusions first: they may appear anywhere in the list.
-    excl = _exclusions(items, optarg)
-
-    if all(item.startswith("~") for item in items):
-        return (PortRule(addr, ifname, 1, NUM_PORTS - 1, 1, excl, weak=True),)
-
-    rules = []
-    for item in items:
-        if item.startswith("~"):
-            continue
-        src, colon, dst = item.partition(":")
-        first, last = _range(src, optarg)
-        if colon:
-            t_first, t_last = _range(dst, optarg)
-            if t_last - t_first != last - first:
-                raise PortSpecError(f"Invalid port specifier {show(optarg)}")
-        else:
-            t_first = first
-        rules.append(PortRule(addr, ifname, first, last, t_first, excl))
-    return tuple(rules)
+def parse_inany(text: str, pos: int) -> Optional[Tuple[IPAny, int]]:
+    """IPv6, else IPv4 (parse_inany_()); IPv4-mapped results are IPv4."""
+    r = parse_ipv6(text, pos)
+    if r is not None:
+        return inany(r[0]), r[1]
+    return parse_ipv4(text, pos)
 
 
-def accumulate(prev: Optional[PortForward], optarg: str, ns_side: bool = False) -> PortForward:
-    """Fold one more option argument into `prev` (None: first occurrence), with pasta's rules.
-
-    `ns_side` is True for -T/-U, which take no address or interface part.
-    """
-    if optarg in ("none", "auto") or optarg.startswith("auto,"):
-        if prev is not None:
-            mode = optarg.partition(",")[0]
-            raise PortSpecError(f"Port forwarding mode '{show(mode)}' conflicts with previous mode")
-        if optarg == "none":
-            return NONE
-        return PortForward(FwdMode.AUTO, excluded=_auto_exclusions(optarg))
-    if optarg == "all":
-        if prev is not None:
-            raise PortSpecError(f"Port forwarding mode '{optarg}' conflicts with previous mode")
-        raise PortSpecError("'all' port forwarding is only allowed for passt")
-    if prev is not None and prev.mode != FwdMode.SPEC:
-        raise PortSpecError("Specific ports cannot be specified together with all/none/auto")
-    rules = _parse_list(optarg, ns_side)
-    return PortForward(FwdMode.SPEC, (prev.rules if prev else ()) + rules)
+def parse_ifspec(text: str, pos: int) -> Optional[Tuple[str, int]]:
+    """`%IFNAME` (1..15 bytes, anything but '/' and blanks), or nothing at all ("")."""
+    p = parse_literal(text, pos, "%")
+    if p is None:
+        return "", pos
+    end = p
+    while end < len(text) and text[end] not in _IFNAME_END:
+        end += 1
+    name = text[p:end]
+    if not name or c_strlen(name) >= IFNAMSIZ:
+        return None
+    return name, end
 
 
-def parse(optarg: str, ns_side: bool = False) -> PortForward:
-    """Parse a single option argument on its own."""
-    return accumulate(None, optarg, ns_side)
+# ------------------------------------------------------------------------------ grammar
+def parse_port_chunk(text: str, pos: int) -> Optional[Tuple[Chunk, int]]:
+    """One CHUNK (fwd_rule.c parse_port_chunk())."""
+    p = parse_literal(text, pos, "all")
+    if p is not None:
+        taddr = None
+        q = parse_literal(text, p, ":")
+        r = parse_inany(text, q) if q is not None else None
+        if r is not None:
+            taddr, p = r
+        return Chunk(ChunkKind.ALL, taddr=_taddr(taddr)), p
+    p = parse_literal(text, pos, "auto")
+    if p is not None:
+        return Chunk(ChunkKind.AUTO), p
+    p = parse_literal(text, pos, "~")
+    if p is not None:
+        r = parse_port_range(text, p)
+        if r is None:
+            return None
+        return Chunk(ChunkKind.EXCLUDE, lrange=r[0]), r[1]
+    r = parse_port_range(text, pos)
+    if r is None:
+        return None
+    lr, p = r
+    q = parse_literal(text, p, ":")
+    if q is not None:
+        a = parse_inany(text, q)
+        if a is not None:
+            taddr, after = a
+            s = parse_literal(text, after, "/")
+            t = parse_port_range(text, s) if s is not None else None
+            if t is not None:                          # target address and range
+                return Chunk(ChunkKind.INCLUDE, lr, _taddr(taddr), t[0]), t[1]
+            return Chunk(ChunkKind.INCLUDE, lr, _taddr(taddr), lr), after   # address only
+        t = parse_port_range(text, q)
+        if t is not None:                              # target range only
+            return Chunk(ChunkKind.INCLUDE, lr, None, t[0]), t[1]
+    return Chunk(ChunkKind.INCLUDE, lr, None, lr), p     # no target specification
 
 
-def parse_all(optargs: Iterable[str], ns_side: bool = False) -> Optional[PortForward]:
-    """Parse every argument given to one option, in order; None when there are none."""
-    result: Optional[PortForward] = None
-    for optarg in optargs:
-        result = accumulate(result, optarg, ns_side)
-    return result
+def _taddr(addr: Optional[IPAny]) -> Optional[IPAny]:
+    """A target address as a rule holds it: `::` (pasta's "none") is None; `0.0.0.0` stays
+    (`::ffff:0.0.0.0` on the wire: no target either, but other bytes)."""
+    if addr is None or (addr.version == 6 and addr.is_unspecified):
+        return None
+    return addr
+
+
+def parse_addrifname(text: str, pos: int) -> Optional[Tuple[Optional[IPAny], str, int]]:
+    """`ADDR[%IF]/` or `[*][%IF]/`: (address or None, interface name or "", index after '/')."""
+    r = parse_inany(text, pos)
+    if r is not None:
+        addr, p = r
+        i = parse_ifspec(text, p)
+        if i is not None:
+            q = parse_literal(text, i[1], "/")
+            if q is not None:
+                return addr, i[0], q
+    p = pos
+    star = parse_literal(text, p, "*")
+    if star is not None:
+        p = star
+    i = parse_ifspec(text, p)
+    if i is not None:
+        q = parse_literal(text, i[1], "/")
+        if q is not None:
+            return None, i[0], q
+    return None

@@ -41,7 +41,7 @@ from pasta.shell.engine import EPOLLERR, EPOLLHUP, EPOLLIN
 from pasta.core.flow import FlowTab, Pif
 from pasta.shell.fwd_listen import FwdListen, fwd_listen_init
 from pasta.core.fwd_rule import (IPPROTO_TCP, IPPROTO_UDP, PIF_HOST, PIF_SPLICE, fwd_caps,
-                            fwd_rules_from_spec, fwd_table)
+                            fwd_rules_for_caps, fwd_table)
 from pasta.shell.icmp import EchoFlows
 from pasta.shell.listeners import Listeners
 from pasta.shell.pcap import Pcap
@@ -144,14 +144,19 @@ class Translator:
 
     # ------------------------------------------------------------- forwarding rules
     def _fwd_listen(self, cfg, plan, netns_fd) -> FwdListen:
-        """The forwarding table of -t/-u/-T/-U (`auto` when not given) and its listeners."""
+        """The forwarding table of -t/-u/-T/-U (`cfg.fwd_rules`, parsed by the front end with
+        `auto` for an option not given) and its listeners.
+
+        The front end parsed for the families the options allow; the plan may have fewer (no
+        IPv6 template: pasta would use local mode, pypasta disables the family). Dual-stack
+        rules then become rules of the family left, as parsing without the other would have
+        made them, and a rule with an address of a disabled family is refused by
+        `fwd_rule_add` ("IPv6 forward, but IPv6 not enabled")."""
         ops = self._fwd_ops(cfg)
         caps = fwd_caps(plan.v4.enabled, plan.v6.enabled, tcp=not cfg.no_tcp,
                         udp=not cfg.no_udp, scan=netns_fd is not None)
-        eph = ephemeral_range()
-        rules = [rule for key, spec in ((HOST_TCP, cfg.tcp_ports), (HOST_UDP, cfg.udp_ports),
-                                        (SPLICE_TCP, cfg.tcp_ns), (SPLICE_UDP, cfg.udp_ns))
-                 if key in ops for rule in fwd_rules_from_spec(spec, *key, caps, eph)]
+        rules = [rule for rule in fwd_rules_for_caps(cfg.fwd_rules, caps)
+                 if (rule.pif, rule.proto) in ops]
         table = fwd_table(caps, rules)
         return fwd_listen_init(self.engine, table, ops, lambda in_ns: netns.ns_call(
             netns_fd, ProcNet.open_here) if in_ns else ProcNet.open_here())

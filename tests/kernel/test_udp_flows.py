@@ -14,7 +14,6 @@ import socket
 import pytest
 
 from pasta.core import fwd, fwd_rule
-from pasta.plan import portspec
 from pasta.shell import fwd_listen
 from pasta.shell.engine import Engine
 from pasta.shell.udp import UdpFlows
@@ -136,10 +135,10 @@ def test_full_table_evicts_least_recently_used(server):
 def test_inbound_listener_delivers_and_replies_leave_from_the_forwarded_port():
     engine, link, flows = make()
     port = free_port()
-    spec = portspec.parse(f"127.0.0.1/{port}:{port + 1 if port < 65535 else port}")
+    spec = f"127.0.0.1/{port}:{port + 1 if port < 65535 else port}"
     caps = fwd_rule.fwd_caps(True, False, False, True, False)
-    fwd_listen.fwd_listen_init(engine, fwd_rule.fwd_table(caps, fwd_rule.fwd_rules_from_spec(
-        spec, fwd_rule.PIF_HOST, fwd_rule.IPPROTO_UDP, caps)), {
+    fwd_listen.fwd_listen_init(engine, fwd_rule.fwd_table(caps, fwd_rule.fwd_rule_parse(
+        spec, fwd_rule.PIF_HOST, fwd_rule.IPPROTO_UDP, caps, (49152, 65535))), {
         (fwd_rule.PIF_HOST, fwd_rule.IPPROTO_UDP): (lambda s, t: flows.bind_listener(
             s.v6, s.addr, s.ifname or None, s.port, t - s.port), flows.remove_listener)})
     target = port + 1 if port < 65535 else port

@@ -14,9 +14,10 @@ from hypothesis import given, settings, strategies as st
 from pasta.shell.autofwd import TCP_LISTEN, UDP_BOUND, bound_ports
 from pasta.shell.fwd_listen import FwdListen
 from pasta.core.fwd_rule import (FWD_CAP_ALL, IPPROTO_TCP, IPPROTO_UDP, PIF_HOST, fwd_listen_wanted,
-                            fwd_rules_from_spec, fwd_scan_wanted, fwd_table)
-from pasta.plan.portspec import parse
+                            fwd_rule_parse, fwd_scan_wanted, fwd_table)
 from helpers.procnet import ProcNet
+
+EPH = (49152, 65535)
 
 TCP4 = (b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
         b"timeout inode\n"
@@ -86,8 +87,8 @@ def test_udp_direction_mirrors_tcp_listeners():
 
 
 def test_exclusions_apply_to_everything():
-    spec = parse("auto,~50-60,~5201")
-    table = fwd_table(FWD_CAP_ALL, fwd_rules_from_spec(spec, PIF_HOST, IPPROTO_UDP, FWD_CAP_ALL))
+    table = fwd_table(FWD_CAP_ALL, fwd_rule_parse("auto,~50-60,~5201", PIF_HOST, IPPROTO_UDP,
+                                                  FWD_CAP_ALL, EPH))
     scan = {(PIF_HOST, IPPROTO_UDP): fwd_scan_wanted(IPPROTO_UDP, {5201, 80}, {53, 61}, set(),
                                                      set())}
     assert {s.port for s in fwd_listen_wanted(table, scan)} == {80, 61}
@@ -124,7 +125,7 @@ class Fake:
 def auto(f, proto=IPPROTO_TCP):
     """-t auto (or -u auto) with both families, scanning a stand-in namespace."""
     ns = ProcNet()
-    table = fwd_table(FWD_CAP_ALL, fwd_rules_from_spec(None, PIF_HOST, proto, FWD_CAP_ALL))
+    table = fwd_table(FWD_CAP_ALL, fwd_rule_parse("auto", PIF_HOST, proto, FWD_CAP_ALL, EPH))
     fl = FwdListen(Engine(), table, {(PIF_HOST, proto): (f.add, f.remove)}, lambda in_ns: ns)
     return fl, ns
 

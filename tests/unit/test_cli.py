@@ -13,7 +13,10 @@ from pasta.front.conf import (CANONICAL, LONG_OPTIONS, PASST_ONLY, ExitRequest, 
                        usage_text, version_text)
 from pasta.plan.config import Config
 from pasta.util.errors import ConfigError, SetupError, UsageError
-from pasta.plan.portspec import AUTO, NONE, FwdMode, PortForward, PortRule, PortSpecError
+from pasta.plan.portspec import PortSpecError
+from pasta.core.fwd_rule import (ANY4, ANY6, FWD_DUAL_STACK_ANY, FWD_SCAN, FWD_WEAK, IPPROTO_TCP,
+                                 IPPROTO_UDP, PIF_HOST, PIF_SPLICE, FwdRule, FwdRuleError,
+                                 fwd_rule_fmt)
 
 REPO = Path(__file__).resolve().parents[2]
 V4 = ipaddress.IPv4Address
@@ -35,10 +38,28 @@ def usage_error(argv, message):
     assert str(e.value) == message
 
 
-def one_rule(first, last=None, target=None, addr=None):
-    last = first if last is None else last
-    return PortForward(FwdMode.SPEC, (PortRule(addr, None, first, last,
-                                               first if target is None else target),))
+EPH = (32768, 60999)                # an ephemeral port range, for results that depend on it
+TCP, UDP, HOST, SPLICE = IPPROTO_TCP, IPPROTO_UDP, PIF_HOST, PIF_SPLICE
+DUAL = FWD_DUAL_STACK_ANY
+PORT_OPTS = {"t": "t", "u": "u", "T": "T", "U": "U", "tcp-ports": "t", "udp-ports": "u",
+             "tcp-ns": "T", "udp-ns": "U"}
+
+
+def only(opt, spec):
+    """argv giving `spec` to one port option and `none` to the three others (no defaults)."""
+    key = PORT_OPTS[opt.lstrip("-")]
+    return [opt, spec] + [a for k in "tuTU" if k != key for a in (f"-{k}", "none")]
+
+
+def rule_texts(cfg, pif=None, proto=None):
+    return [fwd_rule_fmt(r) for r in cfg.fwd_rules
+            if (pif is None or r.pif == pif) and (proto is None or r.proto == proto)]
+
+
+def port_map(cfg, pif, proto):
+    """{listening port: target port} of the static rules of one table and protocol."""
+    return {p: r.target(p) for r in cfg.fwd_rules if (r.pif, r.proto) == (pif, proto)
+            and not r.flags & FWD_SCAN for p in range(r.first, r.last + 1)}
 
 
 # --- every option, long and short ----------------------------------------------------------------
@@ -129,14 +150,17 @@ OPTION_CASES = [
     (["--ipv4-only"], "ipv6", False),
     (["-6"], "ipv4", False),
     (["--ipv6-only"], "ipv4", False),
-    (["-t", "80"], "tcp_ports", one_rule(80)),
-    (["--tcp-ports", "none"], "tcp_ports", NONE),
-    (["-u", "53:5353"], "udp_ports", one_rule(53, 53, 5353)),
-    (["--udp-ports", "auto"], "udp_ports", AUTO),
-    (["-T", "8081"], "tcp_ns", one_rule(8081)),
-    (["--tcp-ns", "none"], "tcp_ns", NONE),
-    (["-U", "5000-5001"], "udp_ns", one_rule(5000, 5001)),
-    (["--udp-ns", "none"], "udp_ns", NONE),
+    (only("-t", "80"), "fwd_rules", (FwdRule(HOST, TCP, 80, 80, 80, ANY6, flags=DUAL),)),
+    (only("--tcp-ports", "none"), "fwd_rules", ()),
+    (only("-u", "53:5353"), "fwd_rules", (FwdRule(HOST, UDP, 53, 53, 5353, ANY6, flags=DUAL),)),
+    (only("--udp-ports", "53,auto"), "fwd_rules",
+     (FwdRule(HOST, UDP, 53, 53, 53, ANY6, flags=DUAL | FWD_SCAN),)),
+    (only("-T", "8081"), "fwd_rules",
+     (FwdRule(SPLICE, TCP, 8081, 8081, 8081, ANY6, ifname="lo", flags=DUAL),)),
+    (only("--tcp-ns", "none"), "fwd_rules", ()),
+    (only("-U", "5000-5001"), "fwd_rules",
+     (FwdRule(SPLICE, UDP, 5000, 5001, 5000, ANY6, ifname="lo", flags=DUAL),)),
+    (only("--udp-ns", "none"), "fwd_rules", ()),
     (["--userns", "/proc/1/ns/user", "--netns", "/proc/1/ns/net"], "userns", "/proc/1/ns/user"),
     (["--netns", "/run/user/1000/netns/x"], "netns", "/run/user/1000/netns/x"),
     (["--netns", "ns1"], "netns", "/run/netns/ns1"),
@@ -190,9 +214,19 @@ def test_cli_usage_lists_every_pasta_option():
 
 
 def test_cli_defaults_when_no_options():
-    cfg = parse_args([])
-    assert cfg == Config(command=())
-    assert cfg.spawn and cfg.given == frozenset() and cfg.tcp_ports is None
+    cfg = parse_args([], ephemeral=EPH)
+    assert cfg == Config(command=(), fwd_rules=cfg.fwd_rules)
+    assert cfg.spawn and cfg.given == frozenset()
+    # every port option defaults to `auto`, added in pasta's order: -t, -T, -u, -U
+    assert rule_texts(cfg) == [
+        "TCP [*]:1-32767  =>  1-32767  (best effort) (auto-scan)",
+        "TCP [*]:61000-65535  =>  61000-65535  (best effort) (auto-scan)",
+        "TCP [*]%lo:1-32767  =>  1-32767  (best effort) (auto-scan)",
+        "TCP [*]%lo:61000-65535  =>  61000-65535  (best effort) (auto-scan)",
+        "UDP [*]:1-32767  =>  1-32767  (best effort) (auto-scan)",
+        "UDP [*]:61000-65535  =>  61000-65535  (best effort) (auto-scan)",
+        "UDP [*]%lo:1-32767  =>  1-32767  (best effort) (auto-scan)",
+        "UDP [*]%lo:61000-65535  =>  61000-65535  (best effort) (auto-scan)"]
 
 
 @pytest.mark.parametrize("argv", [["-h"], ["--help"], ["--he"], ["-4h"], ["-h", "--bogus"],
@@ -245,7 +279,8 @@ def test_cli_ipv4_ipv6_only_last_wins():
 
 def test_cli_stderr_is_a_recorded_noop():
     cfg = parse_args(["-e"])
-    assert cfg == Config(given=frozenset({"stderr"}), warnings=cfg.warnings)
+    assert cfg == Config(given=frozenset({"stderr"}), warnings=cfg.warnings,
+                         fwd_rules=cfg.fwd_rules)
 
 
 # --- getopt behaviour ----------------------------------------------------------------------------
@@ -335,11 +370,13 @@ def test_cli_getopt_errors_use_glibc_wording(argv, message):
 
 
 def test_cli_errors_reported_in_pass_order():
-    # pass 1 stops at the first bad option; -t/-u/-D wait for pass 2, -T/-U for pass 3.
+    # pass 1 stops at the first bad option; -t/-u/-T/-U wait for pass 2 (in argv order, before
+    # the namespace arguments, as pasta 2026's port loop).
     config_error(["-m", "10", "-a", "127.0.0.1"], "Invalid MTU: 10")
     config_error(["-t", "70000", "-m", "10"], "Invalid MTU: 10")
-    config_error(["-T", "70000", "-t", "80000"], "Invalid port specifier 80000")
-    config_error(["-T", "70000", "--netns", "x", "cmd"], "Both --netns and PID or command given")
+    config_error(["-T", "70000", "-t", "80000"], "Invalid port specifier '70000'")
+    config_error(["-T", "70000", "--netns", "x", "cmd"], "Invalid port specifier '70000'")
+    config_error(["-t", "80", "--netns", "x", "cmd"], "Both --netns and PID or command given")
 
 
 # --- values: bad input gives one-line errors ---------------------------------------------------
@@ -407,12 +444,17 @@ def test_cli_errors_reported_in_pass_order():
     (["-P", ""], "Invalid PID file: "),
     (["--netns", ""], "Invalid netns: "),
     (["--netns", "/" + "x" * 4096], "Network namespace name/path /" + "x" * 4096 + " too long"),
-    (["-t", "70000"], "Invalid port specifier 70000"),
-    (["-u", "80-70"], "Invalid port specifier 80-70"),
-    (["-T", "127.0.0.1/80"], "Invalid port specifier 127.0.0.1/80"),
-    (["-t", "all"], "'all' port forwarding is only allowed for passt"),
-    (["-t", "80", "-t", "none"], "Port forwarding mode 'none' conflicts with previous mode"),
-    (["-u", "auto", "-u", "53"], "Specific ports cannot be specified together with all/none/auto"),
+    (["-t", "70000"], "Invalid port specifier '70000'"),
+    (["-u", "80-70"], "Invalid port specifier '80-70'"),
+    (["-t", "192.0.2.1/x"], "Invalid port specifier 'x'"),
+    (["-T", "127.0.0.1/80"], "Listening address not allowed for -T 127.0.0.1/80"),
+    (["-t", "%./80"], "Invalid interface name: ."),
+    (["-t", "80", "-t", "80"],
+     "Forwarding configuration conflict: TCP [*]:80  =>  80  versus TCP [*]:80  =>  80 "),
+    (["-t", "80", "-t", "none"], "-t none conflicts with previous options"),
+    (["-u", "53,auto", "-u", "53"],
+     "Forwarding configuration conflict: UDP [*]:53  =>  53  versus UDP [*]:53  =>  53  (auto-scan)"),
+    (["-t", "8080:10.0.0.1"], "Dual stack forward to IPv4 address 10.0.0.1 unsupported"),
     (["-a", "a\nb"], "Invalid address: a\\nb"),
 ])
 def test_cli_bad_values_give_one_line_config_errors(argv, message):
@@ -423,6 +465,60 @@ def test_cli_bad_values_give_one_line_config_errors(argv, message):
 def test_cli_port_errors_are_portspec_errors():
     with pytest.raises(PortSpecError):
         parse_args(["-t", "70000"])
+    with pytest.raises(FwdRuleError) as e:         # pasta's lines, the reason first
+        parse_args(["-t", "80", "-u", "80", "-t", "79-81"])
+    assert e.value.lines == (
+        "Forwarding configuration conflict: TCP [*]:79-81  =>  79-81  versus TCP [*]:80  =>  80 ",
+        "Unable to add rule TCP [*]:79-81  =>  79-81 ")
+
+
+def test_cli_main_prints_the_reason_of_a_port_error(capsys):
+    assert main(["-t", "80", "-t", "80"]) == 1
+    assert capsys.readouterr().err == ("pypasta: Forwarding configuration conflict: "
+                                       "TCP [*]:80  =>  80  versus TCP [*]:80  =>  80 \n")
+
+
+def test_cli_port_options_share_one_table_in_argv_order():
+    cfg = parse_args(["-t", "none", "-t", "127.0.0.1/80", "-T", "80", "-u", "0.0.0.0/80",
+                      "-t", "[::1]/80", "-U", "~53"], ephemeral=EPH)
+    assert rule_texts(cfg) == [
+        "TCP [127.0.0.1]:80  =>  80 ", "TCP [*]%lo:80  =>  80 ", "UDP [0.0.0.0]:80  =>  80 ",
+        "TCP [::1]:80  =>  80 ", "UDP [*]%lo:1-52  =>  1-52  (best effort)",
+        "UDP [*]%lo:54-32767  =>  54-32767  (best effort)",
+        "UDP [*]%lo:61000-65535  =>  61000-65535  (best effort)"]
+    assert cfg.fwd_rules[0] == FwdRule(HOST, TCP, 80, 80, 80, V4("127.0.0.1"))
+
+
+def test_cli_port_options_2026_grammar():
+    cfg = parse_args(only("-t", "all") + ["-4"], ephemeral=EPH)
+    assert rule_texts(cfg) == ["TCP [0.0.0.0]:1-32767  =>  1-32767  (best effort)",
+                               "TCP [0.0.0.0]:61000-65535  =>  61000-65535  (best effort)"]
+    cfg = parse_args(only("-t", "*%eth0/80,8000-8001:9000-9001"), ephemeral=EPH)
+    assert rule_texts(cfg) == ["TCP [*]%eth0:80  =>  80 ", "TCP [*]%eth0:8000-8001  =>  9000-9001 "]
+    cfg = parse_args(only("-t", "0.0.0.0/8080:10.89.0.2/80"), ephemeral=EPH)
+    assert cfg.fwd_rules == (FwdRule(HOST, TCP, 8080, 8080, 80, ANY4, taddr=V4("10.89.0.2")),)
+    cfg = parse_args(only("-U", "53") + ["-6"], ephemeral=EPH)
+    assert cfg.fwd_rules == (FwdRule(SPLICE, UDP, 53, 53, 53, ANY6, ifname="lo"),)
+    cfg = parse_args(only("-u", "127.0.0.1/auto"), ephemeral=(1024, 65535))
+    assert cfg.fwd_rules == (FwdRule(HOST, UDP, 1, 1023, 1, V4("127.0.0.1"),
+                                     flags=FWD_WEAK | FWD_SCAN),)
+
+
+def test_cli_ephemeral_range_is_read_as_pasta_reads_it(tmp_path, monkeypatch):
+    from pasta.front import conf
+    f = tmp_path / "range"
+    f.write_text("1024\t65000\n")
+    monkeypatch.setattr(conf, "PORT_RANGE_SYSCTL", str(f))
+    cfg = parse_args(only("-t", "all"))
+    assert [(r.first, r.last) for r in cfg.fwd_rules] == [(1, 1023), (65001, 65535)]
+    assert cfg.warnings == ()
+    f.write_text("1024 65000\n")
+    cfg = parse_args(only("-t", "all"))
+    assert [(r.first, r.last) for r in cfg.fwd_rules] == [(1, 49151)]        # RFC 6335's
+    assert cfg.warnings == (f"Unable to parse {f}",)
+    monkeypatch.setattr(conf, "PORT_RANGE_SYSCTL", str(tmp_path / "missing"))
+    cfg = parse_args(only("-t", "all"))
+    assert cfg.warnings == (f"Unable to open {tmp_path / 'missing'}: No such file or directory",)
 
 
 def test_cli_search_domain_limit():
@@ -484,25 +580,31 @@ def test_cli_no_copy_needs_config_net(opt):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--no-tcp", "-t", "80"], "TCP port forwarding requested but TCP is disabled"),
-    (["-T", "80", "--no-tcp"], "TCP port forwarding requested but TCP is disabled"),
-    (["--no-tcp", "-t", "auto"], "TCP port forwarding requested but TCP is disabled"),
-    (["--no-udp", "-u", "53"], "UDP port forwarding requested but UDP is disabled"),
-    (["--no-udp", "-U", "53"], "UDP port forwarding requested but UDP is disabled"),
+    (["--no-tcp", "-t", "80"], "Unable to add rule TCP [*]:80  =>  80 "),
+    (["-T", "80", "--no-tcp"], "Unable to add rule TCP [*]%lo:80  =>  80 "),
+    (["--no-tcp", "-t", "22,auto"], "Unable to add rule TCP [*]:22  =>  22  (auto-scan)"),
+    (["--no-udp", "-u", "53"], "Unable to add rule UDP [*]:53  =>  53 "),
+    (["--no-udp", "-U", "53"], "Unable to add rule UDP [*]%lo:53  =>  53 "),
 ])
 def test_cli_disabled_protocol_refuses_forwarding(argv, message):
-    config_error(argv, message)
+    proto = "TCP" if "--no-tcp" in argv else "UDP"
+    err = config_error(argv, f"Can't add {proto} forwarding rule, {proto} not enabled")
+    assert err.lines[-1] == message
 
 
 def test_cli_disabled_protocol_accepts_none():
     cfg = parse_args(["--no-tcp", "--no-udp", "-t", "none", "-u", "none", "-T", "none",
                       "-U", "none"])
-    assert cfg.no_tcp and cfg.tcp_ports == NONE and cfg.udp_ns == NONE
+    assert cfg.no_tcp and cfg.fwd_rules == ()
+    # a disabled protocol gets no default `auto` (pasta 2026 would add it and die)
+    cfg = parse_args(["--no-tcp"], ephemeral=EPH)
+    assert cfg.fwd_rules and {r.proto for r in cfg.fwd_rules} == {UDP}
 
 
 def test_cli_port_options_accumulate():
-    cfg = parse_args(["-t", "80-80:60-60", "--tcp-ports", "100-100:100-100"])
-    assert cfg.tcp_ports.port_map() == {80: 60, 100: 100}
+    cfg = parse_args(["-t", "80-80:60-60", "--tcp-ports", "100-100:100-100"], ephemeral=EPH)
+    assert port_map(cfg, HOST, TCP) == {80: 60, 100: 100}
+    assert all(r.flags & FWD_SCAN for r in cfg.fwd_rules if (r.pif, r.proto) != (HOST, TCP))
 
 
 # --- namespaces: PID, command, --netns -----------------------------------------------------------
@@ -625,17 +727,17 @@ def test_cli_podman_argv_rows_parse(row):
     assert cfg.no_map_gw == (row not in (12, 13, 14))
     assert cfg.dns_forward4 == V4("192.168.255.255" if row == 15 else "169.254.1.1")
     assert cfg.map_guest_addr4 == V4("192.168.255.255" if row == 19 else "169.254.1.2")
-    for attr in ("tcp_ports", "udp_ports", "tcp_ns", "udp_ns"):
-        assert getattr(cfg, attr) is not None
+    assert {"tcp-ports", "udp-ports", "tcp-ns", "udp-ns"} <= cfg.given    # no defaults
+    assert not any(r.flags & FWD_SCAN for r in cfg.fwd_rules)
 
 
 def test_cli_podman_port_rows_map_ports():
-    assert parse_args(PODMAN_ROWS[3]).tcp_ports.port_map() == {80: 80, 81: 81, 82: 82}
+    assert port_map(parse_args(PODMAN_ROWS[3]), HOST, TCP) == {80: 80, 81: 81, 82: 82}
     cfg = parse_args(PODMAN_ROWS[5])
-    assert cfg.tcp_ports.port_map() == {80: 60} and cfg.udp_ports.port_map() == {100: 100}
-    assert parse_args(PODMAN_ROWS[6]).tcp_ports.port_map() == {80: 60, 100: 100}
+    assert port_map(cfg, HOST, TCP) == {80: 60} and port_map(cfg, HOST, UDP) == {100: 100}
+    assert port_map(parse_args(PODMAN_ROWS[6]), HOST, TCP) == {80: 60, 100: 100}
     cfg = parse_args(PODMAN_ROWS[10])
-    assert cfg.tcp_ns.port_map() == {80: 80} and cfg.tcp_ports == NONE
+    assert rule_texts(cfg) == ["TCP [*]%lo:80  =>  80 "]
     cfg = parse_args(PODMAN_ROWS[8])
     assert (cfg.template_if, cfg.prefix4) == ("eth0", 24)
     cfg = parse_args(PODMAN_ROWS[18])
@@ -649,9 +751,9 @@ def test_cli_podman_4_4_argv_parses():
             "/run/user/1000/netns/netns-3f1c2a4e-8b7d-4c1e-9a2b-1234567890ab"]
     cfg = parse_args(argv)
     assert cfg.netns.startswith("/run/user/1000/netns/netns-") and cfg.netns_only
-    assert cfg.tcp_ports.rules == (
-        PortRule(V4("192.0.2.10"), None, 8080, 8080, 80),
-        PortRule(V6("::1"), None, 8443, 8443, 443),
+    assert cfg.fwd_rules == (
+        FwdRule(HOST, TCP, 8080, 8080, 80, V4("192.0.2.10")),
+        FwdRule(HOST, TCP, 8443, 8443, 443, V6("::1")),
     )
     assert cfg.dns_forward4 == V4("169.254.0.1") and cfg.quiet and cfg.no_map_gw
 
@@ -670,7 +772,9 @@ def test_cli_rootlesskit2_pid_argv_parses():
         "tap0", 65520, V4("10.0.2.100"), 24, V4("10.0.2.2"))
     assert cfg.dns_forward4 == V4("10.0.2.3") and cfg.no_map_gw
     assert (cfg.ipv4, cfg.ipv6) == (True, False)
-    assert cfg.tcp_ports == NONE and cfg.udp_ports == NONE and cfg.tcp_ns is None
+    # -t/-u none; -T/-U not given: `auto`, IPv4 only (--ipv4-only), on interface lo
+    assert cfg.fwd_rules and all(r.pif == SPLICE and r.flags == FWD_WEAK | FWD_SCAN
+                                 and (r.addr, r.ifname) == (ANY4, "lo") for r in cfg.fwd_rules)
     assert "stderr" in cfg.given
 
 
@@ -685,8 +789,8 @@ def test_cli_standalone_spawn_argv_parses():
     cfg = parse_args(["--config-net", "-t", "127.0.0.1/8080:80", "-u", "none", "-T", "8081",
                       "-U", "none", "-q", "-f", "--", "sh", "-c", "exit 3"])
     assert cfg.spawn and cfg.command == ("sh", "-c", "exit 3")
-    assert cfg.tcp_ports.rules == (PortRule(V4("127.0.0.1"), None, 8080, 8080, 80),)
-    assert cfg.tcp_ns.port_map() == {8081: 8081}
+    assert cfg.fwd_rules == (FwdRule(HOST, TCP, 8080, 8080, 80, V4("127.0.0.1")),
+                             FwdRule(SPLICE, TCP, 8081, 8081, 8081, ANY6, ifname="lo", flags=DUAL))
 
 
 # --- main() --------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from cni.version import SUPPORTED_VERSIONS, Command
 from pasta.front.conf import parse_args
 from pasta.plan.config import MTU_DEFAULT
 from pasta.util.errors import ConfigError
-from pasta.plan.portspec import FwdMode
+from pasta.core.fwd_rule import FWD_DUAL_STACK_ANY, IPPROTO_TCP, IPPROTO_UDP, PIF_HOST
 
 V4 = ipaddress.IPv4Address
 V6 = ipaddress.IPv6Address
@@ -412,8 +412,7 @@ def test_netconf_defaults_copy_the_host():
     assert (cfg.ipv4, cfg.ipv6, cfg.no_map_gw, cfg.quiet, cfg.debug) == \
         (True, True, False, True, False)
     assert cfg.dns_forward4 == V4("169.254.1.1") and cfg.dns_forward6 is None
-    for fwd in (cfg.tcp_ports, cfg.udp_ports, cfg.tcp_ns, cfg.udp_ns):
-        assert fwd.mode == FwdMode.NONE
+    assert cfg.fwd_rules == ()          # every port option is `none`: no default `auto`
     assert not cfg.spawn and cfg.command == () and cfg.pid_target is None
 
 
@@ -717,9 +716,10 @@ PORTS = [
     ([pm(8080, 80, ip="0.0.0.0"), pm(8080, 80, ip="::")], ["0.0.0.0/8080:80", "::/8080:80"],
      ["none"], {8080: 80}, {}),
     ([pm(1, 65535), pm(65535, 1)], ["1:65535,65535:1"], ["none"], {1: 65535, 65535: 1}, {}),
-    # same host port, different protocols or addresses: no conflict
-    ([pm(53, 53, "tcp"), pm(53, 5353, "udp"), pm(53, 54, "tcp", "127.0.0.1")],
-     ["53", "127.0.0.1/53:54"], ["53:5353"], {53: 54}, {53: 5353}),
+    # same host port, different protocols or addresses that do not overlap: no conflict
+    ([pm(53, 5353, "udp"), pm(53, 54, "tcp", "127.0.0.1"), pm(53, 54, "tcp", "127.0.0.2"),
+      pm(53, 54, "tcp", "::1")],
+     ["127.0.0.1/53:54", "127.0.0.2/53:54", "::1/53:54"], ["53:5353"], {53: 54}, {53: 5353}),
 ]
 
 
@@ -732,15 +732,17 @@ def test_netconf_port_mappings(mappings, tcp, udp, tcp_map, udp_map):
     assert [a for a in args if a.startswith("--tcp-ports=")] == [f"--tcp-ports={s}" for s in tcp]
     assert [a for a in args if a.startswith("--udp-ports=")] == [f"--udp-ports={s}" for s in udp]
     cfg = parse_args(args)
-    for proto, fwd, port_map in (("tcp", cfg.tcp_ports, tcp_map), ("udp", cfg.udp_ports, udp_map)):
+    assert all(rule.pif == PIF_HOST for rule in cfg.fwd_rules)      # -T/-U none, no `auto`
+    for proto, num, port_map in (("tcp", IPPROTO_TCP, tcp_map), ("udp", IPPROTO_UDP, udp_map)):
         # what pasta will forward: (host address, host port, container port), from its own parse
-        got = {(rule.addr, p, t) for rule in fwd.rules for p, t in rule.ports()}
+        got = {(None if rule.flags & FWD_DUAL_STACK_ANY else rule.addr, p, rule.target(p))
+               for rule in cfg.fwd_rules if rule.proto == num
+               for p in range(rule.first, rule.last + 1)}
         want = {(ipaddress.ip_address(m["hostIP"]) if m.get("hostIP") else None,
                  m["hostPort"], m["containerPort"])
                 for m in mappings if m.get("protocol", "tcp").lower() == proto}
         assert got == want
         assert {p: t for _, p, t in sorted(got, key=lambda x: x[0] is not None)} == port_map
-        assert fwd.mode == (FwdMode.SPEC if want else FwdMode.NONE)
 
 
 def test_netconf_port_mapping_values():
@@ -794,6 +796,18 @@ PORT_ERRORS = [
                                        "already mapped to container port 80 by portMappings[0]"),
     ([pm(53, 53, "udp", "127.0.0.1"), pm(53, 54, "udp", "127.0.0.1")], E7,
      "runtimeConfig.portMappings[1]: udp host port 127.0.0.1:53 is already mapped"),
+    # overlapping host addresses: pasta 2026 refuses them ("Forwarding configuration conflict")
+    ([pm(53, 53), pm(53, 54, ip="127.0.0.1")], E7,
+     "runtimeConfig.portMappings[1]: tcp host port 127.0.0.1:53 overlaps 53 of portMappings[0]"),
+    ([pm(80, 80, ip="::1"), pm(80, 80, ip="")], E7,
+     "runtimeConfig.portMappings[1]: tcp host port 80 overlaps ::1:80 of portMappings[0]"),
+    ([pm(80, 80, ip="0.0.0.0"), pm(80, 81, ip="127.0.0.1")], E7,
+     "runtimeConfig.portMappings[1]: tcp host port 127.0.0.1:80 overlaps 0.0.0.0:80"),
+    ([pm(80, 80, ip="::"), pm(80, 81, ip="fd00::1")], E7,
+     "runtimeConfig.portMappings[1]: tcp host port fd00::1:80 overlaps :::80"),
+    ([pm(80, 80, ip="10.0.0.1"), pm(80, 81, ip="::ffff:10.0.0.1")], E7,
+     f"runtimeConfig.portMappings[1]: tcp host port {V6('::ffff:10.0.0.1')}:80 overlaps "
+     "10.0.0.1:80"),
 ]
 
 

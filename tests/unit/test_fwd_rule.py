@@ -1,6 +1,7 @@
 """Tests for the forwarding table (pasta.core.fwd_rule) and its listeners (pasta.shell.fwd_listen), with
-stand-in listener openers: building rules from -t/-u/-T/-U specs, validation and conflicts, the
-diff of two tables, all-or-nothing replace(), start-up failures and auto-scan edits."""
+stand-in listener openers: rules made by -t/-u/-T/-U specs (the grammar itself: test_portspec.py),
+validation and conflicts, the diff of two tables, all-or-nothing replace(), start-up failures and
+auto-scan edits."""
 
 from __future__ import annotations
 
@@ -11,34 +12,38 @@ from hypothesis import given, settings, strategies as st
 
 from pasta.util.errors import ConfigError, SetupError
 from pasta.shell.fwd_listen import FwdListen, FwdListenError, fwd_listen_init
-from pasta.core.fwd_rule import (ANY4, ANY6, FWD_CAP_ALL, FWD_CAP_IPV4, FWD_CAP_IPV6, FWD_CAP_SCAN,
-                            FWD_CAP_TCP, FWD_CAP_UDP, FWD_DUAL_STACK_ANY, FWD_SCAN, FWD_WEAK,
-                            IPPROTO_TCP, IPPROTO_UDP, LOOPBACK4, LOOPBACK6, PIF_HOST, PIF_SPLICE,
-                            FwdRule, FwdRuleError, FwdTable, Sock, fwd_caps, fwd_listen_diff,
-                            fwd_listen_wanted, fwd_rule_add, fwd_rule_fmt, fwd_rules_from_spec,
-                            fwd_table)
-from pasta.plan.portspec import parse
+from pasta.core.fwd_rule import (ANY4, ANY6, FWD_CAP_ALL, FWD_CAP_IFNAME, FWD_CAP_IPV4,
+                                 FWD_CAP_IPV6, FWD_CAP_SCAN, FWD_CAP_TCP, FWD_CAP_UDP,
+                                 FWD_DUAL_STACK_ANY, FWD_SCAN, FWD_WEAK, IPPROTO_TCP, IPPROTO_UDP,
+                                 LOOPBACK4, LOOPBACK6, PIF_HOST, PIF_SPLICE, FwdRule,
+                                 FwdRuleError, FwdTable, Sock, fwd_caps, fwd_listen_diff,
+                                 fwd_listen_wanted, fwd_parse_ephemeral, fwd_rule_add,
+                                 fwd_rule_fmt, fwd_rule_parse, fwd_rules_for_caps, fwd_table,
+                                 fwd_table_parse, inany_ntop)
 from helpers.procnet import ProcNet
 
 V4 = ipaddress.IPv4Address
 V6 = ipaddress.IPv6Address
 CAPS4 = FWD_CAP_ALL & ~FWD_CAP_IPV6
 TCP, UDP, HOST, SPLICE = IPPROTO_TCP, IPPROTO_UDP, PIF_HOST, PIF_SPLICE
+DUAL = FWD_DUAL_STACK_ANY
 
 
 def rules(text, pif=HOST, proto=TCP, caps=FWD_CAP_ALL, ephemeral=(49152, 65535)):
-    return fwd_rules_from_spec(parse(text, ns_side=pif == SPLICE), pif, proto, caps, ephemeral)
+    return fwd_rule_parse(text, pif, proto, caps, ephemeral) or []
 
 
 def table(*specs, caps=FWD_CAP_ALL, ephemeral=(49152, 65535)):
-    """A table of (text, pif, proto) specs."""
-    return fwd_table(caps, [r for text, pif, proto in specs
-                            for r in rules(text, pif, proto, caps, ephemeral)])
+    """A table of (text, pif, proto) specs, parsed in order into one table as pasta does."""
+    t = FwdTable(caps)
+    for text, pif, proto in specs:
+        t = fwd_table_parse(t, text, pif, proto, ephemeral)
+    return t
 
 
 # ---------------------------------------------------------------------------------- building
 def test_single_port_no_address_both_families_is_dual_stack():
-    assert rules("22") == [FwdRule(HOST, TCP, 22, 22, 22, ANY6, flags=FWD_DUAL_STACK_ANY)]
+    assert rules("22") == [FwdRule(HOST, TCP, 22, 22, 22, ANY6, flags=DUAL)]
 
 
 def test_one_family_gives_its_unspecified_address_not_dual():
@@ -49,8 +54,8 @@ def test_one_family_gives_its_unspecified_address_not_dual():
 
 def test_ranges_and_mapping():
     assert rules("80:8080,90-92:1090-1092", proto=UDP) == [
-        FwdRule(HOST, UDP, 80, 80, 8080, ANY6, flags=FWD_DUAL_STACK_ANY),
-        FwdRule(HOST, UDP, 90, 92, 1090, ANY6, flags=FWD_DUAL_STACK_ANY)]
+        FwdRule(HOST, UDP, 80, 80, 8080, ANY6, flags=DUAL),
+        FwdRule(HOST, UDP, 90, 92, 1090, ANY6, flags=DUAL)]
 
 
 def test_exclusions_split_a_range_into_runs():
@@ -64,36 +69,67 @@ def test_exclusions_split_a_range_into_runs():
 def test_exclusion_only_is_weak_and_skips_the_ephemeral_range():
     got = rules("~22", ephemeral=(32768, 60999))
     assert [(r.first, r.last) for r in got] == [(1, 21), (23, 32767), (61000, 65535)]
-    assert all(r.flags == FWD_WEAK | FWD_DUAL_STACK_ANY for r in got)
+    assert all(r.flags == FWD_WEAK | DUAL for r in got)
 
 
 def test_address_and_interface():
     assert rules("192.0.2.1%eth0/80") == [FwdRule(HOST, TCP, 80, 80, 80, V4("192.0.2.1"),
                                                   ifname="eth0")]
     assert rules("[2001:db8::2]/22") == [FwdRule(HOST, TCP, 22, 22, 22, V6("2001:db8::2"))]
-    assert rules("%lo/80") == [FwdRule(HOST, TCP, 80, 80, 80, ANY6, ifname="lo",
-                                       flags=FWD_DUAL_STACK_ANY)]
+    assert rules("%lo/80") == [FwdRule(HOST, TCP, 80, 80, 80, ANY6, ifname="lo", flags=DUAL)]
     assert rules("0.0.0.0/80") == [FwdRule(HOST, TCP, 80, 80, 80, ANY4)]
 
 
-def test_ns_side_rules_listen_on_each_loopback():
-    assert rules("1025", SPLICE, UDP) == [FwdRule(SPLICE, UDP, 1025, 1025, 1025, LOOPBACK4),
-                                          FwdRule(SPLICE, UDP, 1025, 1025, 1025, LOOPBACK6)]
+def test_ns_side_rules_listen_on_interface_lo_or_each_loopback():
+    assert rules("1025", SPLICE, UDP) == [FwdRule(SPLICE, UDP, 1025, 1025, 1025, ANY6,
+                                                  ifname="lo", flags=DUAL)]
     assert rules("1025", SPLICE, UDP, caps=CAPS4) == [
-        FwdRule(SPLICE, UDP, 1025, 1025, 1025, LOOPBACK4)]
+        FwdRule(SPLICE, UDP, 1025, 1025, 1025, ANY4, ifname="lo")]
+    no_if = FWD_CAP_ALL & ~FWD_CAP_IFNAME
+    assert rules("1025", SPLICE, UDP, caps=no_if) == [
+        FwdRule(SPLICE, UDP, 1025, 1025, 1025, LOOPBACK4),
+        FwdRule(SPLICE, UDP, 1025, 1025, 1025, LOOPBACK6)]
 
 
-def test_auto_and_default_are_weak_scan_rules_over_every_port():
-    assert fwd_rules_from_spec(None, HOST, TCP, FWD_CAP_ALL) == [
-        FwdRule(HOST, TCP, 1, 65535, 1, ANY6, flags=FWD_DUAL_STACK_ANY | FWD_WEAK | FWD_SCAN)]
+def test_auto_is_weak_scan_rules_over_every_non_ephemeral_port():
+    assert rules("auto", ephemeral=(32768, 60999)) == [
+        FwdRule(HOST, TCP, 1, 32767, 1, ANY6, flags=DUAL | FWD_WEAK | FWD_SCAN),
+        FwdRule(HOST, TCP, 61000, 65535, 61000, ANY6, flags=DUAL | FWD_WEAK | FWD_SCAN)]
     got = rules("auto,~22,~6000-6010", proto=UDP)
-    assert [(r.first, r.last) for r in got] == [(1, 21), (23, 5999), (6011, 65535)]
+    assert [(r.first, r.last) for r in got] == [(1, 21), (23, 5999), (6011, 49151)]
     assert all(r.flags & FWD_SCAN for r in got)
 
 
-def test_auto_without_scan_capability_and_none_give_nothing():
-    assert rules("auto", caps=FWD_CAP_ALL & ~FWD_CAP_SCAN) == []
-    assert rules("none") == []
+def test_auto_without_scan_capability_is_refused_and_none_gives_nothing():
+    with pytest.raises(ConfigError, match="^'auto' port forwarding is only allowed for pasta$"):
+        rules("auto", caps=FWD_CAP_ALL & ~FWD_CAP_SCAN)
+    assert fwd_rule_parse("none", HOST, TCP, FWD_CAP_ALL, (49152, 65535)) is None
+
+
+def test_rules_for_caps_turn_dual_stack_into_the_family_left():
+    both = table(("80", HOST, TCP), ("auto", SPLICE, UDP), ("127.0.0.1/22", HOST, TCP))
+    got = fwd_rules_for_caps(both.rules, CAPS4)
+    assert got[0] == FwdRule(HOST, TCP, 80, 80, 80, ANY4)
+    assert {(r.addr, r.ifname, r.flags) for r in got[1:-1]} == {
+        (ANY4, "lo", FWD_WEAK | FWD_SCAN)}
+    assert got[-1] == both.rules[-1]
+    # as parsing with that cap missing would have made them
+    assert got == list(table(("80", HOST, TCP), ("auto", SPLICE, UDP),
+                             ("127.0.0.1/22", HOST, TCP), caps=CAPS4).rules)
+    assert fwd_rules_for_caps(both.rules, FWD_CAP_ALL & ~FWD_CAP_SCAN) == [
+        both.rules[0], both.rules[-1]]
+    with pytest.raises(FwdRuleError, match="^IPv4 forward, but IPv4 not enabled$"):
+        fwd_table(FWD_CAP_ALL & ~FWD_CAP_IPV4,
+                  fwd_rules_for_caps(both.rules, FWD_CAP_ALL & ~FWD_CAP_IPV4))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("32768\t60999\n", (32768, 60999)), ("1024\t65535", (1024, 65535)),
+    ("32768 60999\n", None), ("32768\t65536\n", None), ("x", None), ("", None),
+    ("32768\t60999 \n", None),
+])
+def test_ephemeral_range_text_is_read_as_pasta_reads_it(text, expected):
+    assert fwd_parse_ephemeral(text) == expected
 
 
 # -------------------------------------------------------------------------------- validation
@@ -123,6 +159,17 @@ def test_conflicts_are_refused_with_both_rules_named(specs):
     assert str(e.value).startswith("Forwarding configuration conflict: ")
     assert " versus " in str(e.value)
     assert isinstance(e.value, ConfigError)
+    new = str(e.value).split(": ", 1)[1].split(" versus ")[0]
+    assert e.value.lines == (str(e.value), f"Unable to add rule {new}")
+
+
+def test_conflict_message_is_pastas_exactly():
+    with pytest.raises(FwdRuleError) as e:
+        table(("auto", HOST, TCP), ("80", HOST, TCP), ephemeral=(32768, 60999))
+    assert e.value.lines == (
+        "Forwarding configuration conflict: TCP [*]:80  =>  80  versus "
+        "TCP [*]:1-32767  =>  1-32767  (best effort) (auto-scan)",
+        "Unable to add rule TCP [*]:80  =>  80 ")
 
 
 @pytest.mark.parametrize("specs", [
@@ -151,17 +198,55 @@ def test_non_conflicting_rules_are_kept_in_order(specs):
      "Can't add UDP forwarding rule, UDP not enabled"),
     (FwdRule(HOST, TCP, 1, 1, 1), FWD_CAP_ALL & ~FWD_CAP_TCP,
      "Can't add TCP forwarding rule, TCP not enabled"),
-    (FwdRule(HOST, 1, 1, 1, 1), FWD_CAP_ALL, "Unsupported protocol 0x1 for forwarding rule"),
-    (FwdRule(HOST, TCP, 1, 1, 1, flags=FWD_SCAN), FWD_CAP_ALL & ~FWD_CAP_SCAN,
-     "'auto' port forwarding is only allowed for pasta"),
+    (FwdRule(HOST, 1, 1, 1, 1), FWD_CAP_ALL,
+     "Unsupported protocol 0x1 (ICMP) for forwarding rule"),
+    (FwdRule(HOST, 132, 1, 1, 1), FWD_CAP_ALL,
+     "Unsupported protocol 0x84 (<unknown protocol>) for forwarding rule"),
     (FwdRule(2, TCP, 1, 1, 1), FWD_CAP_ALL, "Received rules for non-existent table"),
+    (FwdRule(HOST, TCP, 1, 1, 1, ifname="abcdefghijklmnop"), FWD_CAP_ALL,
+     "Interface name was not NULL terminated"),
     (FwdRule(HOST, TCP, 1, 1, 1, flags=FWD_DUAL_STACK_ANY, taddr=V4("10.0.0.1")), FWD_CAP_ALL,
      "Dual stack forward to IPv4 address 10.0.0.1 unsupported"),
+    (FwdRule(HOST, TCP, 1, 1, 1, ANY4, taddr=V4("224.0.0.1")), FWD_CAP_ALL,
+     "Multicast target address 224.0.0.1 for forwarding rule"),
+    (FwdRule(HOST, TCP, 1, 1, 1, ANY4, taddr=V4("255.255.255.255")), FWD_CAP_ALL,
+     "Multicast target address 255.255.255.255 for forwarding rule"),
+    (FwdRule(HOST, TCP, 1, 1, 1, ANY6, taddr=V6("ff02::1")), FWD_CAP_ALL,
+     "Multicast target address ff02::1 for forwarding rule"),
+    (FwdRule(HOST, TCP, 1, 1, 1, ANY4, taddr=V6("fd00::2")), FWD_CAP_ALL,
+     "Forward from IPv4 (0.0.0.0) to IPv6 (fd00::2) unsupported"),
+    (FwdRule(HOST, TCP, 1, 1, 1, V6("::1"), taddr=V4("10.0.0.1")), FWD_CAP_ALL,
+     "Forward from IPv6 (::1) to IPv4 (10.0.0.1) unsupported"),
 ])
 def test_invalid_rules_are_refused_with_pastas_message(rule, caps, message):
     with pytest.raises(FwdRuleError) as e:
         fwd_rule_add(FwdTable(caps), rule)
     assert str(e.value) == message
+
+
+def test_dual_stack_target_refusal_carries_pastas_hint():
+    rule = FwdRule(HOST, TCP, 1, 1, 1, flags=FWD_DUAL_STACK_ANY, taddr=V6("fd00::2"))
+    with pytest.raises(FwdRuleError) as e:
+        fwd_rule_add(FwdTable(FWD_CAP_ALL), rule)
+    assert e.value.lines == ("Dual stack forward to IPv6 address fd00::2 unsupported",
+                             "Did you mean [::]/... instead?")
+
+
+def test_ifname_and_scan_flags_are_not_checked_against_caps_when_adding():
+    # pasta's fwd_rule_add() leaves those to the parser (and to the listeners)
+    caps = FWD_CAP_ALL & ~FWD_CAP_IFNAME & ~FWD_CAP_SCAN
+    fwd_rule_add(FwdTable(caps), FwdRule(HOST, TCP, 1, 1, 1, ANY4, ifname="lo", flags=FWD_SCAN))
+
+
+def test_rule_text_addresses_are_glibcs():
+    assert inany_ntop(V6("::102:304")) == "::1.2.3.4"       # inet_ntop's IPv4-compatible form
+    assert inany_ntop(V6("::1:0")) == "::0.1.0.0"
+    assert inany_ntop(V6("::1")) == "::1" and inany_ntop(V6("::100")) == "::100"
+    assert inany_ntop(V6("1::")) == "1::" and inany_ntop(V4("10.0.0.1")) == "10.0.0.1"
+    assert fwd_rule_fmt(FwdRule(HOST, TCP, 80, 80, 80, V6("::102:304"))) == \
+        "TCP [::1.2.3.4]:80  =>  80 "
+    assert fwd_rule_fmt(FwdRule(HOST, TCP, 80, 80, 80, ANY4, taddr=V4("0.0.0.0"))) == \
+        "TCP [0.0.0.0]:80  =>  80 "
 
 
 def test_caps_follow_pastas_bits():
@@ -192,9 +277,9 @@ def test_diff_opens_closes_keeps_and_retargets():
 def test_wanted_sockets_of_scan_rules_follow_the_scan_state():
     t = table(("auto,~22,~53", HOST, UDP), ("53", HOST, UDP), caps=CAPS4)
     assert {s.port for s in fwd_listen_wanted(t, {})} == {53}
-    scan = {(HOST, UDP): {22, 5000, 65535}}
-    assert {s.port for s in fwd_listen_wanted(t, scan)} == {53, 5000, 65535}
-    assert {s.port for s in fwd_listen_wanted(t, scan, scan_only=True)} == {5000, 65535}
+    scan = {(HOST, UDP): {22, 5000, 49151, 49152}}        # 49152: ephemeral, not forwarded
+    assert {s.port for s in fwd_listen_wanted(t, scan)} == {53, 5000, 49151}
+    assert {s.port for s in fwd_listen_wanted(t, scan, scan_only=True)} == {5000, 49151}
 
 
 # ------------------------------------------------------------------- listeners: a stand-in
