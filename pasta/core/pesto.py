@@ -48,7 +48,7 @@ States and events:
 
 Invariants:
 - `parse_rule(pack_rule(r)) == r` for every rule with `taddr` None or non-`::`, an ifname of at
-  most 15 bytes, ports and proto/flags in range; `pack_rule(parse_rule(b)) == b` for every 56
+  most 16 bytes, ports and proto/flags in range; `pack_rule(parse_rule(b)) == b` for every 56
   bytes whose ifname has nothing but NULs after its first NUL (or no NUL at all).
 - A reader never buffers more than `max_bytes` plus one fed chunk, and never raises anything but
   `PestoError` (hypothesis-tested with random bytes).
@@ -192,7 +192,7 @@ def pack_rule(rule: FwdRule) -> bytes:
     """The 56 bytes of `struct fwd_rule` as `fwd_rule_write()` sends them."""
     taddr = _ZERO16 if rule.taddr is None else _pack_addr(rule.taddr)
     ifname = rule.ifname.encode("utf-8", "surrogateescape")
-    if len(ifname) >= IFNAMSIZ:
+    if len(ifname) > IFNAMSIZ:      # 16 bytes travel (unterminated: the server refuses them)
         raise ValueError(f"interface name {rule.ifname!r} does not fit IFNAMSIZ")
     try:
         return RULE.pack(_pack_addr(rule.addr), taddr, ifname, rule.first, rule.last, rule.to,

@@ -21,10 +21,12 @@ Theory of operation (pesto.c `main()`, in its order):
    the options in order to the local copy: -A and -D switch to add and delete mode for what
    follows; in the initial replace mode the first -t/-u empties the whole HOST table and the
    first -T/-U the whole SPLICE table; -C PIF empties that table ("Unsupported pif name PIF")
-   and counts as its clearing. Specs go through pasta 2026's parser
-   `pasta.core.fwd_rule.fwd_rule_parse` against the server's caps; each resulting rule is added
-   (`PifTable.add`: fwd_rule_add's message, then "Unable to add rule R") or deleted
-   (`PifTable.delete`, byte-for-byte match, then "Unable to delete rule R"); `none` refuses a
+   and counts as its clearing. Specs go through pasta 2026's parser in `pasta.core.fwd_rule`
+   against the server's caps, as pesto's `fwd_rule_parse(optname, del, optarg, fwd)`: adding is
+   `fwd_table_parse` on the server's rules (each rule checked by fwd_rule_add as it is made:
+   the reason, then "Unable to add rule R"); deleting runs the same parser (`_DeleteParse`, a
+   subclass of its `_Parse` whose `add` hook deletes) and removes each rule as it is made by
+   byte-for-byte match (`PifTable.delete`, then "Unable to delete rule R"); `none` refuses a
    table that already holds that protocol ("-t none conflicts with previous options").
 5. -s: "Updated configuration (PATH)" and the tables; then every table received is sent, the
    terminator, shutdown(SHUT_RDWR) and close (`Error writing to control socket: ...`, `Error
@@ -54,10 +56,13 @@ Differences from pesto (`pesto.c`, `fwd_rule.c fwd_rule_parse()`):
   checks that it succeeds. `--help` prints pesto's text with argv[0].
 - A version-1 server is refused ("Unsupported server protocol version 1 < 2"); pesto goes on
   and misreads every rule.
-- A spec is parsed whole before its rules are applied, so "-t 80,x" is "Invalid port specifier"
-  even where pesto would first report a conflict of rule 80.
-- Rules the server sent with an unknown protocol are shown as the number (pesto: "<unknown
-  protocol>"); `fwd_rule_fmt` is shared with pypasta.
+- SIGPIPE and SIGINT end the console script as they end pesto; `main()` called in-process
+  reports a closed socket as "Error writing to control socket: Broken pipe" (exit 1).
+- An unexpected exception (a bug) is one line, "internal error: ...", exit 1.
+- A rule whose target range wraps past 65535 (only a broken server sends one) is shown with
+  the unwrapped end (`fwd_rule_fmt`; pesto's in_port_t wraps it).
+- Adding counts the sockets of the server's rules against the 327 680 limit too (pesto's copy
+  of the table never counted them; see `pasta.core.pesto`).
 """
 
 from __future__ import annotations
@@ -66,12 +71,16 @@ import os
 import signal
 import socket
 import sys
+from dataclasses import replace
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from pasta import __version__
-from pasta.core.fwd_rule import (IPPROTO_TCP, IPPROTO_UDP, PIF_HOST, PIF_SPLICE, FwdRuleError,
-                                 fwd_rule_fmt)
-from pasta.core.pesto import DumpReader, PestoError, PifTable, pack_transaction, show_lines
+from pasta.core import fwd_rule
+from pasta.core.fwd_rule import (IPPROTO_TCP, IPPROTO_UDP, PIF_HOST, PIF_SPLICE, FwdRule,
+                                 FwdRuleError, FwdTable, fwd_parse_ephemeral, fwd_rule_fmt,
+                                 fwd_table_parse)
+from pasta.core.pesto import (DumpReader, PestoError, PifTable, WireRule, pack_transaction,
+                              show_lines)
 from pasta.front.getopt import Getopt, GetoptError, LongOpt
 from pasta.util.errors import ConfigError
 
@@ -93,7 +102,6 @@ LONG_OPTIONS = (
 UPDATE_KEYS = frozenset("CtuTUAD")
 PORT_RANGE_SYSCTL = "/proc/sys/net/ipv4/ip_local_port_range"
 EPHEMERAL_RFC6335 = (49152, 65535)
-NUM_PORTS = 65536
 SUN_PATH_MAX = 108
 RECV_CHUNK = 65536
 
@@ -180,37 +188,6 @@ class _Exit(Exception):
 
 
 # ------------------------------------------------------------------------- ephemeral range
-def _strtoul10(text: str) -> Tuple[Optional[int], str]:
-    """C strtoul(text, &end, 10): (value or None if no digits or out of range, rest)."""
-    i = 0
-    while i < len(text) and text[i] in " \t\n\v\f\r":
-        i += 1
-    neg = False
-    if i < len(text) and text[i] in "+-":
-        neg = text[i] == "-"
-        i += 1
-    j = i
-    while j < len(text) and text[j].isascii() and text[j].isdigit():
-        j += 1
-    if j == i:
-        return None, text
-    val = int(text[i:j])
-    if val >= 1 << 64:
-        return None, text[j:]
-    return ((-val) % (1 << 64) if neg else val), text[j:]
-
-
-def parse_port_range(line: str) -> Optional[Tuple[int, int]]:
-    """fwd_probe_ephemeral()'s parse of the sysctl's first line ("min<TAB>max"), or None."""
-    lo, rest = _strtoul10(line)
-    if lo is None or not rest.startswith("\t"):
-        return None
-    hi, rest = _strtoul10(rest[1:])
-    if hi is None or rest or lo >= NUM_PORTS or hi >= NUM_PORTS:
-        return None
-    return lo, hi
-
-
 def probe_ephemeral(warn: Callable[[str], None],
                     path: str = PORT_RANGE_SYSCTL) -> Tuple[int, int]:
     """The client's ephemeral range, or RFC 6335's with pesto's warning."""
@@ -220,8 +197,7 @@ def probe_ephemeral(warn: Callable[[str], None],
     except OSError as e:
         warn(f"Unable to open {path}: {os.strerror(e.errno or 0)}")
         return EPHEMERAL_RFC6335
-    line = data.split(b"\n", 1)[0].decode("latin-1")
-    found = parse_port_range(line)
+    found = fwd_parse_ephemeral(data.decode("latin-1"))
     if found is None:
         warn(f"Unable to parse {path}")
         return EPHEMERAL_RFC6335
@@ -229,16 +205,47 @@ def probe_ephemeral(warn: Callable[[str], None],
 
 
 # ------------------------------------------------------------------------------ spec parsing
-def parse_spec(optarg: str, pif: int, proto: int, caps: int,
-               ephemeral: Tuple[int, int]):
-    """pasta 2026's spec grammar (pasta.core.fwd_rule.fwd_rule_parse): rules, or None for
-    `none`; ConfigError with pasta's message."""
-    from pasta.core import fwd_rule
-    parse = getattr(fwd_rule, "fwd_rule_parse", None)
-    if parse is None:
-        raise ConfigError("port specifiers are not available yet "
-                          "(pasta.core.fwd_rule.fwd_rule_parse is missing)")
-    return parse(optarg, pif, proto, caps, ephemeral)
+class _DeleteParse(fwd_rule._Parse):
+    """pasta's fwd_rule_parse() with `del` set: each rule the spec makes (in pasta's order) is
+    deleted from the client's table by exact match instead of being added."""
+
+    def __init__(self, pif_table: PifTable, table: FwdTable, pif: int, proto: int,
+                 ephemeral: Tuple[int, int], warnings: List[str]):
+        super().__init__(table, pif, proto, table.caps, ephemeral, warnings)
+        self.pif_table = pif_table
+
+    def add(self, rule: FwdRule) -> None:
+        try:
+            self.pif_table.delete(rule)
+        except FwdRuleError as e:
+            raise FwdRuleError(*_lines(e), f"Unable to delete rule {fwd_rule_fmt(rule)}") \
+                from None
+        self.added.append(rule)
+
+
+def _lines(e: Exception) -> Tuple[str, ...]:
+    return tuple(getattr(e, "lines", None) or str(e).splitlines())
+
+
+def apply_spec(pif_table: PifTable, optarg: str, pif: int, proto: int, delete: bool,
+               ephemeral: Tuple[int, int], warnings: List[str]) -> None:
+    """One -t/-u/-T/-U argument applied to the client's copy of a table, as pesto's
+    fwd_rule_parse(optname, del, optarg, fwd) does: pasta 2026's grammar against the server's
+    caps; ConfigError with every line pesto prints (the reason, then "Unable to add rule R" or
+    "Unable to delete rule R"); warnings are appended to `warnings`."""
+    # The option says which pif the rules are for; the server's rules are seen as that pif's
+    # whatever id it gave the table, so that conflicts are found as pesto finds them.
+    current = FwdTable(pif_table.caps, tuple(replace(r, pif=pif) if r.pif != pif else r
+                                             for r in pif_table.fwd_rules()))
+    # A C string ends at its first NUL (argv cannot hold one anyway).
+    optarg = optarg.split("\0", 1)[0]
+    if delete:
+        _DeleteParse(pif_table, current, pif, proto, ephemeral, warnings).parse(optarg)
+        return
+    new = fwd_table_parse(current, optarg, pif, proto, ephemeral, warnings)
+    for rule in new.rules[len(current.rules):]:
+        pif_table.rules.append(WireRule.of(replace(rule, pif=pif_table.pif)
+                                           if rule.pif != pif_table.pif else rule))
 
 
 # ---------------------------------------------------------------------------------- the run
@@ -375,24 +382,13 @@ def _apply(argv: Sequence[str], conf, ephemeral: Tuple[int, int], io: _Out) -> N
 def _spec(table: PifTable, key: str, optarg: str, pif: int, delete: bool,
           ephemeral: Tuple[int, int], io: _Out) -> None:
     proto = IPPROTO_TCP if key in "tT" else IPPROTO_UDP
+    warnings: List[str] = []
     try:
-        rules = parse_spec(optarg, pif, proto, table.caps, ephemeral)
-    except ConfigError as e:
-        raise Die(*str(e).splitlines()) from None
-    if rules is None:
-        if table.has_proto(proto):
-            raise Die(f"-{key} none conflicts with previous options")
-        return
-    for rule in rules:
-        try:
-            if delete:
-                table.delete(rule)
-            else:
-                table.add(rule)
-        except (FwdRuleError, ValueError) as e:
-            what = "delete" if delete else "add"
-            raise Die(*str(e).splitlines(), f"Unable to {what} rule {fwd_rule_fmt(rule)}") \
-                from None
+        apply_spec(table, optarg, pif, proto, delete, ephemeral, warnings)
+    except (ConfigError, ValueError) as e:
+        raise Die(*warnings, *_lines(e)) from None
+    for line in warnings:
+        io.warn(line)
 
 
 def run(argv: Sequence[str], prog: str) -> int:
@@ -471,6 +467,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         return d.code
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # noqa: BLE001 - a bug: one line, never a traceback
+        sys.stdout.flush()
+        sys.stderr.write(f"internal error: {type(e).__name__}: {e}\n")
+        return 1
 
 
 if __name__ == "__main__":

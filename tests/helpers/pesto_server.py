@@ -1,10 +1,11 @@
 """A pesto control-socket server for tests, built on pasta.core.pesto: one client at a time.
 
 `PestoServer(path, greeting)` binds an AF_UNIX stream socket at `path` and serves each client in
-a thread: it sends `greeting` (any bytes: a `dump()`, or something broken on purpose), reads what
-the client sends until EOF (bounded by `timeout`), and records it in `received` (one bytes object
-per client). `transaction(i)` parses client `i`'s bytes with `TransactionReader`. Used to run the
-real `pesto` and `pypasta-pesto` against the same server and compare bytes and text.
+a thread: it sends `greeting` (any bytes: a `dump()`, or something broken on purpose; with
+`close_after_greeting` its write side is shut down after it), reads what the client sends until
+EOF (bounded by `timeout`), and records it in `received` (one bytes object per client).
+`transaction(i)` parses client `i`'s bytes with `TransactionReader`. Used to run the real `pesto`
+and `pypasta-pesto` against the same server and compare bytes and text.
 
 Both clients are run with `run_client(argv, ...)`: a subprocess with captured text output.
 """
@@ -29,9 +30,11 @@ BUILD_HINT = ("the reference pesto is built by tests/install-deps.sh "
 
 
 class PestoServer:
-    def __init__(self, path: str, greeting: bytes, timeout: float = 10.0):
+    def __init__(self, path: str, greeting: bytes, timeout: float = 10.0,
+                 close_after_greeting: bool = False):
         self.path = path
         self.greeting = greeting
+        self.close_after_greeting = close_after_greeting
         self.timeout = timeout
         self.received: List[bytes] = []
         self.errors: List[str] = []
@@ -57,6 +60,8 @@ class PestoServer:
             data = bytearray()
             try:
                 conn.sendall(self.greeting)
+                if self.close_after_greeting:       # EOF for a client that wants more
+                    conn.shutdown(socket.SHUT_WR)
                 while True:
                     chunk = conn.recv(65536)
                     if not chunk:
