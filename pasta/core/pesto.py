@@ -23,8 +23,8 @@ Theory of operation:
   table"), a count above 255 ("Received N rules (maximum 255)"), an ifname whose byte 15 is not
   0 ("Interface name was not NULL terminated"), or a transaction longer than `max_bytes`.
   `transaction_table(txn, caps)` then builds the new `FwdTable` with `fwd_rule_add` against the
-  server's caps, all or nothing (PestoError with fwd_rule_add's message): pifs the client did
-  not send end up empty, a lone 0 empties every table. EOF before the terminator means no
+  server's caps, all or nothing (PestoError with fwd_rule_add's message; `lines` has every line
+  pasta logs): pifs the client did not send end up empty, a lone 0 empties every table. EOF before the terminator means no
   change (the shell just closes).
 - Client side. `DumpReader().feed(data)` parses the server's dump incrementally with pesto's
   checks and messages ("Bad magic number from server", "Unknown server protocol version N > 2",
@@ -114,7 +114,14 @@ _ZERO16 = bytes(16)
 
 
 class PestoError(Malformed):
-    """The peer sent something the protocol refuses; the message is pasta's or pesto's."""
+    """The peer sent something the protocol refuses; the message is pasta's or pesto's.
+
+    `lines` are every line pasta logs for it (fwd_rule_add() sometimes adds a hint line); the
+    message (`str()`, `reason`) is the first."""
+
+    def __init__(self, reason: str, *more: str):
+        super().__init__(reason)
+        self.lines: Tuple[str, ...] = (reason,) + more
 
 
 # ------------------------------------------------------------------------------------ codec
@@ -366,7 +373,7 @@ def transaction_table(txn: Transaction, caps: int) -> FwdTable:
             try:
                 table = fwd_rule_add(table, rule)
             except FwdRuleError as e:
-                raise PestoError(str(e)) from e
+                raise PestoError(*(getattr(e, "lines", None) or (str(e),))) from e
     return table
 
 

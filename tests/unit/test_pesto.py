@@ -242,6 +242,8 @@ def test_pesto_transaction_duplicate_sections_accumulate():
     ([R_DUAL, R_DUAL], FWD_CAP_ALL, "Forwarding configuration conflict: TCP [*]:8080  =>  "
                                     "8080  versus TCP [*]:8080  =>  8080 "),
     ([R_DUAL], CAPS4, "Dual stack forward, but IPv6 not enabled"),
+    ([FwdRule(HOST, TCP, 5, 5, 5, flags=FWD_DUAL_STACK_ANY, taddr=V4("10.0.0.1"))], FWD_CAP_ALL,
+     "Dual stack forward to IPv4 address 10.0.0.1 unsupported\nDid you mean 0.0.0.0/... instead?"),
     ([FwdRule(HOST, TCP, 9, 8, 9)], FWD_CAP_ALL, "Rule has invalid port range 9-8"),
     ([FwdRule(HOST, TCP, 0, 0, 9)], FWD_CAP_ALL, "Forwarding rule attempts to map from port 0"),
     ([FwdRule(HOST, TCP, 1, 2, 65535)], FWD_CAP_ALL, "Forwarding rule attempts to map to port 0"),
@@ -254,7 +256,7 @@ def test_pesto_transaction_table_refuses_all_or_nothing(rules, caps, message):
         HOST, UDP, 7, 7, 7, addr=V4("1.2.3.4"))] + rules)]))
     with pytest.raises(PestoError) as e:
         transaction_table(txn, caps)
-    assert str(e.value) == message
+    assert "\n".join(e.value.lines) == message and str(e.value) == message.split("\n")[0]
 
 
 @pytest.mark.parametrize("pifs, data, message", [
