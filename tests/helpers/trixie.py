@@ -32,12 +32,13 @@ enters it the way podman5.md section 5.3 describes:
 - The image IMAGE is imported from a tar made inside the tree: busybox-static with its applet
   links, socat and iputils ping (as /usr/bin/iping) with their libraries, a web root.
 - pypasta processes are found through the private PID namespace: processes whose
-  /proc/PID/ns/pid is the init's and whose cmdline is the venv python `-m pasta ARGV`
+  /proc/PID/ns/pid is the init's or nested in it (a daemonized pypasta is PID 1 of a namespace of
+  its own) and whose cmdline is the venv python `-m pasta ARGV`
   (`pasta_procs()`), so nothing outside these tests is ever looked at or signalled.
 - `close()`: `podman rm -af` (if Podman was used), then a bounded wait until no pypasta is left
-  (a pypasta that outlives every container is reported), then SIGKILL to the init (the kernel kills the rest of
-  the PID namespace, and the mount namespace with all its mounts goes with it), and checks that
-  no process of the namespace and no mount of the tree is left.
+  (a pypasta that outlives every container is reported), then SIGKILL to the init (the kernel
+  kills the rest of the PID namespace, and the mount namespace with all its mounts goes with
+  it), and checks that no process of the namespace and no mount of the tree is left.
 
 `peer_services(topo)` gives the peer what podman5.md section 5.2 lists: HTTP (busybox httpd,
 IPv4 and IPv6), UDP echo (udpecho.py) on PEER4/PEER6, a DNS server answering for DOMAIN, and, in
@@ -51,7 +52,6 @@ import dataclasses
 import fcntl
 import hashlib
 import os
-import pwd
 import select
 import shutil
 import signal
@@ -176,8 +176,8 @@ PESTO_STANDIN = """\
 #!/bin/sh
 # pypasta-pesto, run from the checkout's sources bound in at {src}.
 PYTHONPATH={src} PYTHONDONTWRITEBYTECODE=1 exec {python} -c \\
-    'import sys; from pasta.front.pesto import main; sys.exit(main(sys.argv[2:], prog=sys.argv[1]))' \\
-    "$0" "$@"
+    'import sys; from pasta.front.pesto import main
+sys.exit(main(sys.argv[2:], prog=sys.argv[1]))' "$0" "$@"
 """
 
 # Runs as root inside the tree: the image's root file system as a tar.
@@ -194,7 +194,8 @@ done
 cp -L /usr/bin/socat "$d/usr/bin/socat"
 cp /usr/bin/ping "$d/usr/bin/iping"
 for b in /usr/bin/socat /usr/bin/ping; do
-    for lib in $(ldd "$b" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) { print $i; break } }'); do
+    for lib in $(ldd "$b" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) { print $i; next } }')
+    do
         mkdir -p "$d$(dirname "$lib")"
         [ -e "$d$lib" ] || cp -L "$lib" "$d$lib"
     done
@@ -416,7 +417,7 @@ class Trixie:
         """A file as the tree's processes see it (through the init's root)."""
         return Path(f"/proc/{self.init.pid}/root{path}").read_text()
 
-    # --- pypasta processes -------------------------------------------------------------------------
+    # --- pypasta processes -----------------------------------------------------------------------
 
     def calls(self) -> list[list[str]]:
         """argv of every pypasta run so far (probes excluded), oldest first."""
@@ -477,7 +478,7 @@ class Trixie:
         __tracebackhide__ = True
         wait_until(lambda: not any(r.alive() for r in refs), timeout, what)
 
-    # --- teardown ----------------------------------------------------------------------------------
+    # --- teardown --------------------------------------------------------------------------------
 
     def close(self, check: bool = True) -> None:
         """podman rm -af, a bounded wait for pypasta to go, then the whole PID namespace."""
