@@ -139,7 +139,8 @@ TRIXIE=/var/cache/pypasta-test/trixie
 TRIXIE_MIRROR=http://deb.debian.org/debian
 TRIXIE_PKGS=(podman crun conmon netavark aardvark-dns catatonit uidmap fuse-overlayfs iptables nftables
              rootlesskit slirp4netns passt busybox-static socat iputils-ping iproute2 procps python3
-             python3-venv ca-certificates passwd util-linux)
+             python3-venv ca-certificates passwd util-linux
+             strace tcpdump jq)          # the last three only for debugging by hand
 TRIXIE_SUB_COUNT=65536
 
 # Run a command chrooted into the tree with the machine's network, resolver and CA bundle (the
