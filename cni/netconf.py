@@ -25,7 +25,7 @@ addresses, routes and gateway on a tap named CNI_IFNAME, MTU 65520, DNS forwardi
 - `address` (IPv4, "A" or "A/N"), `prefixLen` (1-32), `gateway`: pasta `-a`, `-n`, `-g` for IPv4.
   Without `prefixLen` or "/N", pasta's classful default applies.
 - `address6` ("A" or "A/64"; pasta always assigns /64), `gateway6`: `-a`, `-g` for IPv6.
-- `mtu` (0 or 68-65535, default 65520): `-m`. `mac`: the container interface's MAC
+- `mtu` (0 or 68-65521, default 65520): `-m`. `mac`: the container interface's MAC
   (`--ns-mac-addr`); `runtimeConfig.mac` (capability `mac`) overrides it.
 - `dns`: `false` turns DNS forwarding off; `true` (default) or the well-known CNI object
   `{"nameservers", "domain", "search", "options"}` keeps it on, and the object's parts go into the
@@ -94,7 +94,7 @@ from pasta.plan.portspec import inet_pton, show
 
 PATH_MAX = 4096
 ETH_MIN_MTU = 68
-ETH_MAX_MTU = 65535
+ETH_MAX_MTU = 65521             # pasta 2026: a 65535-byte frame minus its Ethernet header
 DNS_FORWARD_DEFAULT4 = ipaddress.IPv4Address("169.254.1.1")
 RUNTIME_DIR_DEFAULT = "/run/pypasta-cni"
 RUNTIME_SUBDIR = "pypasta-cni"        # under $XDG_RUNTIME_DIR (rootless Podman sets it)

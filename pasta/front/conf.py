@@ -84,7 +84,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from pasta import __version__
 from pasta.plan.config import IFNAMSIZ, LOG_SIZE_MIN, Config
-from pasta.util.errors import ConfigError, PastaError, UsageError
+from pasta.util.errors import ConfigError, NotSupportedYet, PastaError, UsageError
 from pasta.front.getopt import Getopt, GetoptError, LongOpt, short_table
 from pasta.plan import portspec
 from pasta.plan.portspec import EPHEMERAL_DEFAULT, show
@@ -104,7 +104,7 @@ MAXDNSRCH = 6             # search domains given with -S
 MAXDNAME = 254            # sizeof(struct fqdn): longest search domain + NUL
 NETNS_RUN_DIR = "/run/netns"
 
-SHORT_OPTIONS = "+dqfel:hs:F:I:p:P:m:a:n:M:g:i:o:D:S:461t:u:T:U:"
+SHORT_OPTIONS = "+dqfel:hs:c:F:I:p:P:m:a:n:M:g:i:o:D:S:H:461t:u:T:U:"
 
 
 class ExitRequest(Exception):
@@ -131,19 +131,18 @@ def _long_options(spec: str) -> Tuple[LongOpt, ...]:
 LONG_OPTIONS: Tuple[LongOpt, ...] = _long_options("""
     debug/d quiet/q foreground/f stderr/e log-file=/l help/h socket=/s fd=/F ns-ifname=/I
     pcap=/p pid=/P mtu=/m address=/a netmask=/n mac-addr=/M gateway=/g interface=/i outbound=/o
-    dns=/D search=/S no-tcp no-udp no-icmp no-dhcp no-dhcpv6 no-ndp no-ra no-splice freebind
-    no-map-gw ipv4-only/4 ipv6-only/6 one-off/1 tcp-ports=/t udp-ports=/u tcp-ns=/T udp-ns=/U
+    dns=/D search=/S hostname=/H no-tcp no-udp no-icmp no-dhcp no-dhcpv6 no-ndp no-ra no-splice
+    splice-only freebind no-map-gw ipv4-only/4 ipv6-only/6 one-off/1 tcp-ports=/t udp-ports=/u tcp-ns=/T udp-ns=/U
     userns= netns= ns-mac-addr= dhcp-dns no-dhcp-dns dhcp-search no-dhcp-search dns-forward=
     no-netns-quit trace runas= log-size= version outbound-if4= outbound-if6= config-net
     no-copy-routes no-copy-addrs netns-only map-host-loopback= map-guest-addr= host-lo-to-ns-lo
-    dns-host= vhost-user print-capabilities socket-path=/s no-seccomp
+    dns-host= vhost-user print-capabilities socket-path=/s fqdn= repair-path= migrate-exit
+    migrate-no-linger stats= conf-path=/c chroot-fallback no-seccomp
 """)
 
 # Options that take one address: (message, IPv6 classes refused, IPv4 classes refused, the
 # Config field without its family digit), as pasta's conf() checks each.
 _ADDR_OPTIONS = {
-    "a": ("Invalid address", ("unspec", "loopback", "mapped", "compat", "multicast"),
-          ("unspec", "bcast", "loopback", "multicast"), "addr"),
     "g": ("Invalid gateway address", ("unspec", "loopback"), ("unspec", "bcast", "loopback"),
           "gw"),
     "o": ("Invalid or redundant outbound address",
@@ -158,7 +157,19 @@ _ADDR_OPTIONS = {
 # key -> canonical long name (first table entry wins: "s" -> "socket").
 CANONICAL: Dict[str, str] = {o.key: o.name for o in reversed(LONG_OPTIONS)}
 
-PASST_ONLY = frozenset({"s", "1", "vhost-user", "print-capabilities", "no-dhcp-dns", "no-dhcp-search"})
+# Options pasta 2026 refuses in pasta mode, with its message.
+PASST_ONLY = {"s": "-s is for passt / vhost-user mode only",
+              "1": "--one-off is for passt mode only",
+              "no-dhcp-dns": "--no-dhcp-dns is for passt mode only",
+              "no-dhcp-search": "--no-dhcp-search is for passt mode only",
+              "migrate-exit": "--migrate-exit is for vhost-user mode only",
+              "migrate-no-linger": "--migrate-no-linger is for vhost-user mode only"}
+PASST_MAXDNAME = 254        # hostname and FQDN buffers: 253 characters + NUL
+UNIX_PATH_MAX = 108         # sizeof(sun_path)
+IP_MAX_MTU = 65535 - 14     # pasta's largest -m: a 65535-byte frame minus the Ethernet header
+IPV4_MIN_MTU = 68
+IPV6_MIN_MTU = 1280
+CAPABILITIES_TEXT = '{\n  "type": "net"\n}\n'     # --print-capabilities (vhost-user's)
 
 
 def _usage_errors(g: Getopt):
@@ -234,6 +245,44 @@ def parse_mac(text: str) -> str:
     if not _MAC.fullmatch(text):
         raise ConfigError(f"Invalid MAC address: {show(text)}")
     return text.lower()
+
+
+def c_strtol_prefix(text: str) -> int:
+    """C `strtol(text, NULL, 0)`: the longest leading number, 0 if there is none."""
+    m = re.match(r"[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", text)
+    if not m:
+        return 0
+    return c_strtol(m.group(0)) or 0
+
+
+_ADDR_A = ("Invalid guest address", ("unspec", "loopback", "mapped", "compat", "multicast"),
+           ("unspec", "bcast", "loopback", "multicast"))
+
+
+def _conf_addr(kw: dict, text: str, opt_n: int) -> bool:
+    """`-a ADDR[/PREFIX]` (pasta 2026's conf_addr()); True if a prefix length was given.
+    An IPv6 prefix length is checked but not kept (pasta still assigns a /64)."""
+    addr_s, slash, plen_s = text.partition("/")
+    what, v6_reject, v4_reject = _ADDR_A
+    if slash and not _DECIMAL.fullmatch(plen_s):
+        raise ConfigError(f"{what}: {show(text)}")
+    if slash and opt_n:
+        raise ConfigError("Redundant prefix length specification")
+    if addr_s.startswith("[") and addr_s.endswith("]"):
+        addr_s = addr_s[1:-1]
+    a = _check_addr(addr_s, what, v6_reject=v6_reject, v4_reject=v4_reject) \
+        if _addr(addr_s) is not None else None
+    if a is None:
+        raise ConfigError(f"{what}: {show(text)}")
+    if slash and int(plen_s) > (32 if a.version == 4 else 128):
+        raise ConfigError(f"Invalid prefix length: {show(text)}")
+    kw[f"addr{a.version}"] = a
+    if slash:
+        kw[f"prefix{a.version}"] = int(plen_s)
+    return bool(slash)
+
+
+_DECIMAL = re.compile(r"[0-9]+")
 
 
 def parse_prefix4(text: str) -> int:
@@ -317,12 +366,18 @@ def parse_args(argv: Sequence[str],
     netns_only = False
     v4_only = v6_only = False
     copy_routes_opt = copy_addrs_opt = False
+    opt_a_is_prefix = False
+    opt_n = 0
 
     g = _Getopt(argv)
     for key, val, spelled in _usage_errors(g):
         given.add(CANONICAL[key])
         if key in PASST_ONLY:
-            raise ConfigError(f"{spelled} is for passt mode only")
+            raise ConfigError(PASST_ONLY[key])
+        if key == "print-capabilities":     # any mode, at once (pasta prints it with info())
+            raise ExitRequest(0, CAPABILITIES_TEXT, "stderr")
+        if key == "vhost-user":
+            raise NotSupportedYet("--vhost-user", "vhost-user passt mode")
         if key in _PASS2 or key in _PASS3:
             deferred.append((key, val))
             continue
@@ -365,16 +420,46 @@ def parse_args(argv: Sequence[str],
             kw["pid_file"] = _path(val, "PID file")
         elif key == "m":
             mtu = c_strtol(val)
-            if mtu is None or (mtu != 0 and not ETH_MIN_MTU <= mtu <= ETH_MAX_MTU):
+            if mtu is None or mtu < 0 or mtu > LONG_MAX * 2 + 1:
                 raise ConfigError(f"Invalid MTU: {show(val)}")
+            if mtu > IP_MAX_MTU:
+                raise ConfigError(f"MTU {mtu} too large (max {IP_MAX_MTU})")
             kw["mtu"] = mtu
+        elif key == "a":
+            opt_a_is_prefix = _conf_addr(kw, val, opt_n)
+        elif key == "n":
+            if opt_a_is_prefix:
+                raise ConfigError("Redundant prefix length specification")
+            plen = parse_prefix4(val)
+            kw["prefix4"] = plen or None     # 0 means "not given" to pasta
+            opt_n = plen
+        elif key == "c":
+            if not 0 < len(val.encode(errors="surrogateescape")) < UNIX_PATH_MAX:
+                raise ConfigError(f"Invalid configuration path: {show(val)}")
+            kw["conf_path"] = val
+        elif key == "H":
+            if len(val.encode(errors="surrogateescape")) >= PASST_MAXDNAME:
+                raise ConfigError(f"Invalid hostname: {show(val)}")
+            kw["hostname"] = val
+        elif key == "fqdn":
+            if len(val.encode(errors="surrogateescape")) >= PASST_MAXDNAME:
+                raise ConfigError(f"Invalid FQDN: {show(val)}")
+            kw["fqdn"] = val
+        elif key == "stats":
+            if not kw.get("foreground"):
+                raise ConfigError("Can't display statistics if not running in foreground")
+            kw["stats"] = c_strtol_prefix(val)
+        elif key == "repair-path":
+            if val != "none":
+                raise ConfigError("--repair-path is for vhost-user mode only")
+        elif key == "splice-only":
+            kw["splice_only"] = True
+        elif key == "chroot-fallback":
+            kw["chroot_fallback"] = True
         elif key in _ADDR_OPTIONS:
             what, v6_reject, v4_reject, field = _ADDR_OPTIONS[key]
             a = _check_addr(val, what, v6_reject=v6_reject, v4_reject=v4_reject)
             kw[f"{field}{a.version}"] = a
-        elif key == "n":
-            plen = parse_prefix4(val)
-            kw["prefix4"] = plen or None     # 0 means "not given" to pasta
         elif key == "M":
             kw["our_mac"] = parse_mac(val)
         elif key == "i":
@@ -436,6 +521,21 @@ def parse_args(argv: Sequence[str],
         else:   # pragma: no cover - every table entry is handled above
             raise AssertionError(f"unhandled option {spelled}")
 
+    if kw.get("splice_only"):
+        if kw.get("no_splice"):
+            raise ConfigError("--splice-only is incompatible with --no-splice")
+        kw.update(host_lo_to_ns_lo=True, no_icmp=True, dns_none=True, search_none=True,
+                  search=())
+    if kw.get("no_icmp"):
+        kw["no_ndp"] = True         # pasta 2026: --no-icmp implies --no-ndp
+    mtu = kw.get("mtu")
+    if mtu is not None:
+        if not v6_only and mtu < IPV4_MIN_MTU:
+            warnings.append(f"MTU {mtu} is too small for IPv4 (minimum {IPV4_MIN_MTU})")
+        if not v4_only and mtu < IPV6_MIN_MTU:
+            warnings.append(f"MTU {mtu} is too small for IPv6 (minimum {IPV6_MIN_MTU})")
+    if kw.get("no_splice") and kw.get("host_lo_to_ns_lo"):
+        raise ConfigError("--host-lo-to-ns-lo is incompatible with --no-splice")
     if not kw.get("config_net"):
         if copy_routes_opt:
             raise ConfigError("--no-copy-routes needs --config-net")
@@ -539,16 +639,18 @@ connect it via {p}.
 
   -d, --debug		Be verbose
       --trace		Be extra verbose, implies --debug
+  --stats DELAY  	Display events statistics
+    minimum DELAY seconds between updates
   -q, --quiet		Don't print informational messages
   -f, --foreground	Don't run in background
     default: run in background
-  -e, --stderr		DEPRECATED: no effect
   -l, --log-file PATH	Log (only) to given file
   --log-size BYTES	Maximum size of log file
     default: 1 MiB
   --runas UID|UID:GID 	Run as given UID, GID, which can be
     numeric, or login and group names
-    default: the current user (root stays root, see README)
+    default: drop to user "nobody"
+  -c, --conf-path PATH	Configuration socket path
   -h, --help		Display this help message and exit
   --version		Show version and exit
   -I, --ns-ifname NAME	namespace interface name
@@ -560,7 +662,7 @@ connect it via {p}.
     a zero value disables assignment
     default: 65520: maximum 802.3 MTU minus 802.3 header
                     length, rounded to 32 bits (IPv4 words)
-  -a, --address ADDR	Assign IPv4 or IPv6 address ADDR
+  -a, --address ADDR	Assign IPv4 or IPv6 address ADDR[/PREFIXLEN]
     can be specified zero to two times (for IPv4 and IPv6)
     default: use addresses from interface with default route
   -n, --netmask MASK	Assign IPv4 MASK, dot-decimal or bits
@@ -581,16 +683,17 @@ connect it via {p}.
     default: use interface from default route
   -D, --dns ADDR	Use IPv4 or IPv6 address as DNS
     can be specified multiple times
-    'none' disables DNS information
+    a single, empty option disables DNS information
     default: don't use any addresses
-  -S, --search DOMAIN	Add a search domain
-    'none' disables the DNS search list
+  -S, --search LIST	Space-separated list, search domains
+    a single, empty option disables the DNS search list
+  -H, --hostname NAME 	Hostname to configure client with
+  --fqdn NAME		FQDN to configure client with
     default: don't use any search list
   --dhcp-dns		Pass DNS list via DHCP/DHCPv6/NDP
-  --dhcp-search		Pass list via DHCP/DHCPv6/NDP
+  --dhcp-search	Pass list via DHCP/DHCPv6/NDP
   --map-host-loopback ADDR	Translate ADDR to refer to host
     can be specified zero to two times (for IPv4 and IPv6)
-    'none' disables the mapping (implies --no-map-gw)
     default: gateway address
   --map-guest-addr ADDR	Translate ADDR to guest's address
     can be specified zero to two times (for IPv4 and IPv6)
@@ -610,42 +713,48 @@ connect it via {p}.
   --no-ra		Disable router advertisements
   --freebind		Bind to any address for forwarding
   --no-map-gw		Don't map gateway address to host
+  --chroot-fallback	Use chroot() if pivot_root() fails
   -4, --ipv4-only	Enable IPv4 operation only
   -6, --ipv6-only	Enable IPv6 operation only
   -t, --tcp-ports SPEC	TCP port forwarding to namespace
     can be specified multiple times
     SPEC can be:
       'none': don't forward any ports
-      'auto': forward all ports currently bound in namespace
       [ADDR[%IFACE]/]PORTS: forward specific ports
-        PORTS is a comma-separated list of ports, optionally
-        ranged with '-' and optional target ports after ':'.
-        Ranges can be reduced by excluding ports or ranges
-        prefixed by '~'; a list of exclusions only forwards
-        all non-ephemeral ports except the excluded ones.
+        PORTS is a comma-separated list of ports or port
+         ranges.  'all' indicates all unbound non-ephemeral
+         ports.  Ranges can be reduced by excluding ports or
+         ranges prefixed by '~'.
+        The 'auto' keyword may be given to only forward
+        ports which are bound in the target namespace
         Examples:
-        -t 22		Forward local port 22 to 22 in namespace
-        -t 22:23	Forward local port 22 to 23 in namespace
+        -t all		Forward all ports
+        -t ::1/all	Forward all ports from local address ::1
+        -t 22		Forward local port 22 to 22 on namespace
+        -t 22:23	Forward local port 22 to 23 on namespace
         -t 22,25	Forward ports 22, 25 to ports 22, 25
         -t 22-80  	Forward ports 22 to 80
         -t 22-80:32-90	Forward ports 22 to 80 to
 			corresponding port numbers plus 10
         -t 192.0.2.1/5	Bind port 5 of 192.0.2.1 to namespace
-        -t %eth0/5	Bind port 5 on interface eth0 only
         -t 5-25,~10-20	Forward ports 5 to 9, and 21 to 25
         -t ~25		Forward all ports except for 25
+        -t auto		Forward all ports bound in namespace
+        -t ::1/auto	Forward ports from ::1 if they are
+        		bound in the namespace
+        -t 80-82,auto	Forward ports 80-82 if they are bound
+        		in the namespace
     default: auto
   -u, --udp-ports SPEC	UDP port forwarding to namespace
     SPEC is as described for TCP above
     default: auto
   -T, --tcp-ns SPEC	TCP port forwarding to init namespace
-    SPEC is as described above, without ADDR or IFACE
+    SPEC is as described above
     default: auto
   -U, --udp-ns SPEC	UDP port forwarding to init namespace
-    SPEC is as described above, without ADDR or IFACE
+    SPEC is as described above
     default: auto
-  --host-lo-to-ns-lo	DEPRECATED:
-			Translate host-loopback forwards to
+  --host-lo-to-ns-lo	Translate host-loopback forwards to
 			namespace loopback
   --userns NSPATH 	Target user namespace to join
   --netns PATH|NAME	Target network namespace to join
@@ -660,14 +769,19 @@ connect it via {p}.
 			Don't copy all addresses to namespace
   --ns-mac-addr ADDR	Set MAC address on tap interface
   --no-splice		Disable inbound socket splicing
+  --splice-only	Only enable loopback forwarding
   --no-seccomp		Debugging only: don't install the seccomp
 			filter after set-up (the rest of the
 			confinement stays)
 """
 
 
+# Accepted in pasta mode but not in pasta 2026's usage text (deprecated or another mode's).
+USAGE_HIDDEN = frozenset({"stderr", "vhost-user", "print-capabilities", "repair-path"})
+
+
 def usage_text() -> str:
-    """pasta-like usage text listing every pasta-mode option."""
+    """pasta 2026's usage text (pasta mode), with pypasta's name and its --no-seccomp."""
     return _USAGE.format(p=PROG)
 
 

@@ -49,6 +49,12 @@ class Config:
     pid_file: Optional[str] = None
     tap_fd: Optional[int] = None                   # -F/--fd
     no_seccomp: bool = False                       # --no-seccomp (debugging only)
+    conf_path: Optional[str] = None                # -c/--conf-path: pesto control socket
+    stats: Optional[int] = None                    # --stats DELAY (seconds; needs -f first)
+    chroot_fallback: bool = False                  # --chroot-fallback
+    hostname: Optional[str] = None                 # -H/--hostname: DHCP 12, UTS name (spawn)
+    fqdn: Optional[str] = None                     # --fqdn: DHCP 81, DHCPv6 39
+    splice_only: bool = False                      # --splice-only: no tap, loopback only
 
     # --- link
     mtu: int = MTU_DEFAULT                         # 0: do not advertise or set
@@ -60,6 +66,7 @@ class Config:
     addr4: Optional[IPv4] = None                   # -a (IPv4)
     prefix4: Optional[int] = None                  # -n
     addr6: Optional[IPv6] = None                   # -a (IPv6)
+    prefix6: Optional[int] = None                  # -a ADDR/PREFIX (IPv6: parsed, not used, as pasta)
     gw4: Optional[IPv4] = None                     # -g (IPv4)
     gw6: Optional[IPv6] = None                     # -g (IPv6)
     template_if: Optional[str] = None              # -i

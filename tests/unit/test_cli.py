@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pasta.front.conf import (CANONICAL, LONG_OPTIONS, PASST_ONLY, ExitRequest, main, parse_args,
+from pasta.front.conf import (CANONICAL, LONG_OPTIONS, PASST_ONLY, USAGE_HIDDEN, ExitRequest, main, parse_args,
                        usage_text, version_text)
 from pasta.plan.config import Config
 from pasta.util.errors import ConfigError, SetupError, UsageError
@@ -98,7 +98,7 @@ OPTION_CASES = [
     (["--mtu", "1500"], "mtu", 1500),
     (["-m", "0"], "mtu", 0),
     (["-m", "68"], "mtu", 68),
-    (["-m", "65535"], "mtu", 65535),
+    (["-m", "65521"], "mtu", 65521),
     (["-m", "0x5dc"], "mtu", 1500),
     (["-a", "10.0.2.100"], "addr4", V4("10.0.2.100")),
     (["--address", "2001:db8::2"], "addr6", V6("2001:db8::2")),
@@ -170,6 +170,18 @@ OPTION_CASES = [
     (["--config-net", "--no-copy-routes"], "no_copy_routes", True),
     (["--config-net", "--no-copy-addrs"], "no_copy_addrs", True),
     (["--ns-mac-addr", "02:00:00:00:00:02"], "ns_mac", "02:00:00:00:00:02"),
+    (["-a", "10.0.2.100/24"], "prefix4", 24),
+    (["-a", "2001:db8::2/80"], "prefix6", 80),
+    (["-c", "/run/p/pasta.sock"], "conf_path", "/run/p/pasta.sock"),
+    (["--conf-path", "/run/p/pasta.sock"], "conf_path", "/run/p/pasta.sock"),
+    (["-H", "box"], "hostname", "box"),
+    (["--hostname", "box.example"], "hostname", "box.example"),
+    (["--fqdn", "box.example.org"], "fqdn", "box.example.org"),
+    (["-f", "--stats", "5"], "stats", 5),
+    (["-f", "--stats", "0x10garbage"], "stats", 16),
+    (["--splice-only"], "splice_only", True),
+    (["--chroot-fallback"], "chroot_fallback", True),
+    (["--repair-path", "none"], "given", frozenset({"repair-path"})),
 ]
 
 
@@ -194,7 +206,7 @@ def test_cli_option_cases_cover_every_option():
     spelled = {a for argv, _, _ in OPTION_CASES for a in argv if a.startswith("-")}
     apart = {"--help", "-h", "--version"}
     for o in LONG_OPTIONS:
-        if o.key in PASST_ONLY:
+        if o.key in PASST_ONLY or o.key in ("vhost-user", "print-capabilities"):
             continue
         assert f"--{o.name}" in spelled | apart, o.name
         if len(o.key) == 1:
@@ -204,8 +216,8 @@ def test_cli_option_cases_cover_every_option():
 def test_cli_usage_lists_every_pasta_option():
     text = usage_text()
     for o in LONG_OPTIONS:
-        if o.key in PASST_ONLY:
-            assert f"--{o.name}" not in text
+        if o.key in PASST_ONLY or o.name in USAGE_HIDDEN:
+            assert f"--{o.name}" not in text or o.key == "s", o.name
             continue
         assert f"--{o.name}" in text, o.name
         if len(o.key) == 1:
@@ -248,15 +260,68 @@ def test_cli_version_requests_version_on_stdout(argv):
     assert version_text().endswith("\n\n")
 
 
-@pytest.mark.parametrize("argv,spelled", [
-    (["-s", "/tmp/s"], "-s"), (["--socket", "/tmp/s"], "--socket"),
-    (["--socket-path", "/tmp/s"], "--socket-path"), (["--so", "x"], "--socket"),
-    (["--vhost-user"], "--vhost-user"), (["-1"], "-1"), (["--one-off"], "--one-off"),
-    (["--print-capabilities"], "--print-capabilities"), (["--no-dhcp-dns"], "--no-dhcp-dns"),
-    (["--no-dhcp-search"], "--no-dhcp-search"),
+@pytest.mark.parametrize("argv,message", [
+    (["-s", "/tmp/s"], "-s is for passt / vhost-user mode only"),
+    (["--socket", "/tmp/s"], "-s is for passt / vhost-user mode only"),
+    (["--socket-path", "/tmp/s"], "-s is for passt / vhost-user mode only"),
+    (["--so", "x"], "-s is for passt / vhost-user mode only"),
+    (["-1"], "--one-off is for passt mode only"),
+    (["--one-off"], "--one-off is for passt mode only"),
+    (["--no-dhcp-dns"], "--no-dhcp-dns is for passt mode only"),
+    (["--no-dhcp-search"], "--no-dhcp-search is for passt mode only"),
+    (["--migrate-exit"], "--migrate-exit is for vhost-user mode only"),
+    (["--migrate-no-linger"], "--migrate-no-linger is for vhost-user mode only"),
+    (["--repair-path", "/x"], "--repair-path is for vhost-user mode only"),
+    (["--vhost-user"], "not supported yet: --vhost-user (vhost-user passt mode)"),
 ])
-def test_cli_passt_only_options_refused(argv, spelled):
-    config_error(argv, f"{spelled} is for passt mode only")
+def test_cli_passt_only_options_refused(argv, message):
+    """pasta 2026's wording (checked against the reference binary's output)."""
+    config_error(argv, message)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["-m", "65522"], "MTU 65522 too large (max 65521)"),
+    (["-m", "1500x"], "Invalid MTU: 1500x"),
+    (["--stats", "1"], "Can't display statistics if not running in foreground"),
+    (["--stats", "1", "-f"], "Can't display statistics if not running in foreground"),
+    (["-a", "10.0.0.1/24", "-n", "16"], "Redundant prefix length specification"),
+    (["-n", "16", "-a", "10.0.0.1/24"], "Redundant prefix length specification"),
+    (["-a", "10.0.0.1/33"], "Invalid prefix length: 10.0.0.1/33"),
+    (["-a", "fe80::/200"], "Invalid prefix length: fe80::/200"),
+    (["-a", "127.0.0.1"], "Invalid guest address: 127.0.0.1"),
+    (["-a", "10.0.0.1/x"], "Invalid guest address: 10.0.0.1/x"),
+    (["-c", "x" * 108], "Invalid configuration path: " + "x" * 108),
+    (["-c", ""], "Invalid configuration path: "),
+    (["-H", "x" * 254], "Invalid hostname: " + "x" * 254),
+    (["--fqdn", "x" * 254], "Invalid FQDN: " + "x" * 254),
+    (["--splice-only", "--no-splice"], "--splice-only is incompatible with --no-splice"),
+    (["--host-lo-to-ns-lo", "--no-splice"],
+     "--host-lo-to-ns-lo is incompatible with --no-splice"),
+])
+def test_cli_2026_option_errors(argv, message):
+    """pasta 2026's checks and wording (each checked against the reference binary)."""
+    config_error(argv, message)
+
+
+def test_cli_print_capabilities_prints_and_exits_0_in_any_mode():
+    with pytest.raises(ExitRequest) as e:
+        parse_args(["-t", "80", "--print-capabilities", "--bogus"])
+    assert (e.value.code, e.value.stream) == (0, "stderr")
+    assert e.value.text == '{\n  "type": "net"\n}\n'
+
+
+def test_cli_2026_implied_options():
+    """--splice-only implies --host-lo-to-ns-lo, --no-icmp, no DNS and no search list;
+    --no-icmp implies --no-ndp; small MTUs only warn."""
+    cfg = parse_args(["--splice-only"])
+    assert cfg.host_lo_to_ns_lo and cfg.no_icmp and cfg.no_ndp and cfg.dns_none
+    assert cfg.search_none
+    assert parse_args(["--no-icmp"]).no_ndp
+    cfg = parse_args(["-m", "60"])
+    assert cfg.mtu == 60 and cfg.warnings == (
+        "MTU 60 is too small for IPv4 (minimum 68)",
+        "MTU 60 is too small for IPv6 (minimum 1280)")
+    assert parse_args(["-4", "-m", "1000"]).warnings == ()
 
 
 # --- logging switches: order matters -------------------------------------------------------------
@@ -353,10 +418,10 @@ def test_cli_getopt_lone_dash_is_an_argument():
     (["--foo"], "unrecognized option '--foo'"),
     (["--foo=bar"], "unrecognized option '--foo=bar'"),
     (["--map-guest-address", "x"], "unrecognized option '--map-guest-address'"),
-    (["--hostname", "h"], "unrecognized option '--hostname'"),
+    (["--hostnam", "h", "--fq"], "option '--fqdn' requires an argument"),
     (["-x"], "invalid option -- 'x'"),
     (["-4x"], "invalid option -- 'x'"),
-    (["-H", "h"], "invalid option -- 'H'"),
+    (["-Z", "h"], "invalid option -- 'Z'"),
     (["-m"], "option requires an argument -- 'm'"),
     (["-4m"], "option requires an argument -- 'm'"),
     (["--mtu"], "option '--mtu' requires an argument"),
@@ -372,8 +437,8 @@ def test_cli_getopt_errors_use_glibc_wording(argv, message):
 def test_cli_errors_reported_in_pass_order():
     # pass 1 stops at the first bad option; -t/-u/-T/-U wait for pass 2 (in argv order, before
     # the namespace arguments, as pasta 2026's port loop).
-    config_error(["-m", "10", "-a", "127.0.0.1"], "Invalid MTU: 10")
-    config_error(["-t", "70000", "-m", "10"], "Invalid MTU: 10")
+    config_error(["-m", "10x", "-a", "127.0.0.1"], "Invalid MTU: 10x")
+    config_error(["-t", "70000", "-m", "70000"], "MTU 70000 too large (max 65521)")
     config_error(["-T", "70000", "-t", "80000"], "Invalid port specifier '70000'")
     config_error(["-T", "70000", "--netns", "x", "cmd"], "Invalid port specifier '70000'")
     config_error(["-t", "80", "--netns", "x", "cmd"], "Both --netns and PID or command given")
@@ -382,24 +447,22 @@ def test_cli_errors_reported_in_pass_order():
 # --- values: bad input gives one-line errors ---------------------------------------------------
 
 @pytest.mark.parametrize("argv,message", [
-    (["-m", "10"], "Invalid MTU: 10"),
-    (["-m", "67"], "Invalid MTU: 67"),
-    (["-m", "65536"], "Invalid MTU: 65536"),
+    (["-m", "70000"], "MTU 70000 too large (max 65521)"),
+    (["-m", "65536"], "MTU 65536 too large (max 65521)"),
     (["-m", "1500abc"], "Invalid MTU: 1500abc"),
     (["-m", ""], "Invalid MTU: "),
-    (["-a", "127.0.0.1"], "Invalid address: 127.0.0.1"),
-    (["-a", "0.0.0.0"], "Invalid address: 0.0.0.0"),
-    (["-a", "224.0.0.1"], "Invalid address: 224.0.0.1"),
-    (["-a", "255.255.255.255"], "Invalid address: 255.255.255.255"),
-    (["-a", "::"], "Invalid address: ::"),
-    (["-a", "::1"], "Invalid address: ::1"),
-    (["-a", "ff02::1"], "Invalid address: ff02::1"),
-    (["-a", "::ffff:10.0.0.1"], "Invalid address: ::ffff:10.0.0.1"),
-    (["-a", "::10.0.0.1"], "Invalid address: ::10.0.0.1"),
-    (["-a", "10.0.0.1/24"], "Invalid address: 10.0.0.1/24"),
-    (["-a", "fe80::1%eth0"], "Invalid address: fe80::1%eth0"),
-    (["-a", "010.0.0.1"], "Invalid address: 010.0.0.1"),
-    (["-a", "host"], "Invalid address: host"),
+    (["-a", "127.0.0.1"], "Invalid guest address: 127.0.0.1"),
+    (["-a", "0.0.0.0"], "Invalid guest address: 0.0.0.0"),
+    (["-a", "224.0.0.1"], "Invalid guest address: 224.0.0.1"),
+    (["-a", "255.255.255.255"], "Invalid guest address: 255.255.255.255"),
+    (["-a", "::"], "Invalid guest address: ::"),
+    (["-a", "::1"], "Invalid guest address: ::1"),
+    (["-a", "ff02::1"], "Invalid guest address: ff02::1"),
+    (["-a", "::ffff:10.0.0.1"], "Invalid guest address: ::ffff:10.0.0.1"),
+    (["-a", "::10.0.0.1"], "Invalid guest address: ::10.0.0.1"),
+    (["-a", "fe80::1%eth0"], "Invalid guest address: fe80::1%eth0"),
+    (["-a", "010.0.0.1"], "Invalid guest address: 010.0.0.1"),
+    (["-a", "host"], "Invalid guest address: host"),
     (["-n", "255.0.255.0"], "Invalid netmask: 255.0.255.0"),
     (["-n", "33"], "Invalid netmask: 33"),
     (["-n", "24x"], "Invalid netmask: 24x"),
@@ -455,7 +518,7 @@ def test_cli_errors_reported_in_pass_order():
     (["-u", "53,auto", "-u", "53"],
      "Forwarding configuration conflict: UDP [*]:53  =>  53  versus UDP [*]:53  =>  53  (auto-scan)"),
     (["-t", "8080:10.0.0.1"], "Dual stack forward to IPv4 address 10.0.0.1 unsupported"),
-    (["-a", "a\nb"], "Invalid address: a\\nb"),
+    (["-a", "a\nb"], "Invalid guest address: a\\nb"),
 ])
 def test_cli_bad_values_give_one_line_config_errors(argv, message):
     err = config_error(argv, message)
@@ -803,21 +866,21 @@ def test_cli_main_usage_error_prints_glibc_line_then_usage(capsys):
 
 
 def test_cli_main_config_error_is_one_line_without_traceback(capsys):
-    assert main(["-m", "10"]) == 1
+    assert main(["-m", "70000"]) == 1
     out, err = capsys.readouterr()
-    assert (out, err) == ("", "pypasta: Invalid MTU: 10\n")
+    assert (out, err) == ("", "pypasta: MTU 70000 too large (max 65521)\n")
 
 
-@pytest.mark.parametrize("argv", [["-d", "-m", "10"], ["-qd", "-m", "10"], ["--debug", "-m", "10"],
-                                  ["--trace", "-m", "10"]])
+@pytest.mark.parametrize("argv", [["-d", "-m", "70000"], ["-qd", "-m", "70000"], ["--debug", "-m", "70000"],
+                                  ["--trace", "-m", "70000"]])
 def test_cli_main_debug_adds_traceback(capsys, argv):
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert "Traceback" in err and err.endswith("pypasta: Invalid MTU: 10\n")
+    assert "Traceback" in err and err.endswith("pypasta: MTU 70000 too large (max 65521)\n")
 
 
 def test_cli_main_debug_scan_skips_option_values(capsys):
-    assert main(["-I", "-d", "-m", "10"]) == 1      # "-d" is -I's value here
+    assert main(["-I", "-d", "-m", "70000"]) == 1      # "-d" is -I's value here
     assert "Traceback" not in capsys.readouterr().err
 
 

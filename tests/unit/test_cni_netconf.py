@@ -446,7 +446,7 @@ ACCEPTED = [
     ({"mtu": 1500}, {"mtu": 1500}, {"mtu": 1500}),
     ({"mtu": 0}, {"mtu": 0}, {"mtu": 0}),
     ({"mtu": 68}, {"mtu": 68}, {"mtu": 68}),
-    ({"mtu": 65535}, {"mtu": 65535}, {"mtu": 65535}),
+    ({"mtu": 65521}, {"mtu": 65521}, {"mtu": 65521}),
     ({"mac": "AA:bb:CC:00:11:22"}, {"mac": "aa:bb:cc:00:11:22"}, {"ns_mac": "aa:bb:cc:00:11:22"}),
     ({"mac": "02:00:00:00:00:01", "runtimeConfig": {"mac": "c2:11:22:33:44:55"}},
      {"mac": "c2:11:22:33:44:55"}, {"ns_mac": "c2:11:22:33:44:55"}),
@@ -575,12 +575,12 @@ REFUSED = [
     ({"gateway6": "::1"}, E7, "gateway6: expected an address that is not unspecified, loopback"),
     ({"gateway6": "::"}, E7, "gateway6: expected an address that is not"),
     # mtu
-    ({"mtu": 67}, E7, "mtu: expected 0 or an integer 68-65535, got 67"),
-    ({"mtu": 65536}, E7, "mtu: expected 0 or an integer 68-65535, got 65536"),
-    ({"mtu": -1}, E7, "mtu: expected 0 or an integer 68-65535, got -1"),
-    ({"mtu": "1500"}, E7, 'mtu: expected 0 or an integer 68-65535, got "1500"'),
-    ({"mtu": 1500.0}, E7, "mtu: expected 0 or an integer 68-65535, got 1500.0"),
-    ({"mtu": True}, E7, "mtu: expected 0 or an integer 68-65535, got true"),
+    ({"mtu": 67}, E7, "mtu: expected 0 or an integer 68-65521, got 67"),
+    ({"mtu": 65522}, E7, "mtu: expected 0 or an integer 68-65521, got 65522"),
+    ({"mtu": -1}, E7, "mtu: expected 0 or an integer 68-65521, got -1"),
+    ({"mtu": "1500"}, E7, 'mtu: expected 0 or an integer 68-65521, got "1500"'),
+    ({"mtu": 1500.0}, E7, "mtu: expected 0 or an integer 68-65521, got 1500.0"),
+    ({"mtu": True}, E7, "mtu: expected 0 or an integer 68-65521, got true"),
     # mac
     ({"mac": "aa:bb:cc:dd:ee"}, E7, 'mac: expected a MAC address xx:xx:xx:xx:xx:xx, got "aa:bb'),
     ({"mac": "aa-bb-cc-dd-ee-ff"}, E7, "mac: expected a MAC address"),
@@ -662,13 +662,13 @@ def test_netconf_plugin_keys_refused(extra, code, message):
 def test_netconf_huge_number_is_a_wrong_type_not_a_crash():
     err = raises(E7, parse_netconf, b'{"cniVersion":"1.1.0","name":"n","type":"p","mtu":1e400}',
                  Command.ADD)
-    assert err.msg == "mtu: expected 0 or an integer 68-65535, got Infinity"
+    assert err.msg == "mtu: expected 0 or an integer 68-65521, got Infinity"
     err = raises(E7, parse_netconf, b'{"cniVersion":"1.1.0","name":"n","type":"p","mtu":' +
                  b"9" * 5000 + b"}", Command.ADD)
-    assert err.msg == "mtu: expected 0 or an integer 68-65535, got Infinity"
+    assert err.msg == "mtu: expected 0 or an integer 68-65521, got Infinity"
     err = raises(E7, parse_netconf, b'{"cniVersion":"1.1.0","name":"n","type":"p","mtu":' +
                  b"9" * 39 + b"}", Command.ADD)
-    assert err.msg == "mtu: expected 0 or an integer 68-65535, got " + "9" * 39
+    assert err.msg == "mtu: expected 0 or an integer 68-65521, got " + "9" * 39
 
 
 def test_netconf_messages_quote_long_values_briefly():
@@ -885,7 +885,7 @@ def test_netconf_del_and_gc_survive_bad_plugin_keys(command):
         'unsupported field: ipam {"type": "host-local"}; pypasta takes addresses from the host '
         'or from "address"/"address6"; remove "ipam"',
         'address: expected an IPv4 address (use "address6" for IPv6), got "fd00::1"',
-        'mtu: expected 0 or an integer 68-65535, got "big"',
+        'mtu: expected 0 or an integer 68-65521, got "big"',
         'unsupported field: runtimeConfig.portMappings[0].protocol "sctp"; pypasta forwards '
         'tcp and udp only',
         "prevResult.ips: expected an array, got 5",
