@@ -46,7 +46,9 @@ Invariants: a live flow is in exactly one bucket; `len(table)` counts live flows
 freed in the current batch; the table never closes a socket itself: owners do
 (`owner.flow_close(flow)`), and then call `free()`.
 
-Limits: one clock (the engine's batch time); a type's timeout is the same for all its flows.
+Limits: one clock (the engine's batch time); a type has one idle timeout, or two (UDP: the
+conntrack "udp_timeout" for flows that are not `stream` yet, "udp_timeout_stream" for those
+that are); a sweep walks the flows idle longer than the short one.
 
 Kernel assumptions: none (sans-IO).
 
@@ -102,9 +104,11 @@ class FlowSide(NamedTuple):
 class Flow:
     """Common part of every flow (passt's struct flow_common); protocol classes extend it."""
 
-    __slots__ = ("uid", "type", "pif", "side", "hpif", "hkey", "owner", "last", "freed")
+    __slots__ = ("uid", "type", "pif", "side", "hpif", "hkey", "owner", "last", "freed",
+                 "n_ini", "n_tgt")
 
     def __init__(self):
+        self.n_ini = self.n_tgt = 0     # datagrams from each side (UDP; capped at 2)
         self.uid = 0
         self.type = None
         self.pif = (Pif.NONE, Pif.NONE)
@@ -114,6 +118,20 @@ class Flow:
         self.owner = None
         self.last = 0.0
         self.freed = False
+
+    @property
+    def stream(self) -> bool:
+        """UDP: the target side answered and one side sent more than one datagram (pasta
+        2026's udp_flow.c rule for the longer conntrack "stream" timeout)."""
+        return self.n_tgt > 0 and (self.n_ini > 1 or self.n_tgt > 1)
+
+    def seen(self, from_tgt: bool) -> None:
+        """Count a datagram from the target side (True) or the initiating side (False)."""
+        if from_tgt:
+            if self.n_tgt < 2:
+                self.n_tgt += 1
+        elif self.n_ini < 2:
+            self.n_ini += 1
 
     @property
     def ini(self) -> FlowSide:
@@ -129,11 +147,13 @@ class Flow:
 
 
 class TypeLimit:
-    __slots__ = ("capacity", "timeout", "count")
+    __slots__ = ("capacity", "timeout", "timeout_stream", "count")
 
-    def __init__(self, capacity: int, timeout: float | None):
+    def __init__(self, capacity: int, timeout: float | None,
+                 timeout_stream: float | None = None):
         self.capacity = capacity
         self.timeout = timeout
+        self.timeout_stream = timeout_stream    # for flows whose `stream` is true
         self.count = 0
 
 
@@ -200,19 +220,22 @@ class FlowTab:
 
     # ----------------------------------------------------------------- configuration
     def limit(self, ftype: FlowType, capacity: int, timeout: float | None = None,
-              replace: bool = True) -> None:
+              replace: bool = True, timeout_stream: float | None = None) -> None:
         """At most `capacity` flows of `ftype`; with a `timeout`, flows idle that long expire
-        and the least recently used makes room when full. `replace=False`: only if the type
-        has no limit yet (two handlers sharing a type)."""
+        and the least recently used makes room when full; with a `timeout_stream` (not
+        shorter than `timeout`), flows whose `stream` is true expire after that instead.
+        `replace=False`: only if the type has no limit yet (two handlers sharing a type)."""
         if capacity < 1:
             raise ValueError("capacity must be positive")
+        if timeout_stream is not None and (timeout is None or timeout_stream < timeout):
+            timeout_stream = timeout
         lim = self._limits.get(ftype)
         if lim is not None and not replace:
             return
         if lim is None:
-            self._limits[ftype] = TypeLimit(capacity, timeout)
+            self._limits[ftype] = TypeLimit(capacity, timeout, timeout_stream)
         else:
-            lim.capacity, lim.timeout = capacity, timeout
+            lim.capacity, lim.timeout, lim.timeout_stream = capacity, timeout, timeout_stream
 
     def on_timer(self, handler) -> None:
         """handler(now) on every sweep tick (passt: the per-type timer handlers)."""
@@ -350,10 +373,25 @@ class FlowTab:
             if lim is None or lim.timeout is None:
                 continue
             limit, flows = now - lim.timeout, b.flows
-            while flows:
-                flow = next(iter(flows.values()))
+            if lim.timeout_stream is None or lim.timeout_stream == lim.timeout:
+                while flows:
+                    flow = next(iter(flows.values()))
+                    if flow.last > limit:
+                        break
+                    owner = flow.owner
+                    self.free(flow)
+                    owner.flow_close(flow, evicted=False)
+                continue
+            # Two timeouts: walk the flows idle longer than the short one (oldest first) and
+            # keep the streams among them that are within the long one.
+            limit_stream = now - lim.timeout_stream
+            expired = []
+            for flow in flows.values():
                 if flow.last > limit:
                     break
+                if not flow.stream or flow.last <= limit_stream:
+                    expired.append(flow)
+            for flow in expired:
                 owner = flow.owner
                 self.free(flow)
                 owner.flow_close(flow, evicted=False)

@@ -149,3 +149,48 @@ def test_limits_must_be_positive():
         FlowTab(max_flows=0)
     with pytest.raises(ValueError):
         FlowTab().limit(FlowType.UDP, 0)
+
+
+def test_udp_stream_rule_of_pasta_2026():
+    """The target answered and one side sent more than one datagram: a stream."""
+    f = F("x")
+    assert not f.stream
+    f.seen(False)
+    f.seen(False)
+    assert not f.stream                  # no answer yet
+    f.seen(True)
+    assert f.stream
+    g = F("y")
+    g.seen(False)
+    g.seen(True)
+    assert not g.stream                  # one each way: a request and its answer
+    g.seen(True)
+    assert g.stream
+
+
+def test_two_timeouts_streams_live_longer():
+    """Conntrack's pair (30 s, 120 s): a stream outlives the short timeout, a one-shot flow
+    does not, whatever their order in the LRU."""
+    tab, o = FlowTab(), Owner()
+    tab.limit(FlowType.UDP, 8, timeout=30, timeout_stream=120)
+    s, a, b = add(tab, o, "stream", 0), add(tab, o, "oneshot", 1), add(tab, o, "late", 40)
+    for side in (False, False, True):
+        s.seen(side)
+    tab.timer_handler(35)
+    assert o.closed == [("oneshot", False)]
+    tab.timer_handler(71)
+    assert o.closed[-1] == ("late", False) and not s.freed
+    tab.timer_handler(121)
+    assert o.closed[-1] == ("stream", False) and tab.count(FlowType.UDP) == 0
+    assert a.freed and b.freed
+
+
+def test_a_stream_timeout_shorter_than_the_timeout_is_raised_to_it():
+    tab, o = FlowTab(), Owner()
+    tab.limit(FlowType.UDP, 8, timeout=180, timeout_stream=120)
+    s = add(tab, o, "s", 0)
+    s.seen(False), s.seen(True), s.seen(True)
+    tab.timer_handler(150)
+    assert o.closed == []
+    tab.timer_handler(181)
+    assert o.closed == [("s", False)]
