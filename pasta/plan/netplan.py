@@ -18,11 +18,17 @@ Rules (section 5):
   No address: IPv4 disabled. No gateway: no DHCP and no gateway mapping.
 - IPv6: gateway from the default route; address the longest-prefix global one; our link-local is
   the gateway when it is link-local, else the template's own link-local. Enabled only with both.
-- Local mode (no template for either family): 169.254.2.1/16 via 169.254.2.2, IPv6 gateway
-  fe80::1, no copying, tap named tap0.
+- Local mode, per family (pasta 2026, 4ddd59b): a family that cannot be configured from a
+  template (none, or no address/gateway there) and is not disabled by -4/-6 gets IPv4
+  169.254.2.1/16 via 169.254.2.2, or IPv6 gateway and our link-local fe80::1 (no address unless
+  `-a`); no copying. The tap is named tap0 when neither family has a template. `local_mode`
+  says every enabled family is local.
 - Copying: without `-a`, all non-link-local, non-deprecated addresses of the template; without
   `-g`, all main-table routes through the template (multipath only if every nexthop uses it),
   re-targeted at the tap. `--no-copy-addrs`/`--no-copy-routes` turn copying off.
+
+`--splice-only`: no template, no tap and no addresses; both families stay enabled (unless
+-4/-6) for the loopback sockets, and the summary has no "Namespace interface:" line.
 
 Limits: routes of tables other than main are not copied (as in pasta).
 """
@@ -132,6 +138,7 @@ class NetPlan:
     v6: FamilyPlan = field(default_factory=FamilyPlan)
     local_mode: bool = False
     notes: tuple = ()                  # informational lines for the log
+    splice_only: bool = False          # --splice-only: no tap, no addresses
 
     def summary(self) -> list[str]:
         """pasta's configuration summary lines (printed unless quiet)."""
@@ -140,6 +147,8 @@ class NetPlan:
         t6 = f"{self.v6.template} (IPv6)" if self.v6.template else None
         if t4 or t6:
             out.append("Template interface: " + ", ".join(t for t in (t4, t6) if t))
+        if self.splice_only:
+            return out
         out.append(f"Namespace interface: {self.ns_ifname}")
         if self.v4.enabled:
             out.append(f"IPv4: {self.v4.addr}/{self.v4.prefix} gateway {self.v4.gw or '(none)'}")
@@ -298,6 +307,10 @@ def _plan_v6(cfg: C.Config, snap: HostSnapshot, link: Optional[HostLink]) -> Fam
 
 def plan(cfg: C.Config, snap: HostSnapshot) -> NetPlan:
     """Decide the namespace's interface name, addresses, gateways and what to copy."""
+    if cfg.splice_only:
+        # No tap and no template: both families stay usable for the spliced sockets.
+        return NetPlan(ns_ifname="", mtu=cfg.mtu, v4=FamilyPlan(enabled=cfg.ipv4),
+                       v6=FamilyPlan(enabled=cfg.ipv6), splice_only=True)
     notes: list[str] = []
     link4 = link6 = None
     if cfg.ipv4:
@@ -308,17 +321,23 @@ def plan(cfg: C.Config, snap: HostSnapshot) -> NetPlan:
         notes += n
     v4 = _plan_v4(cfg, snap, link4) if cfg.ipv4 else FamilyPlan()
     v6 = _plan_v6(cfg, snap, link6) if cfg.ipv6 else FamilyPlan()
-    local = False
-    if link4 is None and link6 is None and cfg.addr4 is None:
-        local = True
-        notes.append("No external interface as template, switch to local mode")
-        v4 = FamilyPlan(enabled=cfg.ipv4, addr=C.LOCAL_MODE_ADDR4 if cfg.ipv4 else None,
-                        prefix=C.LOCAL_MODE_PREFIX4, gw=cfg.gw4 or C.LOCAL_MODE_GW4)
-        v6 = FamilyPlan(enabled=cfg.ipv6, addr=cfg.addr6, prefix=64 if cfg.addr6 else None,
+    # Local mode, per family (pasta 2026): a family the host cannot serve as a template still
+    # gets a link: IPv4 169.254.2.1/16 via 169.254.2.2, IPv6 fe80::1 as gateway and our
+    # link-local (no address unless -a gives one).
+    local4 = cfg.ipv4 and not v4.enabled
+    local6 = cfg.ipv6 and not v6.enabled
+    if local4:
+        notes.append("IPv4: no external interface as template, use local mode")
+        v4 = FamilyPlan(enabled=True, addr=C.LOCAL_MODE_ADDR4, prefix=C.LOCAL_MODE_PREFIX4,
+                        gw=cfg.gw4 or C.LOCAL_MODE_GW4)
+    if local6:
+        notes.append("IPv6: no external interface as template, use local mode")
+        v6 = FamilyPlan(enabled=True, addr=cfg.addr6, prefix=64 if cfg.addr6 else None,
                         gw=cfg.gw6 or C.LOCAL_MODE_GW6, our_ll=C.LOCAL_MODE_GW6)
+    local = (local4 or not cfg.ipv4) and (local6 or not cfg.ipv6)
     if cfg.ns_ifname:
         name = cfg.ns_ifname
-    elif local:
+    elif link4 is None and link6 is None:
         name = C.LOCAL_MODE_IFNAME
     else:
         name = (link4.name if (link4 and v4.enabled) else None) or \

@@ -76,7 +76,8 @@ def test_netplan_interface_option_and_unknown_interface():
     p = P.plan(cfg("-i", "wlan0"), BASE)
     assert p.v4.template == "wlan0" and p.ns_ifname == "wlan0"
     assert p.v4.addr == ipaddress.IPv4Address("198.18.5.5") and p.v4.gw is None
-    assert not p.v6.enabled                     # no IPv6 address on wlan0
+    assert p.v6.enabled and p.v6.template is None       # no IPv6 address on wlan0: local mode
+    assert (p.v6.addr, str(p.v6.gw), str(p.v6.our_ll)) == (None, "fe80::1", "fe80::1")
     with pytest.raises(ConfigError, match="nosuch"):
         P.plan(cfg("-i", "nosuch"), BASE)
 
@@ -118,7 +119,8 @@ def test_netplan_ipv6_needs_global_address_and_link_local():
     s = snap(addrs=[P.HostAddr(A4, 2, "198.51.100.2", 24), P.HostAddr(A6, 2, "2001:db8::2", 64)],
              routes=[P.HostRoute(A4, None, 0, oif=2, gateway="198.51.100.1"),
                      P.HostRoute(A6, None, 0, oif=2, gateway="2001:db8::1")])
-    assert not P.plan(cfg(), s).v6.enabled     # global gateway and no link-local of our own
+    p = P.plan(cfg(), s)        # global gateway and no link-local of our own: IPv6 local mode
+    assert p.v6.template is None and str(p.v6.our_ll) == "fe80::1" and not p.local_mode
     s2 = snap(addrs=s.addrs + (P.HostAddr(A6, 2, "fe80::2", 64, scope=P.RT_SCOPE_LINK),),
               routes=s.routes)
     assert str(P.plan(cfg(), s2).v6.our_ll) == "fe80::2"
@@ -128,3 +130,23 @@ def test_netplan_no_copy_options():
     p = P.plan(cfg("--config-net", "--no-copy-addrs", "--no-copy-routes"), BASE)
     assert not p.v4.copying_addrs and not p.v4.copying_routes
     assert not p.v6.copying_addrs and not p.v6.copying_routes
+
+
+def test_netplan_local_mode_per_family():
+    """pasta 2026: a host without IPv6 still gives the namespace IPv6 link-local service, a host
+    without IPv4 gives 169.254.2.1/16 via 169.254.2.2; -4/-6 still disable a family."""
+    v4only = snap(addrs=[P.HostAddr(A4, 2, "198.51.100.2", 24)],
+                  routes=[P.HostRoute(A4, None, 0, oif=2, gateway="198.51.100.1")])
+    p = P.plan(cfg(), v4only)
+    assert p.v4.template == "eth0" and p.ns_ifname == "eth0" and not p.local_mode
+    assert p.v6.enabled and p.v6.addr is None and str(p.v6.gw) == "fe80::1"
+    assert "IPv6: no external interface as template, use local mode" in p.notes
+    assert not P.plan(cfg("-4"), v4only).v6.enabled
+    v6only = snap(addrs=[P.HostAddr(A6, 2, "2001:db8::2", 64),
+                         P.HostAddr(A6, 2, "fe80::2", 64, scope=P.RT_SCOPE_LINK)],
+                  routes=[P.HostRoute(A6, None, 0, oif=2, gateway="2001:db8::1")])
+    p = P.plan(cfg(), v6only)
+    assert p.v6.template == "eth0" and p.ns_ifname == "eth0" and not p.local_mode
+    assert (str(p.v4.addr), p.v4.prefix, str(p.v4.gw)) == ("169.254.2.1", 16, "169.254.2.2")
+    assert "IPv4: no external interface as template, use local mode" in p.notes
+    assert not P.plan(cfg("-6"), v6only).v4.enabled
