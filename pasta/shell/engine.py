@@ -16,7 +16,8 @@ Fd kinds (passt's EPOLL_TYPE_*, listed once in `FdKind`): every registration nam
 link), `FdKind.TCP`, `FdKind.TCP_SPLICE`, `FdKind.TCP_LISTEN`, `FdKind.UDP`,
 `FdKind.UDP_LISTEN`, `FdKind.PING` (flow and listening sockets), `FdKind.NSQUIT_PIDFD`,
 `FdKind.NSQUIT_INOTIFY` (what ends the process), `FdKind.SIGNAL`, `FdKind.CONTROL_LISTEN`,
-`FdKind.CONTROL` (API and control sockets) and `FdKind.EXIT` (an exit-fd).
+`FdKind.CONTROL` (API and control sockets), `FdKind.EXIT` (an exit-fd) and `FdKind.NL_NEIGH`
+(the host's neighbour notifier).
 
 States: running -> stopped (after `stop(code)`; `run()` returns the code once the current batch
 and its deferred work are finished).
@@ -26,6 +27,10 @@ rest of the current batch skips events for fds removed during it, so a stale eve
 a new socket that reused the number (and registered it again) in the same batch. A handler that
 raises is a bug:
 it is logged with a traceback, counted in `stats.internal_errors`, and the loop carries on.
+
+`--stats DELAY` (`stats_delay`): events are counted by kind, in pasta's columns
+(`EPOLL_TYPE_STR`), and after a batch at least DELAY seconds after the last print the table
+goes to stderr as pasta prints it (`stats_text`).
 
 Limits: `now` is read once per batch (`self.now`), so handlers in one batch share a timestamp.
 """
@@ -74,6 +79,35 @@ class FdKind(enum.IntEnum):
     CONTROL_LISTEN = 12     # an API or control socket listening
     CONTROL = 13            # an API or control connection
     EXIT = 14               # an exit-fd (slirp4netns --exit-fd)
+    NL_NEIGH = 15           # the host's neighbour notifier (netlink)
+
+
+# pasta's epoll_type_str[] (passt.c), in its order: the columns of `--stats`.
+EPOLL_TYPE_STR = (
+    "connected TCP socket", "connected spliced TCP socket", "listening TCP socket", "TCP timer",
+    "listening UDP socket", "UDP flow socket", "ICMP/ICMPv6 ping socket",
+    "namespace inotify watch", "namespace timer watch", "/dev/net/tun device",
+    "connected qemu socket", "listening qemu socket", "vhost-user command socket",
+    "vhost-user kick socket", "TCP_REPAIR helper listening socket", "TCP_REPAIR helper socket",
+    "netlink neighbour notifier socket", "configuration listening socket",
+    "configuration socket")
+# Our kinds in those columns (0-based); the pidfd that ends the process stands in for pasta's
+# namespace timer watch. Kinds pasta has no column for (signals, exit-fd) are not shown.
+_STATS_COLUMN = {FdKind.TCP: 0, FdKind.TCP_SPLICE: 1, FdKind.TCP_LISTEN: 2,
+                 FdKind.UDP_LISTEN: 4, FdKind.UDP: 5, FdKind.PING: 6,
+                 FdKind.NSQUIT_INOTIFY: 7, FdKind.NSQUIT_PIDFD: 8, FdKind.TAP_PASTA: 9,
+                 FdKind.TAP_PASST: 10, FdKind.NL_NEIGH: 16, FdKind.CONTROL_LISTEN: 17,
+                 FdKind.CONTROL: 18}
+
+
+def stats_text(counts, lines_printed: int) -> str:
+    """pasta's print_stats(): a staircase header every 20 lines, then one line of counts."""
+    out = []
+    if not lines_printed % 20:
+        for i, name in enumerate(EPOLL_TYPE_STR, 1):
+            out.append("".join("|" if j and not j % 7 else " " for j in range(i * 7)) + name)
+    out.append(" " + "".join(f" {n:6d}" for n in counts))
+    return "\n".join(out) + "\n"
 
 
 class Timer:
@@ -102,6 +136,10 @@ class Engine:
         self.stats = Stats()
         self._sig_r = self._sig_w = None
         self._gone: set = set()          # fds removed during the current batch
+        self.stats_delay = 0             # --stats DELAY: print event counts to stderr
+        self.kind_events = [0] * len(EPOLL_TYPE_STR)
+        self._stats_before = float("-inf")
+        self._stats_lines = 0
 
     # --- registry
     def add(self, fd: int, events: int, handler, kind: FdKind = FdKind.NONE) -> None:
@@ -199,6 +237,8 @@ class Engine:
             self.now = now = time.monotonic()
             gone = self._gone
             gone.clear()
+            if self.stats_delay:
+                self._count_events(events)
             for fd, ev in events:
                 h = self.handlers.get(fd)
                 if h is not None and fd not in gone:
@@ -209,6 +249,21 @@ class Engine:
                     self._run_guarded(t.callback)
             self.run_deferred()
         return self.exit_code
+
+    def _count_events(self, events) -> None:
+        """--stats: count this batch's events by kind; print once DELAY seconds passed."""
+        counts, kinds = self.kind_events, self.kinds
+        for fd, _ev in events:
+            col = _STATS_COLUMN.get(kinds.get(fd))
+            if col is not None:
+                counts[col] += 1
+        if events and self.now - self._stats_before >= self.stats_delay:
+            self._stats_before = self.now
+            try:
+                os.write(2, stats_text(counts, self._stats_lines).encode())
+            except OSError:
+                pass
+            self._stats_lines += 1
 
     def run_deferred(self) -> None:
         """Run deferred work, and the work it defers in turn, up to DEFER_ROUNDS rounds."""
