@@ -210,6 +210,7 @@ MS_NODEV = 4
 MS_NOEXEC = 8
 MS_REC = 16384
 MS_UNBINDABLE = 1 << 17
+MS_MOVE = 8192
 MNT_DETACH = 2
 UMOUNT_NOFOLLOW = 8
 
@@ -353,9 +354,11 @@ def isolate_initial() -> None:
     _libc.mallopt(ctypes.c_int(M_ARENA_MAX), ctypes.c_int(1))
 
 
-def isolate_prefork(new_pid: bool) -> None:
+def isolate_prefork(new_pid: bool, chroot_fallback: bool = False) -> None:
     """Detach IPC, UTS and mount namespaces (and PID for a daemon's children) and pivot to an
-    empty read-only root (isolation.c isolate_prefork). Single-threaded only."""
+    empty read-only root (isolation.c isolate_prefork). Single-threaded only.
+    `chroot_fallback` (--chroot-fallback): where pivot_root() fails (an initramfs or tmpfs
+    root gives EINVAL), move the empty tmpfs onto / and chroot() into it instead."""
     arch = host_arch("sandbox")
     threads = netns.wait_single_threaded()
     if threads != 1:
@@ -371,7 +374,17 @@ def isolate_prefork(new_pid: bool) -> None:
     _step(p + "mount", "tmpfs on /tmp", netns.mount, "", "/tmp", "tmpfs",
           MS_NODEV | MS_NOEXEC | MS_NOSUID | MS_RDONLY, "nr_inodes=2,nr_blocks=0")
     _step(p + "chdir", "/tmp", os.chdir, "/tmp")
-    _step(p + "pivot_root", "into an empty tmpfs", _pivot_root, arch, ".", ".")
+    try:
+        _pivot_root(arch, ".", ".")
+    except OSError:
+        if not chroot_fallback:
+            _step(p + "pivot_root", "into an empty tmpfs", _pivot_root, arch, ".", ".")
+        log.info("Failed to pivot_root(), fallback to chroot()...")
+        _step(p + "mount", "move root into empty tmpfs", netns.mount, "/tmp", "/", None,
+              MS_MOVE)
+        _step(p + "chroot", "into empty tmpfs", os.chroot, ".")
+        _step(p + "chdir", "into new root", os.chdir, "/")
+        return
     _step(p + "umount", "the old root", _umount2, ".", MNT_DETACH | UMOUNT_NOFOLLOW)
 
 

@@ -638,3 +638,28 @@ def test_prefork_new_pid_makes_the_next_child_pid_1(root):
 
     status, reports = run_child(child)
     assert reports == [{"grandchild_sees_itself_as": 1, "seen_from_here": True}]
+
+
+def test_chroot_fallback_when_pivot_root_fails(root):
+    """--chroot-fallback (pasta 2026): where pivot_root() fails, as on an initramfs or tmpfs
+    root (EINVAL; simulated here by a pivot_root that refuses), the empty tmpfs is moved onto
+    / and chroot()ed into: the same empty, read-only root. Without the option the failure is
+    pasta's one-line error."""
+    def child(end: ChildEnd, fallback: bool) -> None:
+        def refuse(*_args):
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        sandbox._pivot_root = refuse
+        sandbox.isolate_prefork(new_pid=False, chroot_fallback=fallback)
+        try:
+            os.mkdir("/probe")
+            mkdir = "succeeded"
+        except OSError as e:
+            mkdir = errno.errorcode[e.errno]
+        end.send({"root": os.listdir("/"), "cwd": os.getcwd(), "mkdir": mkdir})
+
+    status, reports = run_child(lambda end: child(end, True))
+    assert reports == [{"root": [], "cwd": "/", "mkdir": "EROFS"}]
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    status, reports = run_child(lambda end: child(end, False))
+    assert reports == [{"setup_error": "Failed to sandbox process, exiting: pivot_root: into an "
+                        "empty tmpfs: Invalid argument"}]
