@@ -218,7 +218,9 @@ def fwd_rule_fmt(rule: FwdRule) -> str:
     if rule.first == rule.last:
         ports, tports = f"{rule.first}", f"{rule.to}"
     else:
-        ports, tports = f"{rule.first}-{rule.last}", f"{rule.to}-{rule.target(rule.last)}"
+        # pasta's in_port_t arithmetic: a target range from a server may wrap at 65536.
+        ports, tports = (f"{rule.first}-{rule.last}",
+                         f"{rule.to}-{rule.target(rule.last) & 0xFFFF}")
     weak = " (best effort)" if rule.flags & FWD_WEAK else ""
     scan = " (auto-scan)" if rule.flags & FWD_SCAN else ""
     return f"{proto} [{addr}]{pct}:{ports}  =>  {taddr}{tports} {weak}{scan}"
@@ -311,11 +313,11 @@ def fwd_rule_add(table: FwdTable, new: FwdRule) -> FwdTable:
 
 
 def fwd_rule_unsupported(rule: FwdRule) -> Optional[str]:
-    """Why pypasta cannot listen for a valid rule yet, or None: a target address (the
-    listeners deliver to the namespace's own address), or a -T/-U rule on anything but the
+    """Why pypasta cannot listen for a valid rule yet, or None: a -T/-U rule with a target
+    address (pasta's outbound rules deliver to the host's loopback), or on anything but the
     namespace's loopback (127.0.0.1, ::1, or every address of interface `lo`)."""
-    if rule.taddr is not None and not rule.taddr.is_unspecified:
-        return f"target addresses are not supported: {fwd_rule_fmt(rule)}"
+    if rule.pif == PIF_SPLICE and rule.taddr is not None and not rule.taddr.is_unspecified:
+        return f"-T/-U target addresses are not supported: {fwd_rule_fmt(rule)}"
     if rule.pif == PIF_SPLICE and not (rule.addr.is_loopback and not rule.ifname
                                        or rule.addr.is_unspecified and rule.ifname == "lo"):
         return f"-T/-U listen on the namespace's loopback only: {fwd_rule_fmt(rule)}"

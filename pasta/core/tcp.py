@@ -126,7 +126,7 @@ from __future__ import annotations
 
 import enum
 import errno
-from typing import Protocol
+from typing import Optional, Protocol
 
 from pasta.core import fwd
 from pasta.core.flow import Flow, FlowSide, FlowTab, FlowType, Pif
@@ -1057,14 +1057,17 @@ class TcpCore:
         self.io.want(f, 0)
 
     def conn_from_sock(self, v6: bool, paddr: bytes, pport: int, target_port: int,
-                       handle) -> None:
+                       handle, taddr: Optional[bytes] = None) -> None:
         """An accepted host connection (`handle`: its socket, opaque here): a SYN to the
         namespace from the client's address as the namespace sees it (passt's
-        tcp_tap_conn_from_sock)."""
+        tcp_tap_conn_from_sock); to `taddr` (packed) if the rule names a target address,
+        else to the namespace's own address."""
         link = self.link
         seen = fwd.to_tap_src(self.rules, v6, paddr, link.addr_seen6 if v6 else
                               link.addr_seen4)
-        if v6:
+        if taddr is not None:
+            ns_addr = taddr
+        elif v6:
             ns_addr = link.addr_ll_seen6 if seen and fwd.is_link_local6(seen) else \
                 link.addr_seen6
         else:

@@ -250,8 +250,9 @@ def _addr_add(nl: _Rtnl, idx: int, family: int, addr, prefix: int, fam: str) -> 
             raise SetupError(f"Couldn't set {fam} address(es) in namespace: {_strerr(e)}") from None
 
 
-def configure_ns(plan: P.NetPlan, cfg, ifname: str) -> dict:
-    """Inside the target netns: lo up, MAC, and with --config-net the whole interface setup.
+def configure_ns(plan: P.NetPlan, cfg, ifname) -> dict:
+    """Inside the target netns: lo up, MAC, and with --config-net the whole interface setup
+    (`ifname` None: lo only, for --splice-only).
 
     Returns {"ifindex", "mac", "ll"} of the tap ("ll": its link-local address, if any).
     """
@@ -264,6 +265,8 @@ def configure_ns(plan: P.NetPlan, cfg, ifname: str) -> dict:
             nl.link_set(1, up=True)
         except (OSError, NetlinkError) as e:
             raise SetupError(f"Couldn't bring up loopback interface in namespace: {e}") from None
+        if ifname is None:              # --splice-only: no tap, loopback only
+            return {"ifindex": 0, "mac": None, "ll": None}
         try:
             link = nl.get_link(ifname)
         except NetlinkError:

@@ -6,7 +6,7 @@ Theory of operation:
   pypasta switches to the final uid/gid (`--runas`), creates a user namespace mapping that uid/gid
   to 0 (`0 <uid> 1`), and unshares a PID namespace for its children. The forked child becomes PID 1
   there, unshares net, mount, uts and ipc, mounts a fresh /proc, allows ping sockets for gid 0,
-  sets the hostname to `pasta-<host>`, reports "namespaces ready" on a pipe and blocks on a second
+  sets the hostname (`-H NAME`, else `pasta-<host>`), reports "namespaces ready" on a pipe and blocks on a second
   pipe. The parent opens the child's netns, creates and configures the tap through `ns_call`
   threads, writes the PID file, and only then releases the child, which execs the command (or
   `$SHELL` as a login shell). pypasta's exit status is the command's (128+N for signal N). The
@@ -58,6 +58,7 @@ from pasta.shell.engine import Engine, child_exit_status
 from pasta.util.errors import NotSupportedYet, SetupError
 from pasta.util.lazyimport import submodule
 from pasta.setup.nswatch import NsWatch
+from pasta.shell import control
 from pasta.shell.translator import Translator, read_resolv_conf
 
 pyprctl = submodule("pyprctl", "misc")         # prctl() wrappers; not the capability API
@@ -197,15 +198,21 @@ def run(cfg, on_ready=None, on_confined=None, keep_fds=()) -> int:
     nobody = _nobody(cfg)
     if nobody is not None:
         log.debug("Started as root: the translator will change to nobody after set-up")
+    # -c: bound now, as the starting user and with the filesystem still there (pasta binds it
+    # while parsing options); listened on once the translator exists.
+    conf_sock = control.sock_unix(cfg.conf_path) if cfg.conf_path else None
     if cfg.spawn:
-        return _spawn(cfg, plan, resolv_conf, nobody)
-    return _attach(cfg, plan, resolv_conf, nobody, on_ready, on_confined)
+        return _spawn(cfg, plan, resolv_conf, nobody, conf_sock)
+    return _attach(cfg, plan, resolv_conf, nobody, on_ready, on_confined, conf_sock)
 
 
 # --------------------------------------------------------------------------- shared set-up
 
 def _setup_tap(cfg, plan, netns_fd: int):
-    """Create (or adopt) the tap inside the netns and configure it; returns (tap, info)."""
+    """Create (or adopt) the tap inside the netns and configure it; returns (tap, info)
+    (no tap with --splice-only: loopback up only)."""
+    if cfg.splice_only:
+        return None, netns.ns_call(netns_fd, netlink.configure_ns, plan, cfg, None)
     if cfg.tap_fd is not None:
         tap = tapdev.attach_tap(cfg.tap_fd)
     else:
@@ -219,6 +226,8 @@ def _setup_tap(cfg, plan, netns_fd: int):
 def _print_summary(cfg, plan, quiet: bool) -> None:
     """Configuration summary (unless quiet) once set-up succeeded."""
     if not quiet:
+        if cfg.conf_path:
+            log.info(f"Configuration socket: {cfg.conf_path}")
         for line in plan.summary():
             log.info(line)
 
@@ -231,13 +240,14 @@ def _serve(engine: Engine, translator: Translator) -> int:
         return engine.run()
     finally:
         translator.close()
-        translator.tap.close()
+        if translator.tap is not None:
+            translator.tap.close()
         engine.close()
 
 
 # --------------------------------------------------------------------------- spawn mode
 
-def _spawn(cfg, plan, resolv_conf: str, nobody) -> int:
+def _spawn(cfg, plan, resolv_conf: str, nobody, conf_sock=None) -> int:
     if not (cfg.debug or cfg.trace):
         log.stderr_level = log.WARN     # as pasta: info goes to syslog/the log file only
     uid, gid = _ids(cfg)
@@ -282,7 +292,8 @@ def _spawn(cfg, plan, resolv_conf: str, nobody) -> int:
         tap, info = _setup_tap(cfg, plan, netns_fd)
         engine = Engine()
         translator = Translator(cfg, plan, engine, tap, info["mac"], resolv_conf,
-                                guest_ll6=info.get("ll"), netns_fd=netns_fd)
+                                guest_ll6=info.get("ll"), netns_fd=netns_fd,
+                                conf_sock=conf_sock)
     except BaseException:
         if pid:
             _kill_and_reap(pid)
@@ -320,7 +331,7 @@ def _spawn(cfg, plan, resolv_conf: str, nobody) -> int:
     tty = _give_terminal(cfg, pid)
     try:
         log.connect_syslog()
-        isolation.isolate_prefork(new_pid=False)
+        isolation.isolate_prefork(new_pid=False, chroot_fallback=cfg.chroot_fallback)
         # As nobody, the translator can end the command (root) only with CAP_KILL in the user
         # namespace they share: kill() on SIGTERM, and PR_SET_PDEATHSIG, which the kernel
         # checks against the exiting parent's credentials.
@@ -451,10 +462,16 @@ def _child(cfg, ready_w: int, go_r: int) -> None:
                 f.write("0 0")
         except OSError as e:
             log.warn(f"Couldn't enable ping sockets in namespace: {e.strerror}")
-        try:
-            netns.sethostname(("pasta-" + socket.gethostname())[:64])
-        except OSError as e:
-            log.warn(f"Couldn't set hostname: {e.strerror}")
+        if cfg.hostname:                # -H: the namespace's UTS name too (pasta 2026)
+            try:
+                socket.sethostname(cfg.hostname)
+            except OSError:
+                log.warn("Unable to set configured hostname")
+        else:
+            try:
+                socket.sethostname(("pasta-" + socket.gethostname())[:64])
+            except OSError:
+                log.warn("Unable to set pasta-prefixed hostname")
         os.write(ready_w, b"R\n")
         os.close(ready_w)
         if os.read(go_r, 1) != b"G":
@@ -489,7 +506,8 @@ def _child(cfg, ready_w: int, go_r: int) -> None:
 
 # --------------------------------------------------------------------------- attach modes
 
-def _attach(cfg, plan, resolv_conf: str, nobody, on_ready=None, on_confined=None) -> int:
+def _attach(cfg, plan, resolv_conf: str, nobody, on_ready=None, on_confined=None,
+            conf_sock=None) -> int:
     pid = cfg.pid_target
     if pid is not None:
         netns_path = f"/proc/{pid}/ns/net"
@@ -513,7 +531,7 @@ def _attach(cfg, plan, resolv_conf: str, nobody, on_ready=None, on_confined=None
     tap, info = _setup_tap(cfg, plan, netns_fd)
     engine = Engine()
     translator = Translator(cfg, plan, engine, tap, info["mac"], resolv_conf,
-                            guest_ll6=info.get("ll"), netns_fd=netns_fd)
+                            guest_ll6=info.get("ll"), netns_fd=netns_fd, conf_sock=conf_sock)
     _print_summary(cfg, plan, quiet=cfg.quiet)
 
     def gone(reason: str) -> None:
@@ -535,7 +553,7 @@ def _attach(cfg, plan, resolv_conf: str, nobody, on_ready=None, on_confined=None
         engine.on_signal(signal.SIGINT, lambda _s: engine.stop(0))
     log.connect_syslog()
     devnull = -1 if cfg.foreground else os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    isolation.isolate_prefork(new_pid=not cfg.foreground)
+    isolation.isolate_prefork(new_pid=not cfg.foreground, chroot_fallback=cfg.chroot_fallback)
 
     if not cfg.foreground:
         child = os.fork()

@@ -6,8 +6,9 @@ listener entry points of the protocol parts, for start-up options, `auto` and th
 API alike (the pesto control socket will call `replace()` too).
 
 Theory of operation:
-- The owner gives one `(open, close)` pair per (pif, proto) it supports: `open(sock, target)`
-  returns a `pasta.shell.listeners.Listener` for a `fwd_rule.Sock` delivering to port `target`, or
+- The owner gives one `(open, close)` pair per (pif, proto) it supports: `open(sock, target[,
+  taddr])` returns a `pasta.shell.listeners.Listener` for a `fwd_rule.Sock` delivering to port
+  `target` (at the packed address `taddr`, passed only when the rule has a target address), or
   raises `OSError` (or a `PastaError`); `close(listener)` stops it (TCP connections accepted
   through it carry on; UDP flows replying through it end with it).
 - `replace(table)`: the wanted sockets of the new table (with the current scan state) are
@@ -53,6 +54,12 @@ from pasta.core.fwd_rule import (FWD_CAP_SCAN, FWD_SCAN, FWD_WEAK, PIF_HOST, PIF
                             fwd_rule_unsupported, fwd_weak_unbound)
 
 SCAN_S = 1.0
+
+
+def fwd_rule_taddr(rule) -> "bytes | None":
+    """The rule's target address, packed, or None when it has none (`::`, `0.0.0.0`)."""
+    t = rule.taddr
+    return None if t is None or t.is_unspecified else t.packed
 
 
 class FwdListenError(SetupError):
@@ -132,14 +139,20 @@ class FwdListen:
         for sock, target in diff.retarget(before):
             self.opened[sock][0].target = target
         for sock, rule in diff.keep:
-            self.opened[sock] = (self.opened[sock][0], rule)
+            lst = self.opened[sock][0]
+            lst.taddr = fwd_rule_taddr(rule)
+            self.opened[sock] = (lst, rule)
         self.opened.update(fresh)
         self.table = new
         if self._started:
             self._arm()
 
     def _open(self, sock, rule):
-        return self.ops[(sock.pif, sock.proto)][0](sock, rule.target(sock.port))
+        taddr = fwd_rule_taddr(rule)
+        open_ = self.ops[(sock.pif, sock.proto)][0]
+        if taddr is None:
+            return open_(sock, rule.target(sock.port))
+        return open_(sock, rule.target(sock.port), taddr)
 
     def _close(self, sock, lst) -> None:
         self.ops[(sock.pif, sock.proto)][1](lst)

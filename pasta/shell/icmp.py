@@ -170,7 +170,7 @@ class EchoFlows:
             _ID_SEQ.pack_into(buf, 4, flow.ident, seq)
             link = self.link
             build = build_icmp6_frame if flow.v6 else build_icmp4_frame
-            frame = build(link.guest_mac, link.our_mac, flow.dst, flow.src, want, buf[1],
+            frame = build(link.guest_mac, link.src_mac(flow.dst), flow.dst, flow.src, want, buf[1],
                           memoryview(buf)[4:n], vnet=link.vnet)
             link.send_bytes(frame)
             self.stats.icmp_replies += 1

@@ -7,7 +7,8 @@ the same for its forwards, so adding, removing and listing must be one piece of 
 
 Theory of operation: a `Listener` records the socket, its fd, the family, the port it listens
 on and the `target` port connections or datagrams go to on the other side (pasta's `PORT:TARGET`
-mapping; `delta` = target - port). A `Listeners` set owns its records: `add` registers the
+mapping; `delta` = target - port) and, for a rule with a target address (`PORT:TADDR/TPORT`),
+that address (`taddr`, packed; None: the namespace's own). A `Listeners` set owns its records: `add` registers the
 socket with the engine (EPOLLIN, level-triggered) with the owner's handler, `remove`
 unregisters and closes it, `ports` lists the listening ports (for `auto`, which must not
 forward pypasta's own listeners back), `close` removes them all. `accept_failed` is for an
@@ -33,11 +34,12 @@ RESOURCE_ERRNOS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.EN
 
 
 class Listener:
-    __slots__ = ("sock", "fd", "v6", "port", "target", "paused")
+    __slots__ = ("sock", "fd", "v6", "port", "target", "taddr", "paused")
 
-    def __init__(self, sock, v6: bool, port: int, target: int):
+    def __init__(self, sock, v6: bool, port: int, target: int, taddr=None):
         self.sock, self.fd, self.v6 = sock, sock.fileno(), v6
         self.port, self.target = port, target
+        self.taddr = taddr          # packed target address (-t PORT:TADDR/TPORT), or None
         self.paused = False
 
     @property
@@ -50,9 +52,11 @@ class Listeners:
         self.engine = engine
         self.items: list[Listener] = []
 
-    def add(self, sock, v6: bool, port: int, target: int, on_readable) -> Listener:
-        """Register `sock`, listening on `port` for `target`; `on_readable(listener)`."""
-        lst = Listener(sock, v6, port, target)
+    def add(self, sock, v6: bool, port: int, target: int, on_readable,
+            taddr=None) -> Listener:
+        """Register `sock`, listening on `port` for `target` (at `taddr`, packed, if the rule
+        names a target address); `on_readable(listener)`."""
+        lst = Listener(sock, v6, port, target, taddr)
         self.items.append(lst)
         kind = FdKind.TCP_LISTEN if sock.type == socket.SOCK_STREAM else FdKind.UDP_LISTEN
         self.engine.add(lst.fd, EPOLLIN, lambda ev, l=lst: on_readable(l), kind)

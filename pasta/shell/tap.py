@@ -95,6 +95,15 @@ class TapLink:
         self.addr_seen4 = ctx.v4.addr
         self.addr_seen6 = ctx.v6.addr
         self.addr_ll_seen6 = addr_ll_seen6
+        self.neigh = None               # pasta.core.neigh.NeighTable, once the notifier runs
+
+    def src_mac(self, addr) -> bytes:
+        """Ethernet source of a frame sent for the remote host the namespace sees at `addr`:
+        its real MAC (or the gateway's) from the host's neighbour table, else ours."""
+        t = self.neigh
+        if t is None or not len(t):
+            return self.our_mac
+        return t.mac_for(addr) or self.our_mac
 
     # ----------------------------------------------------------------- counters
     def drop(self, reason: str, count: int = 1) -> None:
@@ -260,7 +269,9 @@ class TapHandler:
         self.ctx = self.ctx.with_guest_mac(mac)
 
     def _arp(self, buf, f) -> None:
-        out = arp.reply(self.ctx, bytes(buf[f.l3_off:f.end]))
+        t = self.link.neigh
+        out = arp.reply(self.ctx, bytes(buf[f.l3_off:f.end]),
+                        mac_for=t.mac_for if t is not None else None)
         if out is None:
             self.link.drop("arp: not answered")
             return
@@ -433,7 +444,9 @@ class TapHandler:
         elif proto == IPPROTO_ICMPV6:
             h = parse_icmp6(buf, f.l4_off, f.end)
             if ND_ROUTER_SOLICIT <= h.type <= ND_REDIRECT:
-                out = ndp.reply(self.ctx, bytes(buf[f.l4_off:f.end]), src, dst)
+                t = self.link.neigh
+                out = ndp.reply(self.ctx, bytes(buf[f.l4_off:f.end]), src, dst,
+                                mac_for=t.mac_for if t is not None else None)
                 if out is None:
                     self.link.drop("ndp: not answered")
                 else:

@@ -185,7 +185,8 @@ class TcpFlows:
         """One segment (payload already at self.buf[hdr:]); False if the tap did not take it."""
         link = self.link
         n = pack_tcp_hdrs_into(self.buf, f.v6, link.vnet, link.csum_offload, link.guest_mac,
-                               link.our_mac, f.peer_addr, f.ns_addr, f.peer_port, f.ns_port,
+                               link.src_mac(f.peer_addr), f.peer_addr, f.ns_addr, f.peer_port,
+                               f.ns_port,
                                seq, ack, flags, window, plen, mss=mss, wscale=wscale)
         return link.send((self.view[:n],), n)
 
@@ -194,7 +195,7 @@ class TcpFlows:
         link = self.link
         flags = TCP_RST | (TCP_ACK if ack is not None else 0)
         n = pack_tcp_hdrs_into(self.buf, v6, link.vnet, link.csum_offload, link.guest_mac,
-                               link.our_mac, peer_addr, ns_addr, peer_port, ns_port, seq,
+                               link.src_mac(peer_addr), peer_addr, ns_addr, peer_port, ns_port, seq,
                                ack or 0, flags, 0, 0)
         link.send((self.view[:n],), n)
 
@@ -407,27 +408,29 @@ class TcpFlows:
 
     # ----------------------------------------------------------------- -t listeners
     def bind_listener(self, v6: bool, addr, ifname, port: int, delta: int,
-                      freebind: bool = False) -> None:
-        """One -t listening socket (`pasta.shell.fwd_listen` opens these for the rule table)."""
+                      freebind: bool = False, taddr: bytes | None = None) -> None:
+        """One -t listening socket (`pasta.shell.fwd_listen` opens these for the rule table);
+        `taddr` (packed): deliver to that address instead of the namespace's own."""
         sock = sock_l4(v6, Proto.TCP, reuse=True, freebind=freebind, ifname=ifname,
                        bind=(str(addr) if addr is not None else ("::" if v6 else "0.0.0.0"),
                              port), listen=128)
-        return self.listeners.add(sock, v6, port, port + delta, self._accept)
+        return self.listeners.add(sock, v6, port, port + delta, self._accept, taddr)
 
     def remove_listener(self, lst: Listener) -> None:
         """Stop listening (`auto`: the port went away); accepted connections carry on."""
         self.listeners.remove(lst)
 
     def _accept(self, lst: Listener) -> None:
-        v6, target = lst.v6, lst.target
+        v6, target, taddr = lst.v6, lst.target, lst.taddr
 
         def take(sock, peer):
-            if self.splice is not None and fwd.is_loopback_host(peer[0]):
+            # A rule with a target address is never spliced (pasta's fwd_nat_from_host()).
+            if self.splice is not None and taddr is None and fwd.is_loopback_host(peer[0]):
                 self.splice(sock, v6, peer, target)
             else:
                 paddr = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET,
                                          peer[0].split("%", 1)[0])
-                self.core.conn_from_sock(v6, paddr, peer[1], target, sock)
+                self.core.conn_from_sock(v6, paddr, peer[1], target, sock, taddr)
         self.listeners.accept_each(lst, take, "TCP")
 
     def close(self) -> None:

@@ -21,6 +21,11 @@ listeners `pasta.shell.fwd_listen.FwdListen` (`self.fwd`) opens through the list
 the parts assembled here (`_fwd_ops`); the first `auto` scan runs during construction, and
 `self.fwd.replace()` changes the table at run time (the slirp4netns API; the control socket).
 
+`--splice-only` (no tap: `tap` None): the link is `_NoTap`, the namespace has no address the
+tap path could deliver to, so -t/-u clients that are not on the host's loopback are refused
+(their flows find no namespace address), loopback ones are spliced to the namespace's
+loopback, and -T/-U work as always.
+
 Limits: see the modules it assembles.
 
 Kernel assumptions: see the modules it assembles. Differences from passt: none beyond theirs.
@@ -42,14 +47,17 @@ from pasta.core.flow import FlowTab, Pif
 from pasta.shell.fwd_listen import FwdListen, fwd_listen_init
 from pasta.core.fwd_rule import (IPPROTO_TCP, IPPROTO_UDP, PIF_HOST, PIF_SPLICE, fwd_caps,
                             fwd_rules_for_caps, fwd_table)
+from pasta.shell.control import ConfSock
+from pasta.core.neigh import NeighTable
 from pasta.shell.icmp import EchoFlows
+from pasta.shell.nl_neigh import NlNeigh
 from pasta.shell.listeners import Listeners
 from pasta.shell.pcap import Pcap
 from pasta.plan.portspec import EPHEMERAL_DEFAULT
 from pasta.util.sock import Proto, sock_l4
 from pasta.shell.tcp_splice import TcpSplice
 from pasta.shell.tcp_buf import TcpFlows
-from pasta.shell.udp import UdpFlows
+from pasta.shell.udp import UdpFlows, conntrack_udp_timeouts
 from pasta.shell.udp_splice import UdpSplice
 
 RESOLV_CONF = "/etc/resolv.conf"
@@ -93,8 +101,14 @@ def dns_warnings(cfg, plan, resolv_conf: str) -> list[str]:
 
 class Translator:
     def __init__(self, cfg, plan, engine, tap, guest_mac, resolv_conf: str = "",
-                 guest_ll6=None, netns_fd: int | None = None):
+                 guest_ll6=None, netns_fd: int | None = None, conf_sock=None):
         self.engine = engine
+        engine.stats_delay = getattr(cfg, "stats", None) or 0      # --stats DELAY
+        self.conf = None
+        self.neigh = None
+        self.splice_only = tap is None          # --splice-only: no tap at all
+        if tap is None:
+            tap, guest_mac = _NoTap(), NO_MAC
         self.tap = tap
         for w in dns_warnings(cfg, plan, resolv_conf):
             log.warn(w)
@@ -123,8 +137,10 @@ class Translator:
                         fwd_ = self.udpsplice.forward
                         udp_splice = (lambda lsock, v6, peer, data, port:
                                       fwd_(lsock, v6, peer, data, True, port))
+                timeout, timeout_stream = conntrack_udp_timeouts()
                 self.udp = UdpFlows(engine, self.link, self.rules, freebind=cfg.freebind,
-                                    flowtab=self.flowtab, splice=udp_splice)
+                                    flowtab=self.flowtab, splice=udp_splice,
+                                    timeout=timeout, timeout_stream=timeout_stream)
             if not cfg.no_icmp:
                 self.icmp = EchoFlows(engine, self.link, self.rules, flowtab=self.flowtab)
             if not cfg.no_tcp:
@@ -136,11 +152,29 @@ class Translator:
                                             and not cfg.no_splice else None))
             self.fwd = self._fwd_listen(cfg, plan, netns_fd)
             self.fwd.scan()
-            self.handler = TapHandler(engine, self.link, ctx, self.rules, self.udp, self.icmp,
-                                      self.tcp)
+            if conf_sock is not None:       # -c: pesto edits the table from now on
+                self.conf = ConfSock(engine, conf_sock, self.fwd, (PIF_HOST, PIF_SPLICE)
+                                     if netns_fd is not None else (PIF_HOST,))
+                self.conf.start()
+            if not self.splice_only:
+                self.handler = TapHandler(engine, self.link, ctx, self.rules, self.udp,
+                                          self.icmp, self.tcp)
+                self._neigh_init(cfg, plan)
         except BaseException:
             self.close()
             raise
+
+    def _neigh_init(self, cfg, plan) -> None:
+        """Follow the host's neighbour table: real MACs of LAN hosts towards the namespace,
+        announced as they appear once the tap is configured (pasta 2026)."""
+        table = NeighTable.from_plan(plan, self.rules, self.link.our_mac)
+        try:
+            self.neigh = NlNeigh(self.engine, self.link, table, self.rules,
+                                 lambda: self.handler.ctx, announce=cfg.config_net)
+        except OSError as e:
+            log.warn(f"Couldn't subscribe to the host's neighbour table: {e.strerror}")
+            return
+        self.link.neigh = table
 
     # ------------------------------------------------------------- forwarding rules
     def _fwd_listen(self, cfg, plan, netns_fd) -> FwdListen:
@@ -166,18 +200,18 @@ class Translator:
         ops = {}
         tcp, udp, us = self.tcp, self.udp, self.udpsplice
         if tcp is not None:
-            ops[HOST_TCP] = (lambda s, t: tcp.bind_listener(
-                s.v6, s.addr, s.ifname or None, s.port, t - s.port, cfg.freebind),
+            ops[HOST_TCP] = (lambda s, t, ta=None: tcp.bind_listener(
+                s.v6, s.addr, s.ifname or None, s.port, t - s.port, cfg.freebind, ta),
                 tcp.remove_listener)
         if udp is not None:
-            ops[HOST_UDP] = (lambda s, t: udp.bind_listener(
-                s.v6, s.addr, s.ifname or None, s.port, t - s.port, reuse=cfg.udp_reuseaddr),
-                self.remove_udp_listener)
+            ops[HOST_UDP] = (lambda s, t, ta=None: udp.bind_listener(
+                s.v6, s.addr, s.ifname or None, s.port, t - s.port, reuse=cfg.udp_reuseaddr,
+                taddr=ta), self.remove_udp_listener)
         if self.splice is not None:
-            ops[SPLICE_TCP] = (lambda s, t: self._add_ns_listener(s.v6, s.port, t),
+            ops[SPLICE_TCP] = (lambda s, t: self._add_ns_listener(s, t),
                                self._remove_ns_listener)
         if us is not None:
-            ops[SPLICE_UDP] = (lambda s, t: us.add_ns_listener(s.v6, s.port, t),
+            ops[SPLICE_UDP] = (lambda s, t: us.add_ns_listener(s, t),
                                us.remove_ns_listener)
         return ops
 
@@ -201,10 +235,11 @@ class Translator:
             return
         self.splice.join(sock, target, fwd.sockaddr(self.rules, v6, addr, port))
 
-    def _add_ns_listener(self, v6: bool, port: int, target: int) -> None:
-        """-T: a loopback listener inside the namespace (127.0.0.1 or ::1 only, as pasta)."""
-        sock = netns.ns_call(self.netns_fd, _ns_listener, v6, port)
-        return self.ns_listeners.add(sock, v6, port, target, self._accept_ns)
+    def _add_ns_listener(self, s, target: int) -> None:
+        """-T: a listener inside the namespace for `fwd_rule.Sock` `s`: bound by interface
+        (`lo`, so every 127.0.0.0/8 and ::1 destination), or to 127.0.0.1 / ::1."""
+        sock = netns.ns_call(self.netns_fd, _ns_listener, s.v6, s.addr, s.ifname, s.port)
+        return self.ns_listeners.add(sock, s.v6, s.port, target, self._accept_ns)
 
     def _remove_ns_listener(self, lst) -> None:
         self.ns_listeners.remove(lst)
@@ -219,7 +254,10 @@ class Translator:
         v6, port = lst.v6, lst.target                   # connections go to the host's target
 
         def take(sock, peer):
-            # Section 9.3: to the host's loopback, from the loopback address the client used.
+            # Section 9.3: to the host's loopback, from the loopback address the client used,
+            # at the loopback address it connected to (127.0.0.53 stays 127.0.0.53: pasta
+            # 2026's fdbb4ef, for systemd-resolved).
+            dst = _loopback_dst(sock, v6)
             try:
                 host = _tcp_socket(v6)
             except OSError as e:
@@ -233,13 +271,13 @@ class Translator:
                 host.close()
                 self.splice.refuse(sock)
                 return
-            self.splice.join(sock, host, ("::1", port, 0, 0) if v6 else ("127.0.0.1", port),
-                             Pif.SPLICE)
+            self.splice.join(sock, host, (dst, port, 0, 0) if v6 else (dst, port), Pif.SPLICE)
         self.ns_listeners.accept_each(lst, take, "splice")
 
     def start(self) -> None:
-        self.tap.register(self.engine, self._tap_event)
-        self.handler.start()
+        if not self.splice_only:
+            self.tap.register(self.engine, self._tap_event)
+            self.handler.start()
         self.fwd.start()
 
     def _tap_event(self, events: int) -> None:
@@ -262,6 +300,11 @@ class Translator:
 
     def close(self) -> None:
         self.dump_state(prio=log.DEBUG)
+        if self.conf is not None:
+            self.conf.close()
+        if self.neigh is not None:
+            self.neigh.close()
+            self.neigh = None
         if self.fwd is not None:
             self.fwd.close()
         self.tap.unregister(self.engine)
@@ -273,14 +316,51 @@ class Translator:
         self.flowtab.cancel_timer()
 
 
+NO_MAC = "00:00:00:00:00:00"
+
+
+class _NoTap:
+    """--splice-only: the link has no device. The namespace has no address of ours to send to,
+    so nothing is ever written here; a write would be dropped and counted."""
+
+    name = None
+    vnet_hdr = False
+
+    def write(self, _pieces) -> bool:
+        return False
+
+    def register(self, _engine, _handler) -> None:
+        pass
+
+    def unregister(self, _engine) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _tcp_socket(v6: bool) -> socket.socket:
     return sock_l4(v6, Proto.TCP)
 
 
-def _ns_listener(v6: bool, port: int) -> socket.socket:
-    """Run inside the namespace (netns.ns_call): a loopback TCP listener for -T."""
-    return sock_l4(v6, Proto.TCP, reuse=True, bind=("::1" if v6 else "127.0.0.1", port),
+def _ns_listener(v6: bool, addr, ifname: str, port: int) -> socket.socket:
+    """Run inside the namespace (netns.ns_call): a TCP listener for -T, on `addr` (None: every
+    address) and bound to interface `ifname` if given."""
+    host = str(addr) if addr is not None else ("::" if v6 else "0.0.0.0")
+    return sock_l4(v6, Proto.TCP, reuse=True, ifname=ifname or None, bind=(host, port),
                    listen=128)
+
+
+def _loopback_dst(sock, v6: bool) -> str:
+    """The loopback address an accepted -T connection was made to (127.0.0.1 / ::1 if it
+    was made to anything else, which a listener bound to `lo` cannot see)."""
+    try:
+        dst = sock.getsockname()[0]
+    except OSError:
+        dst = ""
+    if fwd.is_loopback_host(dst) and not dst.startswith("::ffff:"):
+        return dst
+    return "::1" if v6 else "127.0.0.1"
 
 
 def _packed6(addr) -> bytes:

@@ -8,7 +8,7 @@ Theory of operation:
 - A flow is a pseudo-connection named, on the tap side, by the namespace's 5-tuple
   `(v6, ns_addr, ns_port, peer_addr, peer_port)`: frames to the namespace are sent from
   `peer_addr:peer_port` to `ns_addr:ns_port`, and frames from the namespace with that tuple belong
-  to it. Flows live in the flow table (`pasta.core.flow`, type UDP: 180 s idle timeout, least
+  to it. Flows live in the flow table (`pasta.core.flow`, type UDP: the conntrack idle timeouts, least
   recently used evicted when full).
 - Outbound (first datagram from the tap): the destination is translated (`fwd.from_tap`: DNS
   forwarding, gateway to host loopback, guest-address mapping), and a host socket of the same
@@ -68,7 +68,9 @@ from pasta.shell.listeners import Listener, Listeners
 from pasta.util.sock import Proto, sock_l4
 from pasta.core.wire import pack_udp_hdrs_into, udp_hdrs_len
 
-UDP_TIMEOUT_S = 180.0
+UDP_TIMEOUT_S = 30.0            # nf_conntrack_udp_timeout's default (pasta 2026 reads it)
+UDP_TIMEOUT_STREAM_S = 120.0    # nf_conntrack_udp_timeout_stream's default
+CONNTRACK_UDP = "/proc/sys/net/netfilter/nf_conntrack_udp_timeout"
 MAX_FLOWS = 8192
 BATCH = 32
 DGRAM_MAX = 65535
@@ -84,6 +86,21 @@ GSO_MAX_BYTES = 65000          # one GSO send stays one IP packet's worth (64 Ki
 GSO_ANY = 1 << 16              # UdpFlow.gso_limit: every datagram size may be segmented
 _GSO_SIZE = struct.Struct("=H")
 _NO_SOCKET = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
+
+
+def conntrack_udp_timeouts() -> tuple:
+    """(timeout, stream timeout) in seconds from the conntrack sysctls, read once at start as
+    pasta 2026 does; the kernel's defaults (30, 120) where conntrack is not loaded."""
+    out = []
+    for path, default in ((CONNTRACK_UDP, UDP_TIMEOUT_S),
+                          (CONNTRACK_UDP + "_stream", UDP_TIMEOUT_STREAM_S)):
+        try:
+            with open(path) as f:
+                value = float(int(f.read().strip()))
+        except (OSError, ValueError):
+            value = default
+        out.append(value if value > 0 else default)
+    return tuple(out)
 
 
 class UdpFlow(Flow):
@@ -105,13 +122,14 @@ class UdpFlow(Flow):
 class UdpFlows:
     def __init__(self, engine, link, rules: fwd.Rules, freebind: bool = False,
                  timeout: float = UDP_TIMEOUT_S, capacity: int = MAX_FLOWS,
-                 flowtab: FlowTab | None = None, splice=None):
+                 flowtab: FlowTab | None = None, splice=None,
+                 timeout_stream: float = UDP_TIMEOUT_STREAM_S):
         self.engine = engine
         self.link = link
         self.rules = rules
         self.freebind = freebind
         self.flowtab = flowtab if flowtab is not None else FlowTab.for_engine(engine)
-        self.flowtab.limit(FlowType.UDP, capacity, timeout)
+        self.flowtab.limit(FlowType.UDP, capacity, timeout, timeout_stream=timeout_stream)
         self.table = self.flowtab.bucket(FlowType.UDP, Pif.TAP)     # looked up by tap tuple
         self.inbound: dict = {}
         self.listeners = Listeners(engine)
@@ -134,6 +152,7 @@ class UdpFlows:
                 return
         else:
             self.flowtab.touch(flow, self.engine.now)
+        flow.seen(flow.sock is None)        # inbound flows: the namespace is the target
         if self.batching:
             q = self.pending.get(flow)
             if q is None:
@@ -288,24 +307,29 @@ class UdpFlows:
             self._to_tap(flow, n)
             got += 1
         if got:
+            flow.seen(True)
+            if got > 1:
+                flow.seen(True)
             self.flowtab.touch(flow, self.engine.now)
 
     def _to_tap(self, flow: UdpFlow, n: int) -> None:
         link = self.link
         length = pack_udp_hdrs_into(self.buf, flow.v6, link.vnet, link.csum_offload,
-                                    link.guest_mac, link.our_mac, flow.peer_addr, flow.ns_addr,
+                                    link.guest_mac, link.src_mac(flow.peer_addr), flow.peer_addr,
+                                    flow.ns_addr,
                                     flow.peer_port, flow.ns_port, n)
         if link.send((self.view[:length],), length):
             self.stats.udp_to_ns += 1
 
     # ----------------------------------------------------------------- -u listeners
     def bind_listener(self, v6: bool, addr, ifname, port: int, delta: int,
-                      reuse: bool = True) -> None:
-        """One -u listening socket (`pasta.shell.fwd_listen` opens these for the rule table)."""
+                      reuse: bool = True, taddr: bytes | None = None) -> None:
+        """One -u listening socket (`pasta.shell.fwd_listen` opens these for the rule table);
+        `taddr` (packed): deliver to that address instead of the namespace's own."""
         host = str(addr) if addr is not None else ("::" if v6 else "0.0.0.0")
         sock = sock_l4(v6, Proto.UDP, reuse=reuse, freebind=self.freebind, ifname=ifname,
                        bufsize=SOCK_BUF, bind=(host, port))
-        return self.listeners.add(sock, v6, port, port + delta, self._listener_readable)
+        return self.listeners.add(sock, v6, port, port + delta, self._listener_readable, taddr)
 
     def remove_listener(self, lst: Listener) -> None:
         """Stop listening (`auto`: the port went away). Its flows end with it: replies leave
@@ -330,12 +354,14 @@ class UdpFlows:
             except OSError as e:
                 log.debug(f"UDP: listener: {e.strerror}")
                 continue
-            if self.splice is not None and fwd.is_loopback_host(peer[0]):
+            if (self.splice is not None and lst.taddr is None
+                    and fwd.is_loopback_host(peer[0])):
                 self.splice(lst.sock, lst.v6, peer, rx[:n], lst.port + lst.delta)
                 continue
             flow = self._inbound_flow(lst, peer)
             if flow is None:
                 continue
+            flow.seen(False)
             self.flowtab.touch(flow, self.engine.now)
             self._to_tap(flow, n)
 
@@ -354,7 +380,9 @@ class UdpFlows:
         if seen_src is None:
             link.drop("udp: inbound refused")
             return None
-        if v6:
+        if lst.taddr is not None:
+            ns_addr = lst.taddr
+        elif v6:
             ns_addr = link.addr_ll_seen6 if fwd.is_link_local6(seen_src) else link.addr_seen6
         else:
             ns_addr = link.addr_seen4

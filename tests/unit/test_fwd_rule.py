@@ -507,10 +507,26 @@ def test_slirp_backend_adds_and_removes_rules_of_the_table():
     assert o.view() == {(UDP, False, 5353): 53}
 
 
+LOOPBACK4_ = V4("127.0.0.1")
+
+
+def test_replace_passes_target_addresses_to_the_listeners():
+    """-t ADDR/PORT:TADDR/TPORT: the listener gets the packed target address as a third
+    argument (rules without one keep the two-argument call)."""
+    got = []
+    ops = {(HOST, TCP): (lambda s, t, ta=None: got.append((s.port, t, ta)) or object(),
+                         lambda l: None)}
+    fl = FwdListen(Engine(), FwdTable(FWD_CAP_ALL), ops)
+    fl.replace(fwd_table(FWD_CAP_ALL, [FwdRule(HOST, TCP, 80, 80, 8080, ANY4,
+                                               taddr=V4("10.89.0.2")),
+                                       FwdRule(HOST, TCP, 81, 81, 81, ANY4)]))
+    assert got == [(80, 8080, bytes((10, 89, 0, 2))), (81, 81, None)]
+
+
 def test_replace_refuses_what_the_listeners_cannot_do_yet():
     o = Opener()
     fl = FwdListen(Engine(), FwdTable(FWD_CAP_ALL), o.ops(*ALL_OPS))
-    for rule in (FwdRule(HOST, TCP, 80, 80, 80, ANY4, taddr=V4("10.0.2.100")),
+    for rule in (FwdRule(SPLICE, TCP, 80, 80, 80, LOOPBACK4_, taddr=V4("10.0.2.100")),
                  FwdRule(SPLICE, TCP, 80, 80, 80, ANY4)):
         with pytest.raises(FwdListenError, match="Not supported yet: "):
             fl.replace(fwd_table(FWD_CAP_ALL, [rule]))

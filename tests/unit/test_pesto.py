@@ -680,8 +680,6 @@ def test_pesto_real_and_ours_agree(real_pesto, tmp_path, capfd, name):
     compare(tmp_path, capfd, greeting, args)
 
 
-@pytest.mark.xfail(strict=True, reason="fwd_rule_fmt does not wrap TOLAST at 65536 as pasta's "
-                   "in_port_t does (pasta.core.fwd_rule; reported to its owner)")
 def test_pesto_real_and_ours_agree_on_a_wrapping_target_range(real_pesto, tmp_path, capfd):
     compare(tmp_path, capfd, _odd_dump_of([_odd_rule(bytes(16), bytes(16), b"", 100, 200, 65500,
                                                      6, 0)]), ["PATH"])
