@@ -285,8 +285,38 @@ class _Buffer:
         return out
 
 
-class TransactionReader:
+class _Reader:
+    """What both readers share: bytes fed in any pieces, parsed as far as they go, bounded by
+    `max_bytes`, and a done or failed end that further feeds repeat. Subclasses set
+    `_in`, `_done`, `_error`, `max_bytes` and `_TOO_LONG`, and implement `_parse()`."""
+
+    _TOO_LONG = ""
+
+    def feed(self, data: bytes):
+        """None: more is needed; else the parsed result. PestoError: refused."""
+        if self._error is not None:
+            raise self._error
+        if self._done is not None:
+            return self._done
+        self._in.push(data)
+        try:
+            self._parse()
+        except PestoError as e:
+            self._error = e
+            raise
+        if self._done is None and self._in.total + self._in.avail() > self.max_bytes:
+            self._error = PestoError(f"{self._TOO_LONG} longer than {self.max_bytes} bytes")
+            raise self._error
+        return self._done
+
+    def _parse(self) -> None:
+        raise NotImplementedError
+
+
+class TransactionReader(_Reader):
     """conf_recv_rules() as a parser: feed it what the client sends, in any pieces."""
+
+    _TOO_LONG = "Transaction"
 
     def __init__(self, pifs: Iterable[int], max_bytes: int = TRANSACTION_MAX_BYTES):
         self.pifs = frozenset(pifs)
@@ -304,23 +334,6 @@ class TransactionReader:
     def started(self) -> bool:
         """True once any byte arrived (EOF before that is a show-only client)."""
         return self._in.total > 0 or self._in.avail() > 0
-
-    def feed(self, data: bytes) -> Optional[Transaction]:
-        """None: more is needed; else the complete transaction. PestoError: refused."""
-        if self._error is not None:
-            raise self._error
-        if self._done is not None:
-            return self._done
-        self._in.push(data)
-        try:
-            self._parse()
-        except PestoError as e:
-            self._error = e
-            raise
-        if self._done is None and self._in.total + self._in.avail() > self.max_bytes:
-            self._error = PestoError(f"Transaction longer than {self.max_bytes} bytes")
-            raise self._error
-        return self._done
 
     def _parse(self) -> None:
         take = self._in.take
@@ -451,8 +464,11 @@ _CAP_NAMES = ((FWD_CAP_IPV4, " IPv4"), (FWD_CAP_IPV6, " IPv6"), (FWD_CAP_TCP, " 
               (FWD_CAP_UDP, " UDP"), (FWD_CAP_SCAN, " scan"), (FWD_CAP_IFNAME, " ifname"))
 
 
-class DumpReader:
-    """pesto's reading of the greeting and the tables, as a parser fed in any pieces."""
+class DumpReader(_Reader):
+    """pesto's reading of the greeting and the tables, as a parser fed in any pieces
+    (`feed()` returns the `ServerConf` once complete)."""
+
+    _TOO_LONG = "Server dump"
 
     def __init__(self, max_bytes: int = DUMP_MAX_BYTES):
         self.max_bytes = max_bytes
@@ -476,23 +492,6 @@ class DumpReader:
         if self._hello is None:
             return "Couldn't read server greeting: No data available"
         return "Error reading from control socket"
-
-    def feed(self, data: bytes) -> Optional[ServerConf]:
-        """None: more is needed; else the server's configuration. PestoError: refused."""
-        if self._error is not None:
-            raise self._error
-        if self._done is not None:
-            return self._done
-        self._in.push(data)
-        try:
-            self._parse()
-        except PestoError as e:
-            self._error = e
-            raise
-        if self._done is None and self._in.total + self._in.avail() > self.max_bytes:
-            self._error = PestoError(f"Server dump longer than {self.max_bytes} bytes")
-            raise self._error
-        return self._done
 
     def _parse(self) -> None:
         take = self._in.take

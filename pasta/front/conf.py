@@ -16,14 +16,14 @@ Theory of operation:
   list printed for an ambiguous abbreviation). It yields options lazily, so a problem is reported
   at the point pasta would report it: `-h` before a bad option wins, a bad option before `-h` wins.
 - Like pasta's `conf()`, options are handled in passes over the same argv: pass 1 handles
-  everything except `-t -u -T -U -D`; pass 2 handles `-D`, then every `-t -u -T -U` in argv order
+  everything except `-t -u -T -U` (`-D` too, as in pasta 2026: `-D none` clears
+  `--dns-forward`/`--dns-host` only if they came earlier); pass 2 every `-t -u -T -U` in argv order
   (pasta 2026's port loop): each argument goes through `fwd_rule.fwd_table_parse()` into one
   forwarding table, checked against the capabilities the options leave (IPV4 unless `-6`, IPV6
   unless `-4`, TCP unless `--no-tcp`, UDP unless `--no-udp`, SCAN, IFNAME), so conflicts and
   `-t 80 -t none` are fatal where pasta finds them. The PID/command/`--netns` checks follow, then
   each of `-t -T -u -U` not given at all adds `auto`, in that order (pasta's defaults).
-  `Config.fwd_rules` holds the result. This reproduces pasta's error precedence and the rule
-  that `-D none` clears `--dns-forward`/`--dns-host` wherever it appears.
+  `Config.fwd_rules` holds the result. This reproduces pasta's error precedence.
 - `main()` prints `pypasta: <message>` on stderr for every `PastaError` (plus the usage text after a
   `UsageError`), a traceback only when `-d/--debug/--trace` appeared, and maps KeyboardInterrupt to 130.
 
@@ -345,9 +345,9 @@ def resolve_runas(text: str) -> Tuple[int, int]:
     return uid, gid
 
 
-# --- the three passes ----------------------------------------------------------------------------
+# --- the passes --------------------------------------------------------------------------------
 
-_PASS2 = frozenset("tuD")
+_PASS2 = frozenset("tu")
 _PASS3 = frozenset("TU")
 
 
@@ -366,6 +366,7 @@ def parse_args(argv: Sequence[str],
     netns_only = False
     v4_only = v6_only = False
     copy_routes_opt = copy_addrs_opt = False
+    dns: List[portspec.IPAny] = []
     opt_a_is_prefix = False
     opt_n = 0
 
@@ -380,6 +381,20 @@ def parse_args(argv: Sequence[str],
             raise NotSupportedYet("--vhost-user", "vhost-user passt mode")
         if key in _PASS2 or key in _PASS3:
             deferred.append((key, val))
+            continue
+        if key == "D":          # pasta 2026: in the first pass, so order matters
+            if val == "none":   # clears --dns-forward/--dns-host only if they came earlier
+                kw["dns_none"] = True
+                dns = []
+                for f in ("dns_forward4", "dns_forward6", "dns_host4", "dns_host6"):
+                    kw[f] = None
+                continue
+            kw["dns_none"] = False
+            a = _addr(val)
+            if a is None:
+                raise ConfigError(f"Cannot use DNS address {show(val)}")
+            if sum(1 for d in dns if d.version == a.version) <= MAXNS:
+                dns.append(a)       # pasta's arrays silently drop the rest
             continue
         if key == "h":
             raise ExitRequest(0, usage_text(), "stdout")
@@ -526,6 +541,7 @@ def parse_args(argv: Sequence[str],
             raise ConfigError("--splice-only is incompatible with --no-splice")
         kw.update(host_lo_to_ns_lo=True, no_icmp=True, dns_none=True, search_none=True,
                   search=())
+        dns = []
     if kw.get("no_icmp"):
         kw["no_ndp"] = True         # pasta 2026: --no-icmp implies --no-ndp
     mtu = kw.get("mtu")
@@ -548,23 +564,9 @@ def parse_args(argv: Sequence[str],
     kw["ipv4"] = not v6_only
     kw["ipv6"] = not v4_only
 
-    # Pass 2: DNS, then ports (after addresses in pasta).
-    dns: List[portspec.IPAny] = []
-    for key, val in deferred:
-        if key == "D":
-            if val == "none":
-                kw["dns_none"] = True
-                dns = []
-                for f in ("dns_forward4", "dns_forward6", "dns_host4", "dns_host6"):
-                    kw[f] = None
-                continue
-            kw["dns_none"] = False
-            a = _addr(val)
-            if a is None:
-                raise ConfigError(f"Cannot use DNS address {show(val)}")
-            if sum(1 for d in dns if d.version == a.version) <= MAXNS:
-                dns.append(a)       # pasta's arrays silently drop the rest
     kw["dns"] = tuple(dns)
+
+    # Pass 2: ports (after addresses in pasta).
     if ephemeral is None:
         ephemeral = _probe_ephemeral(warnings)
     fwd = FwdTable(fwd_caps(v4=not v6_only, v6=not v4_only, tcp=not kw.get("no_tcp"),

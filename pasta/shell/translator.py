@@ -53,7 +53,6 @@ from pasta.shell.icmp import EchoFlows
 from pasta.shell.nl_neigh import NlNeigh
 from pasta.shell.listeners import Listeners
 from pasta.shell.pcap import Pcap
-from pasta.plan.portspec import EPHEMERAL_DEFAULT
 from pasta.util.sock import Proto, sock_l4
 from pasta.shell.tcp_splice import TcpSplice
 from pasta.shell.tcp_buf import TcpFlows
@@ -71,15 +70,6 @@ def read_resolv_conf(path: str = RESOLV_CONF) -> str:
             return f.read()
     except OSError:
         return ""
-
-
-def ephemeral_range() -> tuple[int, int]:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            lo, hi = (int(x) for x in f.read().split())
-        return lo, hi
-    except (OSError, ValueError):
-        return EPHEMERAL_DEFAULT
 
 
 def dns_warnings(cfg, plan, resolv_conf: str) -> list[str]:

@@ -168,7 +168,8 @@ def test_namespace_loopback_service_private_unless_host_lo_to_ns_lo(topology, lo
 def test_own_listeners_are_never_forwarded_back(topology):
     t = topology
     # A host service on 127.0.0.1:9610 only, before pypasta: -T auto puts our listeners on the
-    # namespace's 127.0.0.1:9610 and [::1]:9610, which -t auto must not take for a namespace
+    # namespace's lo (0.0.0.0%lo:9610 and [::]%lo:9610, pasta 2026), which -t auto must not
+    # take for a namespace
     # service (it would bind the host's free [::]:9610). And -u 9600 (explicit) is our own
     # host listener, which -U auto must not mirror into the namespace.
     t.host_popen(["socat", "TCP4-LISTEN:9610,bind=127.0.0.1,fork,reuseaddr",
@@ -176,7 +177,7 @@ def test_own_listeners_are_never_forwarded_back(topology):
     t.wait_listening("host", 9610)
     ns = AutoNs(t, "root", ["-u", "9600"])
     ns.probe("ns", "tcp", "127.0.0.1", 9610, "up", "host-9610")
-    assert "[::1]:9610" in ns.ns_listeners()       # ours too (it leads to the host's ::1)
+    assert "[::]%lo:9610" in ns.ns_listeners()     # ours too (it leads to the host's ::1)
     # A marker service proves that later scans ran before we look.
     ns.popen(["socat", "TCP4-LISTEN:9620,fork,reuseaddr", "SYSTEM:echo marker"], name="marker")
     ns.wait_listening(9620)

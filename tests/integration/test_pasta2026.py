@@ -7,6 +7,7 @@ host, with the client's source address kept).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -35,21 +36,30 @@ def test_address_with_prefix_length(topology):
 
 
 def test_hostname_in_the_namespace_and_over_dhcp(topology, user):
-    """-H names the spawned namespace (UTS) and is DHCP option 12: busybox udhcpc hands it to
-    its script as $hostname."""
+    """-H names the spawned namespace (UTS) and is DHCP option 12 (busybox udhcpc hands it to
+    its script as $hostname); --fqdn is DHCP option 81 and DHCPv6 option 39, as ISC dhclient
+    records them in its leases."""
     t = topology
     w = t.workdir
     script = os.path.join(w, "udhcpc.sh")
     with open(script, "w") as f:
         f.write(f'#!/bin/sh\n[ "$1" = bound ] && echo "$hostname" > {w}/dhcp-{user}\nexit 0\n')
     os.chmod(script, 0o755)
+    l4, l6 = f"{w}/l4-{user}", f"{w}/l6-{user}"
     r = t.pypasta_run(["-H", "box.example", "--fqdn", "box.example.org", "--", "sh", "-c",
-                       f"hostname > {w}/uts-{user}; ip link set eth0 up; "
-                       f"busybox udhcpc -f -q -n -t 5 -T 1 -i eth0 -s {script}"],
-                      user=user, timeout=30)
+                       f"hostname > {w}/uts-{user}; sysctl -qw net.ipv6.conf.eth0.accept_dad=0; "
+                       f"ip link set eth0 up; "
+                       f"busybox udhcpc -f -q -n -t 5 -T 1 -i eth0 -s {script}; "
+                       f"timeout 20 dhclient -4 -1 --no-pid -sf /bin/true -lf {l4} eth0; "
+                       f"timeout 20 dhclient -6 -1 --no-pid -sf /bin/true -lf {l6} eth0"],
+                      user=user, timeout=60)
     assert r.returncode == 0, r.stderr
     assert open(f"{w}/uts-{user}").read().strip() == "box.example"
     assert open(f"{w}/dhcp-{user}").read().strip() == "box.example"
+    lease4, lease6 = open(l4).read(), open(l6).read()
+    assert 'option host-name "box.example";' in lease4
+    assert 'option fqdn.fqdn "box.example.org";' in lease4
+    assert 'option fqdn.fqdn "box.example.org";' in lease6
 
 
 def _drop_family(t, v6: bool) -> None:
@@ -228,3 +238,30 @@ def _child_of(pid: int) -> int:
     with open(f"/proc/{pid}/task/{pid}/children") as f:
         kids = f.read().split()
     return int(kids[0]) if kids else 0
+
+
+def test_target_address_forwards_from_the_command_line(topology, user):
+    """-t ADDR/PORT:TADDR/TPORT (Podman's forms for containers on a bridge, both families): the
+    peer's connection arrives at TADDR:TPORT inside the namespace with its own address."""
+    t = topology
+    w = t.workdir
+    script = ("ip addr add 10.89.0.2/32 dev lo || exit 1; "
+              "ip addr add fd00::2/128 dev lo nodad || exit 1; "
+              "socat TCP4-LISTEN:80,bind=10.89.0.2,reuseaddr,fork "
+              "SYSTEM:'echo $SOCAT_PEERADDR' & "
+              "socat TCP6-LISTEN:80,bind=[fd00::2],reuseaddr,fork "
+              "SYSTEM:'echo $SOCAT_PEERADDR' & "
+              "while [ $(ss -Hltn 'sport = :80' | wc -l) -lt 2 ]; do sleep 0.05; done; "
+              f"touch {w}/ready-{user}; exec sleep 600")
+    p = t.pypasta(["--config-net", "-t", "0.0.0.0/9770:10.89.0.2/80",
+                   "-t", "[::]/9770:fd00::2/80", "-u", "none", "-T", "none", "-U", "none",
+                   "--", "sh", "-c", script], user=user)
+    wait_until(lambda: os.path.exists(f"{w}/ready-{user}") or p.poll() is not None, 20,
+               "namespace services")
+    assert p.poll() is None, t.logs(p)
+    assert t.peer("socat -T 5 - TCP4:198.51.100.2:9770", timeout=10).stdout.strip() == \
+        "198.51.100.1"
+    got = t.peer("socat -T 5 - TCP6:[2001:db8::2]:9770", timeout=10).stdout.strip()
+    assert ipaddress.ip_address(got.strip("[]")) == ipaddress.ip_address("2001:db8::1")
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=10) == 0

@@ -266,7 +266,7 @@ def test_log_file_has_header_and_entries(topology, user):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["-m", "10"], "MTU"),
+    (["-m", "70000"], "MTU"),
     (["-a", "127.0.0.1"], "127.0.0.1"),
     (["-t", "70000"], "70000"),
     (["--log-size", "100"], "log-size"),

@@ -44,6 +44,10 @@ class Recorder:
     def drop(self, reason: str, count: int = 1) -> None:
         self.drops.extend([reason] * count)
 
+    def src_mac(self, _addr) -> bytes:
+        """No neighbour table here: every frame comes from our own MAC."""
+        return self.our_mac
+
     def send(self, pieces, length: int) -> bool:
         self.frames.append(b"".join(bytes(p) for p in pieces))
         return True

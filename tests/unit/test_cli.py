@@ -603,12 +603,17 @@ def test_cli_dns_keeps_order_and_pasta_limit_per_family():
     assert sum(1 for a in cfg.dns if a.version == 6) == 4
 
 
-def test_cli_dns_none_clears_forward_and_host_wherever_it_appears():
+def test_cli_dns_none_clears_only_earlier_forward_and_host():
+    """pasta 2026 handles -D in the first pass (ea239bf): order matters."""
     cfg = parse_args(["-D", "none", "--dns-forward", "10.0.2.3", "--dns-host", "1.1.1.1"])
     assert cfg.dns_none and cfg.dns == ()
+    assert (cfg.dns_forward4, cfg.dns_host4) == (V4("10.0.2.3"), V4("1.1.1.1"))
+    cfg = parse_args(["--dns-forward", "10.0.2.3", "--dns-host", "1.1.1.1", "-D", "none"])
     assert (cfg.dns_forward4, cfg.dns_host4) == (None, None)
     cfg = parse_args(["-D", "none", "-D", "1.1.1.1", "--dns-forward", "10.0.2.3"])
-    assert not cfg.dns_none and cfg.dns == (V4("1.1.1.1"),) and cfg.dns_forward4 is None
+    assert not cfg.dns_none and cfg.dns == (V4("1.1.1.1"),)
+    assert cfg.dns_forward4 == V4("10.0.2.3")
+    config_error(["-D", "x", "--bogus"], "Cannot use DNS address x")     # before --bogus
     cfg = parse_args(["-D", "1.1.1.1", "-D", "none"])
     assert cfg.dns_none and cfg.dns == ()
 
