@@ -33,7 +33,10 @@ Invariants: `opened` holds exactly the sockets open for `table`: every one is in
 `fwd_listen_wanted(table, scan_state)` except SCAN ones that failed to open; a socket is closed
 only here; the scan runs in the engine's thread.
 
-Limits: a port bound on the scanned side is noticed within one scan interval; a kept socket
+Limits: best-effort (WEAK) rules open at most half the fd limit's worth of listeners in all
+(`max_listeners`; `-t all` covers some 37,000 ports, two sockets each): the ports beyond are
+skipped with a warning naming the rule, and the rest of the fds stay for flows. A port bound on
+the scanned side is noticed within one scan interval; a kept socket
 whose target changes serves new connections and datagrams at the new target, flows already set
 up keep theirs.
 
@@ -46,12 +49,14 @@ keeps its socket instead of being closed and reopened.
 
 from __future__ import annotations
 
+import resource
+
 from pasta.util import log
 from pasta.util.errors import PastaError, SetupError
 from pasta.core.fwd_rule import (FWD_CAP_SCAN, FWD_SCAN, FWD_WEAK, PIF_HOST, PIF_SPLICE, PROTO_NAMES, FwdTable,
                             IPPROTO_TCP, IPPROTO_UDP, fwd_listen_diff, fwd_listen_ports,
                             fwd_listen_wanted, fwd_scan_keys, fwd_scan_side, fwd_scan_wanted,
-                            fwd_rule_unsupported, fwd_weak_unbound)
+                            fwd_rule_fmt, fwd_rule_unsupported, fwd_weak_unbound)
 
 SCAN_S = 1.0
 
@@ -92,6 +97,8 @@ class FwdListen:
         self.procnet: dict = {}                 # True (namespace) / False (host) -> ProcNet
         self._timer = None
         self._started = False
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]     # read once, before confinement
+        self.max_listeners = max(64, (soft if soft != resource.RLIM_INFINITY else 1 << 20) // 2)
         if open_procnet is not None and table.caps & FWD_CAP_SCAN:
             # Both sides now, whatever the rules: a confined process cannot open files, and
             # a rule added at run time may ask for a scan (pasta opens them at set-up too).
@@ -114,8 +121,18 @@ class FwdListen:
         diff = fwd_listen_diff(wanted, before)
         fresh: dict = {}
         last_err: dict = {}
+        skipped: dict = {}
+        # Best-effort rules (`all`, exclusion lists) may cover more ports than the fd limit
+        # allows: they take at most half of it, the rest stays for flows.
+        budget = self.max_listeners - len(self.opened) - sum(
+            1 for _, r in diff.open if not r.flags & FWD_WEAK)
         try:
             for sock, rule in diff.open:
+                if rule.flags & FWD_WEAK and not rule.flags & FWD_SCAN:
+                    if budget <= 0:
+                        skipped[rule] = skipped.get(rule, 0) + 1
+                        continue
+                    budget -= 1
                 try:
                     fresh[sock] = (self._open(sock, rule), rule)
                 except (OSError, PastaError) as e:
@@ -144,6 +161,9 @@ class FwdListen:
             self.opened[sock] = (lst, rule)
         self.opened.update(fresh)
         self.table = new
+        for rule, n in skipped.items():
+            log.warn(f"File descriptor limit: {n} ports of best-effort rule "
+                     f"'{fwd_rule_fmt(rule).rstrip()}' not listened on")
         if self._started:
             self._arm()
 

@@ -265,3 +265,26 @@ def test_target_address_forwards_from_the_command_line(topology, user):
     assert ipaddress.ip_address(got.strip("[]")) == ipaddress.ip_address("2001:db8::1")
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=10) == 0
+
+
+def test_all_under_a_low_fd_limit(topology):
+    """`-t all` (pasta 2026: every non-ephemeral port, best effort) covers more ports than a
+    16384-fd limit allows: the first ports are listened on, the rest skipped with a warning
+    naming the rule, and the translator keeps the other half of its fds for flows."""
+    t = topology
+    w = t.workdir
+    script = ("socat TCP4-LISTEN:3000,reuseaddr,fork SYSTEM:'echo all' & "
+              "while ! ss -Hltn 'sport = :3000' | grep -q .; do sleep 0.05; done; "
+              f"touch {w}/all-ready; exec sleep 600")
+    logf = os.path.join(w, "all.log")
+    p = t.host_popen(["prlimit", "--nofile=16384:16384", *t.pypasta_argv(
+        ["--config-net", "-l", logf, "-t", "all", "-u", "none", "-T", "none", "-U", "none",
+         "--", "sh", "-c", script])], name="pypasta-all")
+    wait_until(lambda: os.path.exists(f"{w}/all-ready") or p.poll() is not None, 60,
+               "namespace service")
+    assert p.poll() is None, t.logs(p)
+    assert t.peer("socat -T 5 - TCP4:198.51.100.2:3000", timeout=10).stdout.strip() == "all"
+    assert "File descriptor limit: " in open(logf).read()
+    assert "not listened on" in open(logf).read()
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=20) == 0
