@@ -59,8 +59,6 @@ Differences from pesto (`pesto.c`, `fwd_rule.c fwd_rule_parse()`):
 - SIGPIPE and SIGINT end the console script as they end pesto; `main()` called in-process
   reports a closed socket as "Error writing to control socket: Broken pipe" (exit 1).
 - An unexpected exception (a bug) is one line, "internal error: ...", exit 1.
-- A rule whose target range wraps past 65535 (only a broken server sends one) is shown with
-  the unwrapped end (`fwd_rule_fmt`; pesto's in_port_t wraps it).
 - Adding counts the sockets of the server's rules against the 327 680 limit too (pesto's copy
   of the table never counted them; see `pasta.core.pesto`).
 """
