@@ -594,10 +594,12 @@ class TcpConn:
         return Timeout.NONE
 
     def done(self) -> bool:
-        """Both directions finished and our FIN acknowledged: the flow can go."""
+        """Both directions finished and our FIN acknowledged: the flow can go. (Our FIN goes
+        to the namespace only after the host's EOF, so its acknowledgement stands for that EOF
+        too: a rewind forgets SOCK_FIN_RCVD until a re-peek finds it again, and a flow whose
+        data is all acknowledged may never peek again.)"""
         f = self.fin
-        return bool(f & Fin.TAP_FIN_RCVD and f & Fin.SOCK_FIN_RCVD and f & Fin.TAP_FIN_ACKED
-                    and f & Fin.SOCK_FIN_SENT)
+        return bool(f & Fin.TAP_FIN_RCVD and f & Fin.TAP_FIN_ACKED and f & Fin.SOCK_FIN_SENT)
 
 
 # ===================================================================== the decisions of tcp.c

@@ -658,3 +658,25 @@ def test_unanswered_retransmissions_end_in_a_reset(h):
     h.advance(600)
     assert sock.closed == "reset" and len(h.io.rsts) == 1
     assert h.stats["tcp_retransmits"] == MAX_RETRANS
+
+
+def test_a_rewind_after_our_fin_still_closes_gracefully(h):
+    """Our FIN went out after the host's EOF; the namespace's ACKs were lost, so the ACK timeout
+    rewinds (which forgets the host's EOF until a re-peek finds it again) while a small window
+    lets only part of the data go again. The namespace then acknowledges everything, FIN
+    included, and sends its own FIN: the flow closes cleanly, never with an RST to the host
+    (seen as ECONNRESET by a host server waiting for EOF in the lossy-TCP test)."""
+    f, data = _in_flight(h, 3)
+    h.sock.eof = True
+    h.event(EPOLLIN | EPOLLRDHUP)
+    assert h.io.out[-1].flags == TCP_FIN | TCP_ACK
+    h.tap(TCP_ACK, ack=seq_add(ISN, 1), window=(MSS >> NS_WS) + 1)   # nothing acked, small
+    del h.io.out[:]
+    h.advance(ACK_TIMEOUT_S + 0.3)                                   # rewind: part of it
+    assert sum(len(s.data) for s in data_segs(h.io.out)) < len(data)      # only part
+    end = seq_add(ISN, 1 + len(data) + 1)
+    h.tap(TCP_ACK, ack=end)                                          # all of it, and our FIN
+    del h.io.out[:]
+    h.tap(TCP_FIN | TCP_ACK, ack=end)
+    assert f.closed and h.sock.closed == "close", h.sock.closed
+    assert not any(s.flags & TCP_RST for s in h.io.out)
