@@ -88,9 +88,9 @@ def test_million_fuzz_frames_leave_pypasta_serving(topology):
     # test_tcp_churn.py shows that 20,000 TCP flows leave no Python memory behind).
     assert len(samples) == COUNT // REPORT_EVERY
     rss = [kb for _, kb in samples]
-    assert rss[-1] - rss[0] < RSS_GROWTH_LIMIT_KB, samples
+    assert rss[-1] - rss[0] < RSS_GROWTH_LIMIT_KB, f"RSS samples {samples}"
     flows = {k: v for k, v in stats.items() if "flows" in k or "opened" in k or "closed" in k}
-    assert rss[-1] - rss[len(rss) // 2] < RSS_FLAT_KB, (samples, flows)
+    assert rss[-1] - rss[len(rss) // 2] < RSS_FLAT_KB, f"RSS samples {samples}; flows {flows}"
 
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=10) == 0
