@@ -24,11 +24,13 @@ RSS_FLAT_KB = 4 * 1024               # second half of the run
 
 
 def _rss_kb(pid: int) -> int:
+    """Anonymous resident memory: the heap a leak would grow. VmRSS adds file-backed pages
+    (libpython, extension modules) that are faulted in as new code paths run."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith("RssAnon:"):
                 return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    raise AssertionError("no RssAnon")
 
 
 def test_million_fuzz_frames_leave_pypasta_serving(topology):
@@ -81,16 +83,23 @@ def test_million_fuzz_frames_leave_pypasta_serving(topology):
     for reason in ("unsupported ethertype", "bad ipv4 total length"):
         assert any(reason in k for k in drops), drops
 
-    # Memory: the UDP and ICMP tables are bounded (LRU eviction) and full within the first few
-    # hundred thousand frames; fuzzed TCP SYNs keep about 2,000 connect attempts alive (10 s
-    # handshake timeout), a working set reached around mid-run. Measured: 47 MB at 100k frames,
-    # 55.5 MB from 500k to 800k, 57.7 MB at 1M (allocator growth: tests/kernel/
-    # test_tcp_churn.py shows that 20,000 TCP flows leave no Python memory behind).
+    # Memory (anonymous RSS): the UDP and ICMP tables are bounded (LRU eviction) and full within
+    # the first few hundred thousand frames; fuzzed TCP SYNs keep about 2,000 connect attempts
+    # alive (10 s handshake timeout), a working set reached around mid-run. Measured under two
+    # CPU hogs (three runs): 27.6-27.9 MB at 100k frames, 37.2-38.1 MB at 500k, 39.2-40.1 MB at
+    # 1M, growing in the allocator's 2 MB steps (tests/kernel/test_tcp_churn.py shows that 20,000
+    # TCP flows leave no Python memory behind).
+    # Flatness is judged against the highest sample from 300k to 500k frames, not against the
+    # single 500k sample: the working set breathes (connect attempts time out in waves; UDP flows
+    # expire after the conntrack timeout of 30 s, so a slow run churns more of them). A loaded
+    # suite run once saw VmRSS rise 6 MB from a 600k sample of 43.7 MB to 49.7 MB; VmRSS also
+    # counts file pages of libraries faulted in late, which is why RssAnon is sampled now.
     assert len(samples) == COUNT // REPORT_EVERY
     rss = [kb for _, kb in samples]
     assert rss[-1] - rss[0] < RSS_GROWTH_LIMIT_KB, f"RSS samples {samples}"
     flows = {k: v for k, v in stats.items() if "flows" in k or "opened" in k or "closed" in k}
-    assert rss[-1] - rss[len(rss) // 2] < RSS_FLAT_KB, f"RSS samples {samples}; flows {flows}"
+    half = len(rss) // 2
+    assert rss[-1] - max(rss[2:half]) < RSS_FLAT_KB, f"RSS samples {samples}; flows {flows}"
 
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=10) == 0
