@@ -1,19 +1,23 @@
-"""The pasta-compatible command line: argv -> `Config`, and the `pypasta` entry point.
+"""The pasta- and passt-compatible command line: argv -> `Config`, and the `pypasta` entry point.
 
 Purpose: accept exactly what `pasta` accepts in its namespace mode (Podman, RootlessKit and people
-type pasta command lines at us), reject what it rejects with its wording, and produce a frozen
-`pasta.plan.config.Config`. `main()` then hands that to `pasta.setup.supervisor.run`.
+type pasta command lines at us), and what `passt` accepts in its socket mode (QEMU and libvirt:
+passt-mode.md sections 3 and 5), reject what each rejects with its wording, and produce a frozen
+`pasta.plan.config.Config`. `main()` then hands that to `pasta.setup.supervisor.run`; the
+`pypasta-passt` entry point (`pasta.front.passt`) uses `main_parse(argv, mode="passt")`.
 
 Theory of operation:
-- `parse_args(argv)` (argv without the program name) is pure: it prints nothing, exits nothing and
-  touches the system only to resolve `--runas` names (pwd/grp) and, unless its `ephemeral`
-  argument is given, to read /proc/sys/net/ipv4/ip_local_port_range (pasta's
-  fwd_probe_ephemeral(): a warning and 49152-65535 when unreadable). It raises `UsageError` for
-  getopt-level errors (printed by `main` with the usage text), `ConfigError`/`PortSpecError` for bad
-  values, and `ExitRequest` for `-h/--help` and `--version`.
-- `_Getopt` is the GNU `getopt_long` of `pasta.front.getopt` (shared with the slirp4netns front end) for the optstring `+dqfel:hs:F:I:p:P:m:a:n:M:g:i:o:D:S:
-  461t:u:T:U:` plus the long-option table `LONG_OPTIONS` (in pasta's order, which matters for the
-  list printed for an ambiguous abbreviation). It yields options lazily, so a problem is reported
+- `parse_args(argv, ephemeral=None, mode="pasta")` (argv without the program name) is pure: it
+  prints nothing, exits nothing and touches the system only to resolve `--runas` names (pwd/grp)
+  and, unless its `ephemeral` argument is given, to read /proc/sys/net/ipv4/ip_local_port_range
+  (pasta's fwd_probe_ephemeral(): a warning and 49152-65535 when unreadable). It raises
+  `UsageError` for getopt-level errors (printed by `main` with the usage text),
+  `ConfigError`/`PortSpecError` for bad values, and `ExitRequest` for `-h/--help`, `--version`
+  and `--print-capabilities`.
+- `_Getopt` is the GNU `getopt_long` of `pasta.front.getopt` (shared with the slirp4netns front
+  end) for the optstring `+dqfel:hs:c:F:I:p:P:m:a:n:M:g:i:o:D:S:H:461t:u:T:U:` plus the
+  long-option table `LONG_OPTIONS` (in pasta's order, which matters for the list printed for an
+  ambiguous abbreviation), in both modes. It yields options lazily, so a problem is reported
   at the point pasta would report it: `-h` before a bad option wins, a bad option before `-h` wins.
 - Like pasta's `conf()`, options are handled in passes over the same argv: pass 1 handles
   everything except `-t -u -T -U` (`-D` too, as in pasta 2026: `-D none` clears
@@ -24,8 +28,26 @@ Theory of operation:
   `-t 80 -t none` are fatal where pasta finds them. The PID/command/`--netns` checks follow, then
   each of `-t -T -u -U` not given at all adds `auto`, in that order (pasta's defaults).
   `Config.fwd_rules` holds the result. This reproduces pasta's error precedence.
-- `main()` prints `pypasta: <message>` on stderr for every `PastaError` (plus the usage text after a
-  `UsageError`), a traceback only when `-d/--debug/--trace` appeared, and maps KeyboardInterrupt to 130.
+- `main_parse(argv, mode)` prints what the program prints while parsing: `PROG: <message>` on
+  stderr for every `PastaError` (plus the usage text after a `UsageError`), a traceback only when
+  `-d/--debug/--trace` appeared, help and version on stdout, capabilities on stderr; it returns the
+  `Config` or the exit status (KeyboardInterrupt: 130). PROG is `PROGS[mode]`: `pypasta` or
+  `pypasta-passt`. `main()` is `pypasta`: `main_parse` and then the supervisor.
+
+passt mode (`mode="passt"`, passt 2026's conf() with `c->mode == MODE_PASST`):
+- The same getopt tables. `-s/--socket/--socket-path`, `-1/--one-off`, `--no-dhcp-dns`,
+  `--no-dhcp-search` are accepted; `-F N` (0 or 3..INT_MAX: conf_tap_fd()) is the connected
+  socket, implies `one_off` and clears `socket_path`, and a later `-s` clears `tap_fd`.
+- Refused with passt's "... is for pasta mode only" (`PASTA_ONLY`): `-I -T -U`, `--userns`,
+  `--netns`, `--netns-only`, `--ns-mac-addr`, `--dhcp-dns`, `--dhcp-search`, `--no-netns-quit`,
+  `--config-net`, `--no-copy-routes`, `--no-copy-addrs`, `--host-lo-to-ns-lo`, and, after the
+  loop, `--splice-only`. Any non-option argument: "Extra non-option argument: X" (after the
+  ports, as passt).
+- Defaults: `no_splice` forced on; DNS servers and the search list advertised (`dhcp_dns`,
+  `dhcp_search` True); `-t/-u` rules go to the HOST table, without the SCAN capability (so
+  `auto` is "'auto' port forwarding is only allowed for pasta") and nothing is added for an
+  option not given. `Config.mode` is "passt"; `command`, `netns`, `userns` stay empty.
+- `--vhost-user` is refused with `NotSupportedYet` (vhost-user is not implemented).
 
 States and events: none kept between calls; `ExitRequest` (code, text, stream) is the only
 non-error way out besides returning a `Config`.
@@ -41,8 +63,8 @@ Limits and not handled:
 - `-i/--interface`, `--outbound-if4/6` and paths (`-l -p -P --userns --netns`) are checked for form
   only; whether the interface or file exists is found out later by the supervisor (pasta calls
   if_nametoindex() while parsing: "Invalid interface name eth9: No such device").
-- Options added to pasta after the reference tree (`-H/--hostname`, `--fqdn`, `--stats`,
-  `--splice-only`, `--repair-path`, `--migrate-*`, `-a ADDR/PREFIXLEN`) are unknown options here.
+- `--vhost-user` (either mode) and so `--repair-path PATH`, `--migrate-exit`, `--migrate-no-linger`
+  (vhost-user only in passt) are refused; `--repair-path none` is accepted and ignored.
 - `Config.warnings` collects pasta's parse-time warnings ("--stderr will be dropped soon", ...) for
   the supervisor to log; nothing is printed while parsing.
 
@@ -70,6 +92,12 @@ Differences from pasta (`conf.c conf()`, `conf_ports()`, `conf_pasta_ns()`, `par
   message stays on one line; pasta prints it raw.
 - `--config-net` sets `no_ra` (pasta does it right after parsing); `given` still shows only what
   was typed. Effective `-a`/`-g` "don't copy" per family is left to the planner (`addr4 is None`...).
+- passt mode splits each `-S/--search` argument at spaces into several domains (QEMU 10.1's
+  `-netdev passt` passes its list as one space-joined argument, passt-mode.md 5.2; passt would
+  advertise "D1 D2" as one name). The limits apply per domain: "Cannot use DNS search domain D"
+  names the domain that did not fit; an argument of spaces only is refused like an empty one.
+- pypasta accepts `--no-seccomp` in both modes and lists it in both usage texts; pasta mode's
+  usage says `-F` is a tap device (passt 2026 prints "pre-opened connected socket" in both).
 """
 
 from __future__ import annotations
@@ -80,7 +108,7 @@ import pwd
 import re
 import sys
 import traceback
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, TextIO, Tuple, Union
 
 from pasta import __version__
 from pasta.plan.config import IFNAMSIZ, LOG_SIZE_MIN, Config
@@ -164,6 +192,24 @@ PASST_ONLY = {"s": "-s is for passt / vhost-user mode only",
               "no-dhcp-search": "--no-dhcp-search is for passt mode only",
               "migrate-exit": "--migrate-exit is for vhost-user mode only",
               "migrate-no-linger": "--migrate-no-linger is for vhost-user mode only"}
+# Options passt 2026 refuses in passt mode, with its message (`--splice-only` is refused after
+# the loop, `--repair-path` unless it is `none`).
+PASTA_ONLY = {"I": "-I is for pasta mode only",
+              "T": "-T is for pasta mode only",
+              "U": "-U is for pasta mode only",
+              **{name: f"--{name} is for pasta mode only" for name in (
+                  "userns", "netns", "ns-mac-addr", "dhcp-dns", "dhcp-search", "no-netns-quit",
+                  "config-net", "no-copy-routes", "no-copy-addrs", "netns-only",
+                  "host-lo-to-ns-lo")},
+              "migrate-exit": PASST_ONLY["migrate-exit"],
+              "migrate-no-linger": PASST_ONLY["migrate-no-linger"]}
+MODES = ("pasta", "passt")
+REFUSED = {"pasta": PASST_ONLY, "passt": PASTA_ONLY}
+PROGS = {"pasta": PROG, "passt": "pypasta-passt"}      # program names, for messages and texts
+VHOST_USER_REFUSAL = {
+    "pasta": "vhost-user passt mode",
+    "passt": "pypasta-passt has no vhost-user mode; use its stream socket, -s PATH or --fd N "
+             "(QEMU -netdev stream, or -netdev passt with vhost-user=off)"}
 PASST_MAXDNAME = 254        # hostname and FQDN buffers: 253 characters + NUL
 UNIX_PATH_MAX = 108         # sizeof(sun_path)
 IP_MAX_MTU = 65535 - 14     # pasta's largest -m: a 65535-byte frame minus the Ethernet header
@@ -351,12 +397,17 @@ _PASS2 = frozenset("tu")
 _PASS3 = frozenset("TU")
 
 
-def parse_args(argv: Sequence[str],
-               ephemeral: Optional[Tuple[int, int]] = None) -> Config:
-    """Parse a pasta command line (without argv[0]) into a `Config`; `ephemeral` is the
-    host's ephemeral port range (None: read it as pasta does)."""
+def parse_args(argv: Sequence[str], ephemeral: Optional[Tuple[int, int]] = None,
+               mode: str = "pasta") -> Config:
+    """Parse a pasta (or, with `mode="passt"`, a passt) command line without argv[0] into a
+    `Config`; `ephemeral` is the host's ephemeral port range (None: read it as pasta does)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    passt = mode == "passt"
+    refused = REFUSED[mode]
     argv = list(argv)
-    kw: dict = {}
+    # passt mode advertises DNS servers and the search list unless told not to
+    kw: dict = {"mode": mode, "dhcp_dns": passt, "dhcp_search": passt}
     given: set = set()
     warnings: List[str] = []
     deferred: List[Tuple[str, str]] = []
@@ -373,12 +424,12 @@ def parse_args(argv: Sequence[str],
     g = _Getopt(argv)
     for key, val, spelled in _usage_errors(g):
         given.add(CANONICAL[key])
-        if key in PASST_ONLY:
-            raise ConfigError(PASST_ONLY[key])
+        if key in refused:
+            raise ConfigError(refused[key])
         if key == "print-capabilities":     # any mode, at once (pasta prints it with info())
             raise ExitRequest(0, CAPABILITIES_TEXT, "stderr")
         if key == "vhost-user":
-            raise NotSupportedYet("--vhost-user", "vhost-user passt mode")
+            raise NotSupportedYet("--vhost-user", VHOST_USER_REFUSAL[mode])
         if key in _PASS2 or key in _PASS3:
             deferred.append((key, val))
             continue
@@ -397,9 +448,9 @@ def parse_args(argv: Sequence[str],
                 dns.append(a)       # pasta's arrays silently drop the rest
             continue
         if key == "h":
-            raise ExitRequest(0, usage_text(), "stdout")
+            raise ExitRequest(0, usage_text(mode), "stdout")
         if key == "version":
-            raise ExitRequest(0, version_text(), "stdout")
+            raise ExitRequest(0, version_text(mode), "stdout")
         if key == "d":
             kw["debug"] = True
             kw["quiet"] = False
@@ -424,9 +475,18 @@ def parse_args(argv: Sequence[str],
             runas = val
         elif key == "F":
             fd = c_strtol(val)
-            if fd is None or fd <= 2 or fd > INT_MAX:
+            # passt's conf_tap_fd() also takes 0 (a socket on stdin)
+            if fd is None or fd < 0 or (fd <= 2 and not (passt and fd == 0)) or fd > INT_MAX:
                 raise ConfigError(f"Invalid --fd: {show(val)}")
             kw["tap_fd"] = fd
+            if passt:           # a connected socket: no listening socket, exit with it
+                kw.update(one_off=True, socket_path=None)
+        elif key == "s":        # passt mode only (refused above in pasta mode)
+            if not 0 < len(val.encode(errors="surrogateescape")) < UNIX_PATH_MAX:
+                raise ConfigError(f"Invalid socket path: {show(val)}")
+            kw.update(socket_path=val, tap_fd=None)
+        elif key == "1":
+            kw["one_off"] = True
         elif key == "I":
             kw["ns_ifname"] = _ifname(val)
         elif key == "p":
@@ -489,10 +549,15 @@ def parse_args(argv: Sequence[str],
                 kw["search"] = ()
             else:
                 kw["search_none"] = False
-                search = kw.get("search", ())
-                if len(search) >= MAXDNSRCH or not 0 < len(val) < MAXDNAME:
-                    raise ConfigError(f"Cannot use DNS search domain {show(val)}")
-                kw["search"] = search + (val,)
+                # passt mode: QEMU 10.1 passes its list as one space-joined argument
+                domains = ([d for d in val.split(" ") if d] or [""]) if passt else [val]
+                for domain in domains:
+                    search = kw.get("search", ())
+                    if len(search) >= MAXDNSRCH or not 0 < len(domain) < MAXDNAME:
+                        raise ConfigError(f"Cannot use DNS search domain {show(domain)}")
+                    kw["search"] = search + (domain,)
+        elif key in ("no-dhcp-dns", "no-dhcp-search"):     # passt mode only
+            kw[key[3:].replace("-", "_")] = False
         elif key in ("no-tcp", "no-udp", "no-icmp", "no-dhcp", "no-dhcpv6", "no-ndp", "no-ra",
                      "no-splice", "freebind", "no-map-gw", "dhcp-dns", "dhcp-search",
                      "no-netns-quit", "config-net", "host-lo-to-ns-lo", "no-seccomp"):
@@ -536,6 +601,10 @@ def parse_args(argv: Sequence[str],
         else:   # pragma: no cover - every table entry is handled above
             raise AssertionError(f"unhandled option {spelled}")
 
+    if passt:
+        kw["no_splice"] = True      # no loopback bypass: every connection goes through L2
+        if kw.get("splice_only"):
+            raise ConfigError("--splice-only is for pasta mode only")
     if kw.get("splice_only"):
         if kw.get("no_splice"):
             raise ConfigError("--splice-only is incompatible with --no-splice")
@@ -570,13 +639,19 @@ def parse_args(argv: Sequence[str],
     if ephemeral is None:
         ephemeral = _probe_ephemeral(warnings)
     fwd = FwdTable(fwd_caps(v4=not v6_only, v6=not v4_only, tcp=not kw.get("no_tcp"),
-                            udp=not kw.get("no_udp"), scan=True, ifname=True))
+                            udp=not kw.get("no_udp"), scan=not passt, ifname=True))
     for key, val in deferred:
         if key in _PORT_OPTIONS:
             fwd = fwd_table_parse(fwd, val, *_PORT_OPTIONS[key], ephemeral)
 
-    # Namespace arguments (pasta's conf_pasta_ns()).
     rest = argv[g.optind:]
+    if passt:
+        if rest:
+            raise ConfigError(f"Extra non-option argument: {show(rest[0])}")
+        kw.update(fwd_rules=fwd.rules, given=frozenset(given), warnings=tuple(warnings))
+        return Config(**kw)
+
+    # Namespace arguments (pasta's conf_pasta_ns()).
     if netns is not None and rest:
         raise ConfigError("Both --netns and PID or command given")
     if len(rest) == 1 and re.fullmatch(r"[ \t\n\v\f\r]*[+-]?[0-9]+", rest[0]):
@@ -630,7 +705,9 @@ def _probe_ephemeral(warnings: List[str]) -> Tuple[int, int]:
 
 # --- texts ---------------------------------------------------------------------------------------
 
-_USAGE = """\
+# usage() of conf.c in pieces: {g} is the guest word ("namespace" or "guest"), {d} the -t/-u
+# default ("auto" or "none"), {p} the program name.
+_USAGE_HEAD = {"pasta": """\
 Usage: {p} [OPTION]... [COMMAND] [ARGS]...
        {p} [OPTION]... PID
        {p} [OPTION]... --netns [PATH|NAME]
@@ -638,7 +715,11 @@ Usage: {p} [OPTION]... [COMMAND] [ARGS]...
 Without PID or --netns, run the given command or a
 default shell in a new network and user namespace, and
 connect it via {p}.
+""", "passt": """\
+Usage: {p} [OPTION]...
+"""}
 
+_USAGE_LOG = """
   -d, --debug		Be verbose
       --trace		Be extra verbose, implies --debug
   --stats DELAY  	Display events statistics
@@ -655,9 +736,31 @@ connect it via {p}.
   -c, --conf-path PATH	Configuration socket path
   -h, --help		Display this help message and exit
   --version		Show version and exit
+"""
+
+_USAGE_MODE = {"pasta": """\
   -I, --ns-ifname NAME	namespace interface name
     default: same interface name as external one
   -F, --fd FD		Use FD as pre-opened tap device
+""", "passt": """\
+  -s, --socket, --socket-path PATH	UNIX domain socket path
+    default: probe free path starting from /tmp/passt_1.socket
+  --vhost-user		Enable vhost-user mode
+    UNIX domain socket is provided by -s option
+  --print-capabilities	print back-end capabilities in JSON format,
+    only meaningful for vhost-user mode
+  --repair-path PATH	path for passt-repair(1)
+    default: append '.repair' to UNIX domain path
+  --migrate-exit	DEPRECATED:
+			source quits after migration
+    default: source keeps running after migration
+  --migrate-no-linger	DEPRECATED:
+			close sockets on migration
+    default: keep sockets open, ignore events
+  -F, --fd FD		Use FD as pre-opened connected socket
+"""}
+
+_USAGE_ADDR = """\
   -p, --pcap FILE	Log tap-facing traffic to pcap file
   -P, --pid FILE	Write own PID to the given file
   -m, --mtu MTU	Assign MTU via DHCP/NDP
@@ -686,14 +789,13 @@ connect it via {p}.
   -D, --dns ADDR	Use IPv4 or IPv6 address as DNS
     can be specified multiple times
     a single, empty option disables DNS information
-    default: don't use any addresses
+    default: {dns_default}
   -S, --search LIST	Space-separated list, search domains
     a single, empty option disables the DNS search list
   -H, --hostname NAME 	Hostname to configure client with
   --fqdn NAME		FQDN to configure client with
-    default: don't use any search list
-  --dhcp-dns		Pass DNS list via DHCP/DHCPv6/NDP
-  --dhcp-search	Pass list via DHCP/DHCPv6/NDP
+    default: {search_default}
+{dhcp_options}\
   --map-host-loopback ADDR	Translate ADDR to refer to host
     can be specified zero to two times (for IPv4 and IPv6)
     default: gateway address
@@ -718,7 +820,21 @@ connect it via {p}.
   --chroot-fallback	Use chroot() if pivot_root() fails
   -4, --ipv4-only	Enable IPv4 operation only
   -6, --ipv6-only	Enable IPv6 operation only
-  -t, --tcp-ports SPEC	TCP port forwarding to namespace
+"""
+
+_USAGE_DNS = {
+    "pasta": {"dns_default": "don't use any addresses",
+              "search_default": "don't use any search list",
+              "dhcp_options": "  --dhcp-dns		Pass DNS list via DHCP/DHCPv6/NDP\n"
+                              "  --dhcp-search	Pass list via DHCP/DHCPv6/NDP\n"},
+    "passt": {"dns_default": "use addresses from /etc/resolv.conf",
+              "search_default": "use search list from /etc/resolv.conf",
+              "dhcp_options": "  --no-dhcp-dns	No DNS list in DHCP/DHCPv6/NDP\n"
+                              "  --no-dhcp-search	No list in DHCP/DHCPv6/NDP\n"},
+}
+
+_USAGE_PORTS = """\
+  -t, --tcp-ports SPEC	TCP port forwarding to {g}
     can be specified multiple times
     SPEC can be:
       'none': don't forward any ports
@@ -727,29 +843,41 @@ connect it via {p}.
          ranges.  'all' indicates all unbound non-ephemeral
          ports.  Ranges can be reduced by excluding ports or
          ranges prefixed by '~'.
-        The 'auto' keyword may be given to only forward
-        ports which are bound in the target namespace
+{auto_keyword}\
         Examples:
         -t all		Forward all ports
         -t ::1/all	Forward all ports from local address ::1
-        -t 22		Forward local port 22 to 22 on namespace
-        -t 22:23	Forward local port 22 to 23 on namespace
+        -t 22		Forward local port 22 to 22 on {g}
+        -t 22:23	Forward local port 22 to 23 on {g}
         -t 22,25	Forward ports 22, 25 to ports 22, 25
         -t 22-80  	Forward ports 22 to 80
         -t 22-80:32-90	Forward ports 22 to 80 to
 			corresponding port numbers plus 10
-        -t 192.0.2.1/5	Bind port 5 of 192.0.2.1 to namespace
+        -t 192.0.2.1/5	Bind port 5 of 192.0.2.1 to {g}
         -t 5-25,~10-20	Forward ports 5 to 9, and 21 to 25
         -t ~25		Forward all ports except for 25
+{auto_examples}\
+    default: {d}
+  -u, --udp-ports SPEC	UDP port forwarding to {g}
+    SPEC is as described for TCP above
+    default: {d}
+"""
+
+_USAGE_AUTO = {
+    "pasta": {"g": "namespace", "d": "auto",
+              "auto_keyword": "        The 'auto' keyword may be given to only forward\n"
+                              "        ports which are bound in the target namespace\n",
+              "auto_examples": """\
         -t auto		Forward all ports bound in namespace
         -t ::1/auto	Forward ports from ::1 if they are
         		bound in the namespace
         -t 80-82,auto	Forward ports 80-82 if they are bound
         		in the namespace
-    default: auto
-  -u, --udp-ports SPEC	UDP port forwarding to namespace
-    SPEC is as described for TCP above
-    default: auto
+"""},
+    "passt": {"g": "guest", "d": "none", "auto_keyword": "", "auto_examples": ""},
+}
+
+_USAGE_TAIL = {"pasta": """\
   -T, --tcp-ns SPEC	TCP port forwarding to init namespace
     SPEC is as described above
     default: auto
@@ -772,6 +900,12 @@ connect it via {p}.
   --ns-mac-addr ADDR	Set MAC address on tap interface
   --no-splice		Disable inbound socket splicing
   --splice-only	Only enable loopback forwarding
+""", "passt": """\
+  -1, --one-off	Quit after handling one single client
+"""}
+
+# pypasta's own option, in either mode's usage text
+USAGE_PYPASTA = """\
   --no-seccomp		Debugging only: don't install the seccomp
 			filter after set-up (the rest of the
 			confinement stays)
@@ -782,14 +916,17 @@ connect it via {p}.
 USAGE_HIDDEN = frozenset({"stderr", "vhost-user", "print-capabilities", "repair-path"})
 
 
-def usage_text() -> str:
-    """pasta 2026's usage text (pasta mode), with pypasta's name and its --no-seccomp."""
-    return _USAGE.format(p=PROG)
+def usage_text(mode: str = "pasta") -> str:
+    """passt 2026's usage text for `mode` (conf.c usage()), with pypasta's program name and its
+    --no-seccomp; pasta mode's -F line says "tap device" (pasta's says "connected socket")."""
+    return (_USAGE_HEAD[mode] + _USAGE_LOG + _USAGE_MODE[mode]
+            + _USAGE_ADDR.format(**_USAGE_DNS[mode]) + _USAGE_PORTS.format(**_USAGE_AUTO[mode])
+            + _USAGE_TAIL[mode] + USAGE_PYPASTA).format(p=PROGS[mode])
 
 
-def version_text() -> str:
+def version_text(mode: str = "pasta") -> str:
     """`--version` output: name and version, one licence line, a blank line."""
-    return (f"{PROG} {__version__}\n"
+    return (f"{PROGS[mode]} {__version__}\n"
             "GNU General Public License, version 2 or later; "
             "there is NO WARRANTY, to the extent permitted by law.\n\n")
 
@@ -822,10 +959,39 @@ def _wants_traceback(argv: Sequence[str]) -> bool:
     return False
 
 
-def _error(msg: object, debug: bool) -> None:
+def _error(msg: object, debug: bool, prog: str = PROG, stream: Optional[TextIO] = None) -> None:
+    stream = sys.stderr if stream is None else stream
     if debug:
-        traceback.print_exc()
-    print(f"{PROG}: {msg}", file=sys.stderr)
+        traceback.print_exc(file=stream)
+    print(f"{prog}: {msg}", file=stream)
+
+
+def main_parse(argv: Sequence[str], mode: str = "pasta", *, stdout: Optional[TextIO] = None,
+               stderr: Optional[TextIO] = None,
+               ephemeral: Optional[Tuple[int, int]] = None) -> Union[Config, int]:
+    """Parse as the `pypasta` (or, `mode="passt"`, `pypasta-passt`) command does: the `Config`,
+    or the exit status after printing what the program prints (`PROG: message` on stderr, the
+    usage text after a getopt error, help, version, capabilities). Streams default to sys's."""
+    out = sys.stdout if stdout is None else stdout
+    err = sys.stderr if stderr is None else stderr
+    prog = PROGS[mode]
+    debug = _wants_traceback(argv)
+    try:
+        return parse_args(argv, ephemeral, mode)
+    except ExitRequest as req:
+        stream = out if req.stream == "stdout" else err
+        stream.write(req.text)
+        stream.flush()
+        return req.code
+    except UsageError as e:
+        _error(e, debug, prog, err)
+        err.write(usage_text(mode))
+        return e.exit_code
+    except PastaError as e:
+        _error(e, debug, prog, err)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -833,22 +999,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     debug = _wants_traceback(argv)
-    try:
-        cfg = parse_args(argv)
-    except ExitRequest as req:
-        stream = sys.stdout if req.stream == "stdout" else sys.stderr
-        stream.write(req.text)
-        stream.flush()
-        return req.code
-    except UsageError as e:
-        _error(e, debug)
-        sys.stderr.write(usage_text())
-        return e.exit_code
-    except PastaError as e:
-        _error(e, debug)
-        return e.exit_code
-    except KeyboardInterrupt:
-        return 130
+    cfg = main_parse(argv)
+    if isinstance(cfg, int):
+        return cfg
 
     try:
         from pasta.setup.supervisor import run

@@ -1,8 +1,17 @@
 """Configuration: the frozen result of parsing a command line (or a front end's input).
 
-Theory of operation: `pasta.front.conf.parse_args(argv)` validates every option and returns one `Config`.
-Nothing here touches the system; discovery of the host's template interface, addresses and routes
-happens later (`pasta.setup.netlink.host_defaults`) and produces a `NetPlan` in the supervisor.
+Theory of operation: `pasta.front.conf.parse_args(argv, mode=...)` validates every option and
+returns one `Config`. Nothing here touches the system; discovery of the host's template interface,
+addresses and routes happens later (`pasta.setup.netlink.host_defaults`) and produces a `NetPlan` in
+the supervisor.
+
+Modes (`Config.mode`, passt's `enum passt_modes` without vhost-user):
+- "pasta": a network namespace on the other end of a tap device (the defaults below).
+- "passt": a virtual machine on the other end of a UNIX stream socket (`socket_path`, or the
+  connected socket `tap_fd`). The parser then sets what passt mode implies: `no_splice` (no
+  loopback bypass), `dhcp_dns`/`dhcp_search` on unless `--no-dhcp-dns`/`--no-dhcp-search` (the
+  responders offer DNS and the search list), no `auto` rules, and no namespace fields (`command`,
+  `netns`, `userns`, `pid_target` stay empty, `spawn` is False).
 
 Invariants:
 - Addresses are `ipaddress` objects, already validated (no loopback/unspecified/multicast where
@@ -47,7 +56,8 @@ class Config:
     runas: Optional[Tuple[int, int]] = None        # (uid, gid), resolved from names
     pcap: Optional[str] = None
     pid_file: Optional[str] = None
-    tap_fd: Optional[int] = None                   # -F/--fd
+    tap_fd: Optional[int] = None                   # -F/--fd: pasta: a tap device; passt: a
+    #                                                connected stream socket (implies one_off)
     no_seccomp: bool = False                       # --no-seccomp (debugging only)
     conf_path: Optional[str] = None                # -c/--conf-path: pesto control socket
     stats: Optional[int] = None                    # --stats DELAY (seconds; needs -f first)
@@ -56,9 +66,17 @@ class Config:
     fqdn: Optional[str] = None                     # --fqdn: DHCP 81, DHCPv6 39
     splice_only: bool = False                      # --splice-only: no tap, loopback only
 
+    # --- passt mode (module docstring)
+    mode: str = "pasta"                            # "pasta" or "passt"
+    socket_path: Optional[str] = None              # -s/--socket: listen here (None: probe
+    #                                                /tmp/passt_N.socket, or use tap_fd)
+    one_off: bool = False                          # -1/--one-off (or -F): exit when the client
+    #                                                goes away
+
     # --- link
     mtu: int = MTU_DEFAULT                         # 0: do not advertise or set
-    our_mac: str = MAC_OUR_DEFAULT                 # -M
+    our_mac: str = MAC_OUR_DEFAULT                 # -M: our source MAC (libvirt 9.0 passes the
+    #                                                guest's here in passt mode: still ours)
     ns_mac: Optional[str] = None                   # --ns-mac-addr
     ns_ifname: Optional[str] = None                # -I
 
@@ -82,8 +100,8 @@ class Config:
     dns_none: bool = False                         # -D none (also clears dns-forward/host)
     search: Tuple[str, ...] = ()                   # -S
     search_none: bool = False
-    dhcp_dns: bool = False
-    dhcp_search: bool = False
+    dhcp_dns: bool = False                         # offer DNS servers (passt mode: default on)
+    dhcp_search: bool = False                      # offer the search list (passt mode: on)
     dns_forward4: Optional[IPv4] = None
     dns_forward6: Optional[IPv6] = None
     dns_host4: Optional[IPv4] = None
@@ -148,5 +166,6 @@ class Config:
 
     @property
     def spawn(self) -> bool:
-        """True when pypasta creates the namespaces and runs a command (not attaching)."""
-        return self.pid_target is None and self.netns is None
+        """True when pypasta creates the namespaces and runs a command (not attaching); never
+        in passt mode, which has no namespace."""
+        return self.mode == "pasta" and self.pid_target is None and self.netns is None
