@@ -426,3 +426,23 @@ def announce_frame(ctx: LinkCtx, addr: bytes, mac: bytes, vnet: bool = True) -> 
     if len(addr) == 4:
         return arp_announce_frame(addr, mac, vnet)
     return unsolicited_na_frame(ctx, addr, mac, vnet)
+
+
+# --- the first frames of a link (tap_start_connection()) ---------------------------------------
+
+ND_NEIGHBOR_SOLICIT = 135
+
+
+def init_request_frames(ctx: LinkCtx, vnet: bool = True) -> list:
+    """What passt sends when a link comes up, to learn the guest's MAC before it speaks:
+    arp_send_init_req() (broadcast ARP request from our MAC and the gateway address for the
+    guest's address) and ndp_send_init_req() (an NS for the guest's address, from our
+    link-local address, to that address itself, no options), each if its family is on."""
+    out = []
+    if ctx.v4.addr is not None and ctx.v4.gw is not None:
+        out.append(build_arp_frame(BROADCAST_MAC, ctx.our_mac, ARPOP_REQUEST, ctx.our_mac,
+                                   ctx.v4.gw, BROADCAST_MAC, ctx.v4.addr, vnet))
+    if ctx.v6.addr is not None and ctx.v6.our_ll is not None and not ctx.no_ndp:
+        out.append(build_icmp6_frame(ctx.guest_mac, ctx.our_mac, ctx.v6.our_ll, ctx.v6.addr,
+                                     ND_NEIGHBOR_SOLICIT, 0, bytes(4) + ctx.v6.addr, vnet))
+    return out

@@ -140,8 +140,9 @@ class NetPlan:
     notes: tuple = ()                  # informational lines for the log
     splice_only: bool = False          # --splice-only: no tap, no addresses
 
-    def summary(self) -> list[str]:
-        """pasta's configuration summary lines (printed unless quiet)."""
+    def summary(self, namespace: bool = True) -> list[str]:
+        """pasta's configuration summary lines (printed unless quiet); without the namespace
+        interface in passt mode (`namespace` False)."""
         out = []
         t4 = f"{self.v4.template} (IPv4)" if self.v4.template else None
         t6 = f"{self.v6.template} (IPv6)" if self.v6.template else None
@@ -149,7 +150,8 @@ class NetPlan:
             out.append("Template interface: " + ", ".join(t for t in (t4, t6) if t))
         if self.splice_only:
             return out
-        out.append(f"Namespace interface: {self.ns_ifname}")
+        if namespace:
+            out.append(f"Namespace interface: {self.ns_ifname}")
         if self.v4.enabled:
             out.append(f"IPv4: {self.v4.addr}/{self.v4.prefix} gateway {self.v4.gw or '(none)'}")
         if self.v6.enabled:

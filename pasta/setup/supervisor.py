@@ -59,6 +59,7 @@ from pasta.util.errors import NotSupportedYet, SetupError
 from pasta.util.lazyimport import submodule
 from pasta.setup.nswatch import NsWatch
 from pasta.shell import control
+from pasta.shell.link import PasstTap
 from pasta.shell.translator import Translator, read_resolv_conf
 
 pyprctl = submodule("pyprctl", "misc")         # prctl() wrappers; not the capability API
@@ -228,7 +229,7 @@ def _print_summary(cfg, plan, quiet: bool) -> None:
     if not quiet:
         if cfg.conf_path:
             log.info(f"Configuration socket: {cfg.conf_path}")
-        for line in plan.summary():
+        for line in plan.summary(namespace=cfg.mode != "passt"):
             log.info(line)
 
 
@@ -578,3 +579,101 @@ def _attach(cfg, plan, resolv_conf: str, nobody, on_ready=None, on_confined=None
         if watch is not None:
             watch.close()
         os.close(netns_fd)
+
+
+# --------------------------------------------------------------------------- passt mode
+
+GUEST_MAC_UNKNOWN = "ff:ff:ff:ff:ff:ff"     # frames go to broadcast until the guest speaks
+
+
+def run_passt(cfg, listen_sock=None) -> int:
+    """passt mode (`pypasta-passt`, passt.c main() for MODE_PASST): serve a virtual machine over
+    a UNIX stream socket. `listen_sock` is the listening socket the front end bound and listened
+    on before its heavy imports (None with `--fd`: `cfg.tap_fd` is the connected socket).
+
+    Order, as passt: PID file opened as the starting user; the translator built (listeners
+    bound, so a bind failure is a start-up error); confinement; then, unless `-f`, fork: the
+    parent writes the daemon's PID to `--pid` and exits 0, so its exit means "listening and
+    the PID file names the daemon" (QEMU 10.1 and newer libvirt wait for exactly that). The
+    daemon calls setsid() and puts /dev/null on stdin/stdout/stderr (libvirt 9.0 closes the
+    stderr pipe early; SIGPIPE is ignored and log writes to a dead stderr are dropped)."""
+    isolation.isolate_initial()
+    keep = {cfg.tap_fd} if cfg.tap_fd is not None else set()
+    if listen_sock is not None:
+        keep.add(listen_sock.fileno())
+    _close_inherited(keep)
+    log.setup(cfg)
+    for w in cfg.warnings:
+        log.warn(w)
+    check_supported(cfg)
+    _raise_nofile()
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    if listen_sock is not None:
+        log.info(f"UNIX domain socket bound at {cfg.socket_path}")
+    plan = netplan.plan(cfg, netlink.host_snapshot())
+    for note in plan.notes:
+        log.info(note)
+    resolv_conf = read_resolv_conf()
+    nobody = _nobody(cfg)
+    if nobody is not None:
+        log.warn("Started as root, will change to nobody.")
+    conf_sock = control.sock_unix(cfg.conf_path) if cfg.conf_path else None
+    pidfile = _open_pidfile(cfg)
+    _switch_ids(*_ids(cfg))
+    if listen_sock is not None:
+        tap = PasstTap(listen_sock=listen_sock, one_off=cfg.one_off)
+    else:
+        tap = PasstTap(conn_sock=_adopt_stream(cfg.tap_fd))
+    engine = Engine()
+    translator = Translator(cfg, plan, engine, tap, GUEST_MAC_UNKNOWN, resolv_conf,
+                            conf_sock=conf_sock)
+    _print_summary(cfg, plan, quiet=cfg.quiet)
+    if listen_sock is not None:
+        log.info("")
+        log.info("You can now start qemu (>= 7.2, with commit 13c6be96618c):")
+        log.info("    kvm ... -device virtio-net-pci,netdev=s -netdev stream,id=s,server=off,"
+                 f"addr.type=unix,addr.path={cfg.socket_path}")
+        log.info("or qrap, for earlier qemu versions:")
+        log.info("    ./qrap 5 kvm ... -net socket,fd=5 -net nic,model=virtio")
+    for s in (signal.SIGTERM, signal.SIGQUIT):
+        engine.on_signal(s, lambda _s: engine.stop(0))
+    if cfg.foreground:
+        engine.on_signal(signal.SIGINT, lambda _s: engine.stop(0))
+    log.connect_syslog()
+    devnull = -1 if cfg.foreground else os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    isolation.isolate_prefork(new_pid=not cfg.foreground, chroot_fallback=cfg.chroot_fallback)
+    if not cfg.foreground:
+        child = os.fork()
+        if child:
+            _write_pidfile(pidfile, child)
+            os._exit(0)
+        if pidfile >= 0:
+            os.close(pidfile)
+        os.setsid()
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
+        log.to_stderr = False
+    else:
+        _write_pidfile(pidfile, os.getpid())
+    _confine(cfg, None, nobody)
+    return _serve(engine, translator)
+
+
+def _adopt_stream(fd: int) -> socket.socket:
+    """`--fd N`: a connected UNIX stream socket (QEMU 10.1's socketpair end, qrap's). fd 0 is
+    moved above 2 first: a daemon puts /dev/null on its stdin."""
+    if fd <= 2:
+        try:
+            fd = os.dup(fd)
+        except OSError as e:
+            raise SetupError(f"Invalid --fd {fd}: {e.strerror}") from None
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as e:
+        raise SetupError(f"Invalid --fd {fd}: {e.strerror}") from None
+    if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+        sock.detach()
+        raise SetupError(f"--fd {fd} is not a UNIX domain stream socket")
+    sock.set_inheritable(False)
+    return sock

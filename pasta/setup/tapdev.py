@@ -92,11 +92,16 @@ class Tap:
             raise
         return True
 
-    def register(self, engine, handler) -> None:
+    def register(self, engine, handler, on_connect=None) -> None:
         engine.add(self.fd, EPOLLIN, handler, FdKind.TAP_PASTA)
+        if on_connect is not None:
+            on_connect()
 
     def unregister(self, engine) -> None:
         engine.remove(self.fd)
+
+    def hangup(self, reason: str) -> bool:
+        return False            # the namespace's end of the tap is gone: pypasta exits
 
     def close(self) -> None:
         if self.fd >= 0:

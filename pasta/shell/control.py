@@ -46,8 +46,6 @@ Differences from passt:
 
 from __future__ import annotations
 
-import errno
-import os
 import socket
 import struct
 
@@ -56,6 +54,7 @@ from pasta.core.fwd_rule import PIF_NAMES, fwd_rule_fmt
 from pasta.shell.engine import EPOLLIN, EPOLLOUT, FdKind
 from pasta.util import log
 from pasta.util.errors import PastaError, SetupError
+from pasta.util.unix_sock import SockInUse, sock_unix as _sock_unix
 
 CONF_TIMEOUT_S = 5.0        # the whole conversation with one client
 RECV_CHUNK = 65536
@@ -64,32 +63,14 @@ _UCRED = struct.Struct("iII")
 
 def sock_unix(path: str) -> socket.socket:
     """A UNIX stream socket bound at `path` (pasta's sock_unix() rules); not listening yet."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            probe.connect(path)
-        except OSError as e:
-            if e.errno not in (errno.ENOENT, errno.ECONNREFUSED, errno.EACCES):
-                raise SetupError(f"Socket path {path} already in use") from None
-        else:
-            raise SetupError(f"Socket path {path} already in use")
-        finally:
-            probe.close()
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            pass                    # bind() says what is wrong
-        try:
-            s.bind(path)
-        except OSError as e:
-            raise SetupError(f"Failed to bind UNIX domain socket: {e.strerror}") from None
-        s.setblocking(False)
-    except BaseException:
-        s.close()
-        raise
+        fd, _ = _sock_unix(path)
+    except SockInUse as e:
+        raise SetupError(e.strerror) from None
+    except OSError as e:
+        raise SetupError(f"Failed to bind UNIX domain socket: {e.strerror}") from None
+    s = socket.socket(fileno=fd)
+    s.setblocking(False)
     log.info(f"UNIX domain socket bound at {path}")
     return s
 

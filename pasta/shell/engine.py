@@ -14,7 +14,8 @@ signal handler.
 Fd kinds (passt's EPOLL_TYPE_*, listed once in `FdKind`): every registration names its kind:
 `FdKind.NONE` (unnamed), `FdKind.TAP_PASTA` (the tap device), `FdKind.TAP_PASST` (a stream
 link), `FdKind.TCP`, `FdKind.TCP_SPLICE`, `FdKind.TCP_LISTEN`, `FdKind.UDP`,
-`FdKind.UDP_LISTEN`, `FdKind.PING` (flow and listening sockets), `FdKind.NSQUIT_PIDFD`,
+`FdKind.UDP_LISTEN`, `FdKind.PING` (flow and listening sockets), `FdKind.TAP_LISTEN` (passt
+mode's listening socket), `FdKind.NSQUIT_PIDFD`,
 `FdKind.NSQUIT_INOTIFY` (what ends the process), `FdKind.SIGNAL`, `FdKind.CONTROL_LISTEN`,
 `FdKind.CONTROL` (API and control sockets), `FdKind.EXIT` (an exit-fd) and `FdKind.NL_NEIGH`
 (the host's neighbour notifier).
@@ -80,6 +81,7 @@ class FdKind(enum.IntEnum):
     CONTROL = 13            # an API or control connection
     EXIT = 14               # an exit-fd (slirp4netns --exit-fd)
     NL_NEIGH = 15           # the host's neighbour notifier (netlink)
+    TAP_LISTEN = 16         # passt mode's listening UNIX socket (QEMU connects to it)
 
 
 # pasta's epoll_type_str[] (passt.c), in its order: the columns of `--stats`.
@@ -96,7 +98,7 @@ EPOLL_TYPE_STR = (
 _STATS_COLUMN = {FdKind.TCP: 0, FdKind.TCP_SPLICE: 1, FdKind.TCP_LISTEN: 2,
                  FdKind.UDP_LISTEN: 4, FdKind.UDP: 5, FdKind.PING: 6,
                  FdKind.NSQUIT_INOTIFY: 7, FdKind.NSQUIT_PIDFD: 8, FdKind.TAP_PASTA: 9,
-                 FdKind.TAP_PASST: 10, FdKind.NL_NEIGH: 16, FdKind.CONTROL_LISTEN: 17,
+                 FdKind.TAP_PASST: 10, FdKind.TAP_LISTEN: 11, FdKind.NL_NEIGH: 16, FdKind.CONTROL_LISTEN: 17,
                  FdKind.CONTROL: 18}
 
 

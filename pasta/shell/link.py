@@ -18,8 +18,24 @@ The interface (`Link`):
 - `write(pieces)`: one frame given as buffers (header templates and payload views, vnet header
   first when there is one); True if taken, False if not taken at all (the caller counts a drop;
   TCP keeps its sequence and retries). Never half a frame. OSError for a fatal error;
-- `register(engine, handler)` / `unregister(engine)`: readiness of the link in the engine (the
-  handler gets the epoll events); `close()`.
+- `register(engine, handler, on_connect=None)` / `unregister(engine)`: readiness of the link in
+  the engine (the handler gets the epoll events); `on_connect()` runs each time the other end
+  is there (at once for a tap or a connected stream; per accepted client in passt mode);
+  `close()`;
+- `hangup(reason)`: the reader saw the other end go (EOF, a broken stream, an error). False: the
+  link is gone for good and the caller stops pypasta (the tap device, pasta's "EOF on tap
+  device, exiting"). True: the link handled it (passt mode: wait for the next client, or
+  exit 0 with `--one-off`).
+
+`PasstTap` is passt mode's link (passt's tap_listen_handler(), tap_sock_reset(),
+tap_backend_init()): a listening UNIX socket, or one inherited connected socket (`--fd`), and at
+most one client at a time as a `StreamLink`. While a client is connected, further connections
+are accepted and closed at once ("discarding connection from PID n"); that client sees EOF.
+Without a client, frames are not taken (counted as dropped, as passt drops them). A client that
+goes ("Client connection closed"): with `one_off` (or `--fd`) pypasta exits 0, otherwise the
+next one is awaited; flows, listeners and the guest MAC stay. Each accepted socket gets large
+buffers (SO_RCVBUF/SO_SNDBUF INT_MAX/2, capped by the kernel's rmem_max/wmem_max as in passt),
+and `on_connect()` (the translator's initial ARP request and neighbour solicitation) runs.
 
 StreamLink, theory of operation (pasta-reference section on passt mode, passt-mode.md 2):
 - Reading is a byte stream: one recv() can end inside the length word or inside a frame. The
@@ -38,7 +54,7 @@ StreamLink, theory of operation (pasta-reference section on passt mode, passt-mo
 Invariants: the stream never carries a partial frame followed by another frame's bytes; the
 receive buffer never holds more than one incomplete frame after `read_batch`.
 
-Limits: one connection per link (passt mode's listener makes a new StreamLink per client).
+Limits: one connection per StreamLink (PasstTap makes a new one per client).
 """
 
 from __future__ import annotations
@@ -48,7 +64,8 @@ import socket
 import struct
 from typing import Protocol
 
-from pasta.shell.engine import EPOLLIN, EPOLLOUT, FdKind
+from pasta.shell.engine import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, FdKind
+from pasta.util import log
 
 ETH_HLEN = 14
 L2_MAX_LEN_PASST = 65535
@@ -69,9 +86,11 @@ class Link(Protocol):
 
     def write(self, pieces) -> bool: ...
 
-    def register(self, engine, handler) -> None: ...
+    def register(self, engine, handler, on_connect=None) -> None: ...
 
     def unregister(self, engine) -> None: ...
+
+    def hangup(self, reason: str) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -152,6 +171,9 @@ class StreamLink:
         except OSError as e:
             if e.errno in WRITE_DROP_ERRNOS:
                 return False
+            if e.errno in (errno.EPIPE, errno.ECONNRESET):
+                self.broken = True      # the client is gone: its read side reports it
+                return False
             raise
         if sent < length + _LEN.size:
             whole = _LEN.pack(length) + b"".join(bytes(p) for p in pieces)
@@ -174,10 +196,12 @@ class StreamLink:
             self._want(EPOLLIN)
 
     # ----------------------------------------------------------------- events
-    def register(self, engine, handler) -> None:
+    def register(self, engine, handler, on_connect=None) -> None:
         self._engine, self._handler = engine, handler
         self._events = EPOLLIN
         engine.add(self.sock.fileno(), EPOLLIN, self._event, FdKind.TAP_PASST)
+        if on_connect is not None:
+            on_connect()
 
     def unregister(self, engine) -> None:
         engine.remove(self.sock.fileno())
@@ -194,6 +218,114 @@ class StreamLink:
         if events & ~EPOLLOUT or self.broken:
             self._handler((events & ~EPOLLOUT) | (EPOLLIN if self.broken else 0))
 
+    def hangup(self, reason: str) -> bool:
+        return False
+
     def close(self) -> None:
         if self.sock.fileno() >= 0:
             self.sock.close()
+
+
+_BUF_MAX = (1 << 31) // 2 - 1           # INT_MAX / 2, as passt asks for
+_UCRED = struct.Struct("iII")
+
+
+def _peer_pid(sock: socket.socket) -> int:
+    try:
+        return _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                             _UCRED.size))[0]
+    except OSError:
+        return 0
+
+
+class PasstTap:
+    """passt mode's link: a listening socket (or an inherited connected one) and one client."""
+
+    vnet_hdr = False
+    name = "passt"
+
+    def __init__(self, listen_sock: socket.socket | None = None,
+                 conn_sock: socket.socket | None = None, one_off: bool = False,
+                 batch_max: int = 64):
+        if (listen_sock is None) == (conn_sock is None):
+            raise ValueError("one of listen_sock and conn_sock")
+        self.listen_sock = listen_sock
+        self.one_off = one_off or conn_sock is not None     # --fd implies --one-off
+        self.batch_max = batch_max
+        self.client = StreamLink(conn_sock, batch_max=batch_max) if conn_sock else None
+        self._engine = None
+        self._handler = None
+        self._on_connect = None
+
+    # ----------------------------------------------------------------- frames
+    def read_batch(self, limit: int | None = None) -> list:
+        return self.client.read_batch(limit) if self.client is not None else []
+
+    def write(self, pieces) -> bool:
+        return self.client is not None and self.client.write(pieces)
+
+    # ----------------------------------------------------------------- clients
+    def register(self, engine, handler, on_connect=None) -> None:
+        self._engine, self._handler, self._on_connect = engine, handler, on_connect
+        if self.listen_sock is not None:
+            self.listen_sock.setblocking(False)
+            engine.add(self.listen_sock.fileno(), EPOLLIN, self._accept, FdKind.TAP_LISTEN)
+        if self.client is not None:
+            self._start(self.client)
+
+    def _accept(self, events: int) -> None:
+        if events & (EPOLLERR | EPOLLHUP):
+            log.err("Error on listening Unix socket, exiting")
+            self._engine.stop(1)
+            return
+        try:
+            sock, _ = self.listen_sock.accept()
+        except OSError as e:
+            if not isinstance(e, (BlockingIOError, InterruptedError)):
+                log.warn(f"Error accepting tap client: {e.strerror}")
+            return
+        if self.client is not None:
+            log.info(f"discarding connection from PID {_peer_pid(sock)}")
+            sock.close()
+            return
+        log.info(f"accepted connection from PID {_peer_pid(sock)}")
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, opt, _BUF_MAX)
+            except OSError:
+                pass
+        self.client = StreamLink(sock, batch_max=self.batch_max)
+        self._start(self.client)
+
+    def _start(self, client: StreamLink) -> None:
+        client.register(self._engine, self._handler, self._on_connect)
+
+    def hangup(self, reason: str) -> bool:
+        """The client went (or broke the framing): exit with --one-off, else wait for the next."""
+        if reason.startswith("bad frame size"):
+            log.err("Bad frame size from guest, resetting connection")
+        log.info("Client connection closed" + (", exiting" if self.one_off else ""))
+        if self.one_off:
+            self._engine.stop(0)
+            return True
+        self._drop_client()
+        return True
+
+    def _drop_client(self) -> None:
+        if self.client is not None:
+            if self._engine is not None:
+                self.client.unregister(self._engine)
+            self.client.close()
+            self.client = None
+
+    def unregister(self, engine) -> None:
+        if self.client is not None:
+            self.client.unregister(engine)
+        if self.listen_sock is not None and self._engine is not None:
+            engine.remove(self.listen_sock.fileno())
+        self._engine = None
+
+    def close(self) -> None:
+        self._drop_client()
+        if self.listen_sock is not None:
+            self.listen_sock.close()

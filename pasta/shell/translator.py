@@ -12,9 +12,18 @@ advertisements; `close()` releases every socket. SIGUSR2 logs the counters (`dum
 States: built -> started -> closed.
 
 Invariants: the tap is read only by `TapHandler.on_readable()`; a tap hang-up, EOF or read/write
-error stops the engine with exit status 1 ("EOF on tap device, exiting", "Error on tap device,
-exiting", "Disconnect event on /dev/net/tun device, exiting", as pasta). The namespace's
-link-local address set by `--config-net` is known from the start (as pasta's `addr_ll_seen`).
+error is first offered to the link (`hangup()`: passt mode's `PasstTap` drops the client and
+waits for the next, or exits 0 with --one-off); a tap device refuses it, and the engine stops
+with exit status 1 ("EOF on tap device, exiting", "Error on tap device, exiting", "Disconnect
+event on /dev/net/tun device, exiting", as pasta). The namespace's link-local address set by
+`--config-net` is known from the start (as pasta's `addr_ll_seen`).
+
+Link up (passt's tap_start_connection()): when a passt client connects, or pasta's tap starts
+with --config-net, an ARP request and an NS for the guest's addresses go out, so its MAC is
+learnt before it speaks (`pasta.core.neigh.init_request_frames`).
+
+passt mode (`cfg.mode == "passt"`, the tap a `pasta.shell.link.PasstTap`, no namespace): no
+splicing, no -T/-U, no `auto`; the guest MAC is learnt from its frames (broadcast until then).
 
 Forwarding: -t/-u/-T/-U (`auto` when not given) become one `pasta.core.fwd_rule.FwdTable`, whose
 listeners `pasta.shell.fwd_listen.FwdListen` (`self.fwd`) opens through the listener entry points of
@@ -48,7 +57,7 @@ from pasta.shell.fwd_listen import FwdListen, fwd_listen_init
 from pasta.core.fwd_rule import (IPPROTO_TCP, IPPROTO_UDP, PIF_HOST, PIF_SPLICE, fwd_caps,
                             fwd_rules_for_caps, fwd_table)
 from pasta.shell.control import ConfSock
-from pasta.core.neigh import NeighTable
+from pasta.core.neigh import NeighTable, init_request_frames
 from pasta.shell.icmp import EchoFlows
 from pasta.shell.nl_neigh import NlNeigh
 from pasta.shell.listeners import Listeners
@@ -97,6 +106,9 @@ class Translator:
         self.conf = None
         self.neigh = None
         self.splice_only = tap is None          # --splice-only: no tap at all
+        # The first frames of a link (tap_is_ready()): passt mode's clients, pasta's tap once
+        # --config-net brought it up.
+        self.init_probe = cfg.mode == "passt" or cfg.config_net
         if tap is None:
             tap, guest_mac = _NoTap(), NO_MAC
         self.tap = tap
@@ -266,23 +278,33 @@ class Translator:
 
     def start(self) -> None:
         if not self.splice_only:
-            self.tap.register(self.engine, self._tap_event)
+            self.tap.register(self.engine, self._tap_event,
+                              self._link_up if self.init_probe else None)
             self.handler.start()
         self.fwd.start()
 
+    def _link_up(self) -> None:
+        """tap_start_connection(): an ARP request and an NS for the guest's addresses, so its
+        MAC is known before it speaks (a passt client connected; pasta's tap configured)."""
+        for frame in init_request_frames(self.handler.ctx, self.link.vnet):
+            self.link.send_bytes(frame)
+
     def _tap_event(self, events: int) -> None:
         if events & (EPOLLERR | EPOLLHUP) and not events & EPOLLIN:
-            log.err("Disconnect event on /dev/net/tun device, exiting")
-            self.engine.stop(1)
+            if not self.tap.hangup("disconnect event"):
+                log.err("Disconnect event on /dev/net/tun device, exiting")
+                self.engine.stop(1)
             return
         try:
             self.handler.on_readable(events)
-        except EOFError:
-            log.err("EOF on tap device, exiting")
-            self.engine.stop(1)
+        except EOFError as e:
+            if not self.tap.hangup(str(e)):
+                log.err("EOF on tap device, exiting")
+                self.engine.stop(1)
         except OSError as e:
-            log.err(f"Error on tap device, exiting ({e.strerror})")
-            self.engine.stop(1)
+            if not self.tap.hangup(e.strerror or str(e)):
+                log.err(f"Error on tap device, exiting ({e.strerror})")
+                self.engine.stop(1)
 
     def dump_state(self, _sig: int = 0, prio: int = log.INFO) -> None:
         stats = self.engine.stats
@@ -319,8 +341,11 @@ class _NoTap:
     def write(self, _pieces) -> bool:
         return False
 
-    def register(self, _engine, _handler) -> None:
+    def register(self, _engine, _handler, _on_connect=None) -> None:
         pass
+
+    def hangup(self, _reason: str) -> bool:
+        return False
 
     def unregister(self, _engine) -> None:
         pass
