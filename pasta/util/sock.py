@@ -86,4 +86,3 @@ def set_freebind(sock: socket.socket, v6: bool) -> None:
         sock.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
     else:
         sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
-
