@@ -47,7 +47,8 @@ passt mode (`mode="passt"`, passt 2026's conf() with `c->mode == MODE_PASST`):
   `dhcp_search` True); `-t/-u` rules go to the HOST table, without the SCAN capability (so
   `auto` is "'auto' port forwarding is only allowed for pasta") and nothing is added for an
   option not given. `Config.mode` is "passt"; `command`, `netns`, `userns` stay empty.
-- `--vhost-user` is refused with `NotSupportedYet` (vhost-user is not implemented).
+- `--vhost-user` is refused with `NotSupportedYet` (vhost-user is not implemented) where getopt
+  meets it; passt's conf_mode() scans for it first and parses the rest in vhost-user mode.
 
 States and events: none kept between calls; `ExitRequest` (code, text, stream) is the only
 non-error way out besides returning a `Config`.
@@ -98,6 +99,10 @@ Differences from pasta (`conf.c conf()`, `conf_ports()`, `conf_pasta_ns()`, `par
   names the domain that did not fit; an argument of spaces only is refused like an empty one.
 - pypasta accepts `--no-seccomp` in both modes and lists it in both usage texts; pasta mode's
   usage says `-F` is a tap device (passt 2026 prints "pre-opened connected socket" in both).
+- `-n 255.255.255.255` is /32; pasta 2026 refuses it ("Invalid prefix length": conf_ip4_prefix()
+  shifts a 32-bit mask by 32, undefined in C, which x86 does as a shift by 0).
+- passt `-F 0` closes its own stdout and stderr (close_open_files() closes fds 1 and up, the
+  range above the --fd), so its messages are lost; pypasta-passt's are printed.
 """
 
 from __future__ import annotations
@@ -129,7 +134,7 @@ ETH_MIN_MTU = 68
 ETH_MAX_MTU = 65535
 MAXNS = 3                 # nameservers per family; pasta's arrays hold MAXNS + 1 (22.1 in the reference)
 MAXDNSRCH = 6             # search domains given with -S
-MAXDNAME = 254            # sizeof(struct fqdn): longest search domain + NUL
+NS_MAXDNAME = 1025        # sizeof(struct fqdn) in pasta 2026: longest search domain + NUL
 NETNS_RUN_DIR = "/run/netns"
 
 SHORT_OPTIONS = "+dqfel:hs:c:F:I:p:P:m:a:n:M:g:i:o:D:S:H:461t:u:T:U:"
@@ -332,28 +337,36 @@ _DECIMAL = re.compile(r"[0-9]+")
 
 
 def parse_prefix4(text: str) -> int:
-    """`-n`: dotted contiguous netmask or prefix length 0..32 (pasta's conf_ip4_prefix)."""
-    a = portspec.inet_pton(text)
+    """`-n`: dotted contiguous netmask (brackets allowed, as parse_ipv4()) or prefix length
+    0..32 (pasta 2026's conf_ip4_prefix)."""
+    bad = ConfigError(f"Invalid prefix length: {show(text)}")
+    dotted = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    a = portspec.inet_pton(dotted)
     if a is not None and a.version == 4:
         mask = int(a)
         length = bin(mask).count("1")
         if (mask << length) & 0xFFFFFFFF:
-            raise ConfigError(f"Invalid netmask: {show(text)}")
+            raise bad
         return length
     value = c_strtol(text)
     if value is None or not 0 <= value <= 32:
-        raise ConfigError(f"Invalid netmask: {show(text)}")
+        raise bad
     return value
 
 
+def _nbytes(text: str) -> int:
+    """Length in bytes of a command-line argument (as C's snprintf() counts it)."""
+    return len(text.encode(errors="surrogateescape"))
+
+
 def _ifname(text: str) -> str:
-    if not 0 < len(text) < IFNAMSIZ:
+    if not 0 < _nbytes(text) < IFNAMSIZ:
         raise ConfigError(f"Invalid interface name: {show(text)}")
     return text
 
 
 def _path(text: str, what: str) -> str:
-    if not 0 < len(text) < PATH_MAX:
+    if not 0 < _nbytes(text) < PATH_MAX:
         raise ConfigError(f"Invalid {what}: {show(text)}")
     return text
 
@@ -482,7 +495,7 @@ def parse_args(argv: Sequence[str], ephemeral: Optional[Tuple[int, int]] = None,
             if passt:           # a connected socket: no listening socket, exit with it
                 kw.update(one_off=True, socket_path=None)
         elif key == "s":        # passt mode only (refused above in pasta mode)
-            if not 0 < len(val.encode(errors="surrogateescape")) < UNIX_PATH_MAX:
+            if not 0 < _nbytes(val) < UNIX_PATH_MAX:
                 raise ConfigError(f"Invalid socket path: {show(val)}")
             kw.update(socket_path=val, tap_fd=None)
         elif key == "1":
@@ -509,15 +522,15 @@ def parse_args(argv: Sequence[str], ephemeral: Optional[Tuple[int, int]] = None,
             kw["prefix4"] = plen or None     # 0 means "not given" to pasta
             opt_n = plen
         elif key == "c":
-            if not 0 < len(val.encode(errors="surrogateescape")) < UNIX_PATH_MAX:
+            if not 0 < _nbytes(val) < UNIX_PATH_MAX:
                 raise ConfigError(f"Invalid configuration path: {show(val)}")
             kw["conf_path"] = val
         elif key == "H":
-            if len(val.encode(errors="surrogateescape")) >= PASST_MAXDNAME:
+            if _nbytes(val) >= PASST_MAXDNAME:
                 raise ConfigError(f"Invalid hostname: {show(val)}")
             kw["hostname"] = val
         elif key == "fqdn":
-            if len(val.encode(errors="surrogateescape")) >= PASST_MAXDNAME:
+            if _nbytes(val) >= PASST_MAXDNAME:
                 raise ConfigError(f"Invalid FQDN: {show(val)}")
             kw["fqdn"] = val
         elif key == "stats":
@@ -553,7 +566,7 @@ def parse_args(argv: Sequence[str], ephemeral: Optional[Tuple[int, int]] = None,
                 domains = ([d for d in val.split(" ") if d] or [""]) if passt else [val]
                 for domain in domains:
                     search = kw.get("search", ())
-                    if len(search) >= MAXDNSRCH or not 0 < len(domain) < MAXDNAME:
+                    if len(search) >= MAXDNSRCH or not 0 < _nbytes(domain) < NS_MAXDNAME:
                         raise ConfigError(f"Cannot use DNS search domain {show(domain)}")
                     kw["search"] = search + (domain,)
         elif key in ("no-dhcp-dns", "no-dhcp-search"):     # passt mode only

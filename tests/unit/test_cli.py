@@ -463,10 +463,10 @@ def test_cli_errors_reported_in_pass_order():
     (["-a", "fe80::1%eth0"], "Invalid guest address: fe80::1%eth0"),
     (["-a", "010.0.0.1"], "Invalid guest address: 010.0.0.1"),
     (["-a", "host"], "Invalid guest address: host"),
-    (["-n", "255.0.255.0"], "Invalid netmask: 255.0.255.0"),
-    (["-n", "33"], "Invalid netmask: 33"),
-    (["-n", "24x"], "Invalid netmask: 24x"),
-    (["-n", "/24"], "Invalid netmask: /24"),
+    (["-n", "255.0.255.0"], "Invalid prefix length: 255.0.255.0"),
+    (["-n", "33"], "Invalid prefix length: 33"),
+    (["-n", "24x"], "Invalid prefix length: 24x"),
+    (["-n", "/24"], "Invalid prefix length: /24"),
     (["-M", "9a:55:9a:55:9a"], "Invalid MAC address: 9a:55:9a:55:9a"),
     (["-M", "9a-55-9a-55-9a-55"], "Invalid MAC address: 9a-55-9a-55-9a-55"),
     (["-M", "9a:55:9a:55:9a:5g"], "Invalid MAC address: 9a:55:9a:55:9a:5g"),
@@ -495,7 +495,7 @@ def test_cli_errors_reported_in_pass_order():
     (["--runas", "1000:"], "Invalid --runas option: 1000:"),
     (["-D", "dns.example"], "Cannot use DNS address dns.example"),
     (["-S", ""], "Cannot use DNS search domain "),
-    (["-S", "x" * 254], "Cannot use DNS search domain " + "x" * 254),
+    (["-S", "x" * 1025], "Cannot use DNS search domain " + "x" * 1025),
     (["--dns-forward", "127.0.0.1"], "Invalid DNS forwarding address: 127.0.0.1"),
     (["--dns-forward", "0.0.0.0"], "Invalid DNS forwarding address: 0.0.0.0"),
     (["--dns-host", "255.255.255.255"], "Invalid host nameserver address: 255.255.255.255"),
@@ -591,6 +591,11 @@ def test_cli_search_domain_limit():
     config_error(argv + ["-S", "d6.example"], "Cannot use DNS search domain d6.example")
     cfg = parse_args(argv + ["-S", "none", "-S", "again.example"])
     assert cfg.search == ("again.example",) and not cfg.search_none
+    # pasta 2026's struct fqdn holds NS_MAXDNAME (1025) bytes; one domain stays one argument
+    assert parse_args(["-S", "x" * 1024]).search == ("x" * 1024,)
+    assert parse_args(["-S", "a b"]).search == ("a b",)
+    long = "\u00e9" * 512 + "x"           # 1025 bytes
+    config_error(["-S", long], "Cannot use DNS search domain " + long)
 
 
 def test_cli_dns_keeps_order_and_pasta_limit_per_family():
