@@ -32,7 +32,8 @@ Theory of operation:
   stderr for every `PastaError` (plus the usage text after a `UsageError`), a traceback only when
   `-d/--debug/--trace` appeared, help and version on stdout, capabilities on stderr; it returns the
   `Config` or the exit status (KeyboardInterrupt: 130). PROG is `PROGS[mode]`: `pypasta` or
-  `pypasta-passt`. `main()` is `pypasta`: `main_parse` and then the supervisor.
+  `pypasta-passt`. `run_reporting(run, argv, mode)` reports what a run raises in the same way.
+  `main()` is `pypasta`: `main_parse`, then the supervisor through `run_reporting`.
 
 passt mode (`mode="passt"`, passt 2026's conf() with `c->mode == MODE_PASST`):
 - The same getopt tables. `-s/--socket/--socket-path`, `-1/--one-off`, `--no-dhcp-dns`,
@@ -113,7 +114,7 @@ import pwd
 import re
 import sys
 import traceback
-from typing import Dict, List, Optional, Sequence, TextIO, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, TextIO, Tuple, Union
 
 from pasta import __version__
 from pasta.plan.config import IFNAMSIZ, LOG_SIZE_MIN, Config
@@ -1007,25 +1008,36 @@ def main_parse(argv: Sequence[str], mode: str = "pasta", *, stdout: Optional[Tex
         return 130
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Console-script entry: parse, then run the supervisor; returns the exit status."""
-    if argv is None:
-        argv = sys.argv[1:]
+def run_reporting(run: Callable[[], int], argv: Sequence[str], mode: str = "pasta") -> int:
+    """`run()`'s exit status, reporting a `PastaError` in one line and a bug in one line unless
+    -d/--debug/--trace is in `argv` (then the traceback; with it an unexpected exception
+    propagates), both with the program name of `mode`; KeyboardInterrupt gives 130."""
     debug = _wants_traceback(argv)
-    cfg = main_parse(argv)
-    if isinstance(cfg, int):
-        return cfg
-
+    prog = PROGS[mode]
     try:
-        from pasta.setup.supervisor import run
-        return run(cfg)
+        return run()
     except PastaError as e:
-        _error(e, debug)
+        _error(e, debug, prog)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # noqa: BLE001 - a bug: one line unless --debug
         if debug:
             raise
-        _error(f"internal error: {type(e).__name__}: {e} (run with --debug for details)", debug)
+        _error(f"internal error: {type(e).__name__}: {e} (run with --debug for details)", debug,
+               prog)
         return 1
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Console-script entry: parse, then run the supervisor; returns the exit status."""
+    if argv is None:
+        argv = sys.argv[1:]
+    cfg = main_parse(argv)
+    if isinstance(cfg, int):
+        return cfg
+
+    def supervise() -> int:
+        from pasta.setup.supervisor import run
+        return run(cfg)
+    return run_reporting(supervise, argv)

@@ -29,9 +29,10 @@ from test_cli import OPTION_CASES, V4, V6
 from pasta.core.fwd_rule import (ANY6, FWD_DUAL_STACK_ANY, IPPROTO_TCP, IPPROTO_UDP, PIF_HOST,
                                  FwdRule, fwd_rule_fmt)
 from pasta.front.conf import (CANONICAL, LONG_OPTIONS, PASTA_ONLY, PROGS, USAGE_PYPASTA,
-                              ExitRequest, main_parse, parse_args, usage_text, version_text)
+                              ExitRequest, main_parse, parse_args, run_reporting, usage_text,
+                              version_text)
 from pasta.plan.config import Config
-from pasta.util.errors import ConfigError, NotSupportedYet, UsageError
+from pasta.util.errors import ConfigError, NotSupportedYet, SetupError
 
 PASST = os.path.join(PASST2026_DIR, "passt")
 PROG = PROGS["passt"]
@@ -225,6 +226,21 @@ def test_conf_passt_main_parse_prints_with_the_passt_program_name():
     assert err.getvalue() == f"{PROG}: unrecognized option '--bogus'\n" + usage_text("passt")
     cfg = main_parse(["-1"], "passt", stdout=out, stderr=err, ephemeral=EPH)
     assert isinstance(cfg, Config) and cfg.one_off
+
+
+def test_conf_passt_run_reporting_uses_the_passt_name(capsys):
+    def fail():
+        raise SetupError("no tap")
+
+    def bug():
+        raise ValueError("x")
+    assert run_reporting(fail, [], "passt") == 1
+    assert run_reporting(bug, ["-1"], "passt") == 1
+    assert run_reporting(lambda: 0, [], "passt") == 0
+    assert capsys.readouterr().err == (f"{PROG}: no tap\n{PROG}: internal error: ValueError: x "
+                                       "(run with --debug for details)\n")
+    with pytest.raises(ValueError):
+        run_reporting(bug, ["-d"], "passt")
 
 
 # --- what QEMU and libvirt pass (passt-mode.md section 5) ----------------------------------------
