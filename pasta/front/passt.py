@@ -221,31 +221,10 @@ def main(argv=None) -> int:
     from dataclasses import replace
     from pasta.setup.supervisor import run_passt
     try:
-        return _run_reporting(conf, run, argv)
+        return conf.run_reporting(run, argv, mode="passt")
     finally:
         if sock is not None:
             sock.close()
-
-
-def _run_reporting(conf, run, argv) -> int:
-    """Run, reporting a PastaError (one line) or a bug (one line unless --debug) as `pypasta`
-    does."""
-    from pasta.util.errors import PastaError
-    debug = conf._wants_traceback(argv)
-    prog = conf.PROGS["passt"]
-    try:
-        return run()
-    except PastaError as e:
-        conf._error(e, debug, prog)
-        return e.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except Exception as e:  # noqa: BLE001 - a bug: one line unless --debug
-        if debug:
-            raise
-        conf._error(f"internal error: {type(e).__name__}: {e} (run with --debug for details)",
-                    debug, prog)
-        return 1
 
 
 if __name__ == "__main__":
