@@ -16,6 +16,10 @@
 #   7. /opt/passt-2026: the reference passt, pasta and pesto of release 2026_07_16, built from
 #      ../shared/reference by ../shared/tools/build-passt.sh (about a minute; skipped once built). The
 #      pesto-protocol unit tests run the real pesto against their own server.
+#   8. /var/cache/pypasta-test/guest: the Linux guest that the passt-mode tests boot under QEMU
+#      (tests/helpers/guest.py): Debian 12's kernel (apt-get download, never installed) and an
+#      initramfs of busybox-static, the virtio-net modules and tests/helpers/guest_init.sh as /init.
+#      About 10 s the first time (a 70 MB download); rebuilt only when its inputs change.
 set -euo pipefail
 umask 022
 
@@ -26,11 +30,14 @@ STAMPS=/var/lib/pypasta-test
 PYTHON=${PYTHON:-python3}
 
 # busybox-static rather than busybox (they conflict): the same applets, and the static binary is
-# what the locally built container image for the Podman tests is made of.
+# what the locally built container image for the Podman tests is made of (and the test guest's,
+# step 8). qemu-system-x86 (QEMU 7.2) and cpio are for that guest; like every package here they are
+# installed without recommends (no GUI, OVMF or block drivers: qemu-system-data, seabios and
+# ipxe-qemu come as dependencies).
 APT_PKGS=(iproute2 busybox-static socat iputils-ping isc-dhcp-client tcpdump tmux iperf3 curl
           dnsmasq-base procps psmisc passt slirp4netns python3-venv util-linux
           podman crun conmon uidmap rootlesskit containernetworking-plugins iptables dhcpcd-base
-          mmdebstrap gcc make libc6-dev)
+          mmdebstrap gcc make libc6-dev qemu-system-x86 cpio)
 
 die() { echo "install-deps.sh: $*" >&2; exit 1; }
 
@@ -242,4 +249,134 @@ if [ ! -x "$PASST2026/passt" ] || [ ! -x "$PASST2026/pasta" ] || [ ! -x "$PASST2
     [ -f "$BUILD_PASST" ] \
         || die "missing $BUILD_PASST: it builds the reference passt, pasta and pesto into $PASST2026"
     quiet bash "$BUILD_PASST" "$PASST2026"
+fi
+
+# --- 8. The test guest for passt mode: a kernel and an initramfs for QEMU ----------------------------
+# tests/helpers/guest.py boots these under qemu-system-x86 (passt-mode.md section 8). The kernel
+# is the versioned linux-image-6.1.0-N-amd64 that linux-image-amd64 depends on: fetched with
+# `apt-get download` and unpacked with `dpkg-deb -x` into a scratch directory, from which only
+# boot/vmlinuz-* and the virtio-net modules are kept (a .ko.xz decompressed, so loading never
+# depends on the kernel's or busybox's decompression) in $GUEST/modules. Nothing is installed;
+# /boot is untouched. $GUEST/vmlinux is the same kernel decompressed from vmlinuz (an ELF with a
+# PVH entry, CONFIG_PVH): QEMU starts it directly, which saves the 3 s that TCG takes to unpack
+# the xz payload at every boot. That part is keyed on the module list only: the kernel stays the
+# one linux-image-amd64 named at the first build (delete $GUEST to take a newer one);
+# $GUEST/kernel-package says which it is.
+# The initramfs (a newc cpio, uncompressed: TCG decompresses slowly) holds the static busybox with a
+# link for each applet, those modules with lib/modules/order (the dependency order /init loads them
+# in), tests/helpers/guest_init.sh as /init, guest_udhcpc.sh as udhcpc's script and /dev/console.
+# Its stamp covers those files, busybox's version and the kernel; $GUEST/sources.sha256 lists the
+# checkout files it was built from, so guest.py can tell a stale initramfs from a current one.
+# Every file is built beside its place and renamed there: an interrupted run leaves none half made.
+GUEST=/var/cache/pypasta-test/guest
+GUEST_SRC=(tests/helpers/guest_init.sh tests/helpers/guest_udhcpc.sh)
+GUEST_MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
+               failover net_failover virtio_net)
+kernel_key=$(printf 'format 2\n%s\n' "${GUEST_MODULES[@]}" | sha256sum | cut -d' ' -f1)
+guest_kernel_ok() {
+    [ "$(cat "$GUEST/kernel.stamp" 2>/dev/null)" = "$kernel_key" ] && [ -s "$GUEST/vmlinuz" ] \
+        && [ -s "$GUEST/vmlinux" ] && [ -s "$GUEST/kernel-package" ]
+}
+# The versioned package behind the linux-image-amd64 metapackage (empty if apt does not know it).
+kernel_package() {
+    { apt-cache depends linux-image-amd64 2>/dev/null || true; } \
+        | awk '!found && $1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; found = 1 }'
+}
+# bzImage = setup code + decompressor + the compressed vmlinux (xz in Debian's; gzip handled
+# too): the payload starts at the first magic that unpacks to an ELF.
+EXTRACT_VMLINUX='
+import lzma, sys, zlib
+data = open(sys.argv[1], "rb").read()
+def unpack(magic, fn):
+    at = data.find(magic)
+    while at >= 0:
+        try:
+            out = fn(data[at:])
+            if out[:4] == b"\x7fELF":
+                return out
+        except (lzma.LZMAError, zlib.error):
+            pass
+        at = data.find(magic, at + 1)
+    return None
+elf = (unpack(b"\xfd7zXZ\x00", lambda b: lzma.LZMADecompressor(lzma.FORMAT_XZ).decompress(b))
+       or unpack(b"\x1f\x8b\x08", lambda b: zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(b)))
+if elf is None:
+    sys.exit(f"no xz or gzip payload that unpacks to an ELF in {sys.argv[1]}")
+open(sys.argv[2], "wb").write(elf)
+'
+if ! guest_kernel_ok; then
+    rm -f "$GUEST/kernel.stamp"
+    mkdir -p "$GUEST"
+    kpkg=$(kernel_package)
+    if [ -z "$kpkg" ]; then
+        quiet apt-get -o DPkg::Lock::Timeout=600 update -qq
+        kpkg=$(kernel_package)
+    fi
+    [ -n "$kpkg" ] || die "apt knows no linux-image-6.1.0-N-amd64 behind linux-image-amd64"
+    kscratch=$(mktemp -d /var/tmp/pypasta-guest-kernel.XXXXXX)
+    trap 'rm -f "$LOG"; rm -rf "$kscratch"' EXIT
+    (cd "$kscratch" && quiet apt-get download -q "$kpkg")
+    debs=("$kscratch"/"$kpkg"_*.deb)
+    [ -f "${debs[0]}" ] || die "apt-get download $kpkg left no .deb in $kscratch"
+    quiet dpkg-deb -x "${debs[0]}" "$kscratch/root"
+    kver=$(dpkg-deb -f "${debs[0]}" Version)
+    vmlinuz=("$kscratch"/root/boot/vmlinuz-*)
+    [ -f "${vmlinuz[0]}" ] || die "$kpkg has no boot/vmlinuz-*"
+    grep -qx 'CONFIG_PVH=y' "$kscratch"/root/boot/config-* \
+        || die "$kpkg is built without CONFIG_PVH: QEMU cannot start its vmlinux directly"
+    rm -rf "$GUEST/modules.new"
+    mkdir -p "$GUEST/modules.new"
+    for m in "${GUEST_MODULES[@]}"; do
+        ko=$(find "$kscratch/root/lib/modules" \( -name "$m.ko" -o -name "$m.ko.xz" \) -print -quit)
+        case $ko in
+            *.ko) cp "$ko" "$GUEST/modules.new/$m.ko" ;;
+            *.ko.xz) quiet sh -c 'busybox xzcat "$1" >"$2"' sh "$ko" "$GUEST/modules.new/$m.ko" ;;
+            *) die "$kpkg has no module $m (.ko or .ko.xz)" ;;
+        esac
+    done
+    quiet /usr/bin/python3 -c "$EXTRACT_VMLINUX" "${vmlinuz[0]}" "$GUEST/vmlinux.new"
+    cp "${vmlinuz[0]}" "$GUEST/vmlinuz.new"
+    rm -rf "$GUEST/modules"
+    mv "$GUEST/modules.new" "$GUEST/modules"
+    mv "$GUEST/vmlinuz.new" "$GUEST/vmlinuz"
+    mv "$GUEST/vmlinux.new" "$GUEST/vmlinux"
+    echo "$kpkg $kver" >"$GUEST/kernel-package"
+    echo "$kernel_key" >"$GUEST/kernel.stamp"
+    rm -rf "$kscratch"
+    trap 'rm -f "$LOG"' EXIT
+fi
+
+initramfs_key=$( { echo "format 1"; cat "$GUEST/kernel-package" "$GUEST/kernel.stamp";
+                   dpkg-query -W -f='${Version}\n' busybox-static;
+                   (cd "$REPO" && sha256sum "${GUEST_SRC[@]}"); } | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$GUEST/initramfs.stamp" 2>/dev/null)" != "$initramfs_key" ] \
+   || [ ! -s "$GUEST/initramfs.cpio" ] || [ ! -s "$GUEST/sources.sha256" ]; then
+    rm -f "$GUEST/initramfs.stamp"
+    [ -x /bin/busybox ] || die "/bin/busybox is missing (package busybox-static)"
+    iscratch=$(mktemp -d /var/tmp/pypasta-guest-initramfs.XXXXXX)
+    trap 'rm -f "$LOG"; rm -rf "$iscratch"' EXIT
+    t=$iscratch/root
+    mkdir -p "$t"/{bin,sbin,usr/bin,usr/sbin,etc/udhcpc,usr/share/udhcpc,lib/modules,dev,proc,sys}
+    mkdir -p "$t"/{tmp,run,root}
+    cp /bin/busybox "$t/bin/busybox"
+    for applet in $(/bin/busybox --list-full); do
+        [ -e "$t/$applet" ] || ln -s /bin/busybox "$t/$applet"
+    done
+    cp "$GUEST"/modules/*.ko "$t/lib/modules/"
+    printf '%s\n' "${GUEST_MODULES[@]}" >"$t/lib/modules/order"
+    install -m 0755 "$REPO/tests/helpers/guest_init.sh" "$t/init"
+    install -m 0755 "$REPO/tests/helpers/guest_udhcpc.sh" "$t/usr/share/udhcpc/default.script"
+    ln -s /usr/share/udhcpc/default.script "$t/etc/udhcpc/default.script"
+    : >"$t/etc/resolv.conf"
+    echo "root:x:0:0:root:/root:/bin/sh" >"$t/etc/passwd"
+    echo "root:x:0:" >"$t/etc/group"
+    mknod -m 0600 "$t/dev/console" c 5 1
+    (cd "$t" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) \
+        >"$GUEST/initramfs.cpio.new" || die "cpio failed to archive $t"
+    (cd "$REPO" && sha256sum "${GUEST_SRC[@]}") >"$GUEST/sources.sha256.new"
+    mv "$GUEST/initramfs.cpio.new" "$GUEST/initramfs.cpio"
+    mv "$GUEST/sources.sha256.new" "$GUEST/sources.sha256"
+    echo "$initramfs_key" >"$GUEST/initramfs.stamp"
+    rm -rf "$iscratch"
+    trap 'rm -f "$LOG"' EXIT
 fi
