@@ -9,16 +9,17 @@
 # It prints one line saying what it applied, for the test's log.
 
 RESOLV=/etc/resolv.conf
+event=$1
 dev=$interface
 
-case $1 in
+case $event in
 deconfig)
     ip -4 addr flush dev "$dev"
     ip link set "$dev" up
     ;;
 bound|renew)
     [ -n "$mtu" ] && ip link set dev "$dev" mtu "$mtu"
-    if [ "$1" = bound ]; then
+    if [ "$event" = bound ]; then
         ip -4 addr flush dev "$dev"
     fi
     ip addr replace "$ip/${mask:-32}" ${broadcast:+broadcast "$broadcast"} dev "$dev"
@@ -45,11 +46,11 @@ bound|renew)
         done
     } >"$RESOLV.new"
     mv "$RESOLV.new" "$RESOLV"
-    echo "udhcpc: $1 $dev $ip/${mask:-32} router ${router:--} mtu ${mtu:--} dns ${dns:--}" \
+    echo "udhcpc: $event $dev $ip/${mask:-32} router ${router:--} mtu ${mtu:--} dns ${dns:--}" \
          "search ${search:-${domain:--}} staticroutes ${staticroutes:--}"
     ;;
 leasefail|nak)
-    echo "udhcpc: $1 on $dev${message:+: $message}"
+    echo "udhcpc: $event on $dev${message:+: $message}"
     ;;
 esac
 exit 0
