@@ -251,7 +251,7 @@ if [ ! -x "$PASST2026/passt" ] || [ ! -x "$PASST2026/pasta" ] || [ ! -x "$PASST2
     quiet bash "$BUILD_PASST" "$PASST2026"
 fi
 
-# --- 8. The test guest for passt mode: a kernel and an initramfs for QEMU ----------------------------
+# --- 8. The test guest for passt mode: a kernel and an initramfs for QEMU -------------------------
 # tests/helpers/guest.py boots these under qemu-system-x86 (passt-mode.md section 8). The kernel
 # is the versioned linux-image-6.1.0-N-amd64 that linux-image-amd64 depends on: fetched with
 # `apt-get download` and unpacked with `dpkg-deb -x` into a scratch directory, from which only

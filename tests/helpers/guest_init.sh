@@ -9,13 +9,13 @@
 # Console and kernel messages: ttyS0 (`console=ttyS0`, a log file on the host). Command channel:
 # ttyS1, raw mode, no echo. It is a request/reply protocol, one command at a time:
 #
-#   guest -> host   __PYPASTA_GUEST_READY__ UPTIME          once, when the channel is ready
-#   host -> guest   ID LIMIT BASE64\n                       ID: lower-case hex chosen by the host,
-#                                                           LIMIT: seconds (whole, >= 1),
-#                                                           BASE64: the command (one line, no wrap)
-#   guest -> host   __OUT__ ID NBYTES\n                     then exactly NBYTES bytes: the command's
-#                   <NBYTES bytes of stdout+stderr>          stdout and stderr, interleaved as written
-#                   __END__ ID RC\n                          RC: its exit status (137: killed at LIMIT)
+#   guest -> host  __PYPASTA_GUEST_READY__ UPTIME    once, when the channel is ready
+#   host -> guest  ID LIMIT BASE64\n                 ID: lower-case hex chosen by the host,
+#                                                    LIMIT: seconds (whole, >= 1),
+#                                                    BASE64: the command (one line, no wrap)
+#   guest -> host  __OUT__ ID NBYTES\n               then exactly NBYTES bytes: the command's
+#                  <NBYTES bytes of stdout+stderr>   stdout and stderr, interleaved as written
+#                  __END__ ID RC\n                   RC: its exit status (137: killed at LIMIT)
 #
 # The output is length-framed and the markers carry the host's fresh ID, so nothing a command
 # prints can pass for a marker. Lines that do not parse (an ID that is not hex) are ignored. The
