@@ -176,6 +176,20 @@ def _write_pidfile(fd: int, pid: int) -> None:
         raise SetupError(f"Failed to write PID file: {e.strerror}") from None
 
 
+def _startup(cfg, keep_fds: set) -> None:
+    """What every run does first, single-threaded: malloc's arena limit, inherited fds other
+    than `keep_fds` and `--fd` closed, logging, parse-time warnings, options not built yet
+    refused, the fd limit raised, SIGPIPE ignored (a client or stderr gone is an EPIPE)."""
+    isolation.isolate_initial()
+    _close_inherited(keep_fds | ({cfg.tap_fd} if cfg.tap_fd is not None else set()))
+    log.setup(cfg)
+    for w in cfg.warnings:
+        log.warn(w)
+    check_supported(cfg)
+    _raise_nofile()
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+
 def run(cfg, on_ready=None, on_confined=None, keep_fds=()) -> int:
     """Entry point from the CLI: returns the exit status.
 
@@ -184,14 +198,7 @@ def run(cfg, on_ready=None, on_confined=None, keep_fds=()) -> int:
     binds its API socket and adds its exit fd there); `on_confined()` runs in the process that
     runs the loop, once it is confined, just before the loop (it signals its ready fd);
     `keep_fds` are the inherited fds it needs (all others are closed)."""
-    isolation.isolate_initial()
-    _close_inherited(set(keep_fds) | ({cfg.tap_fd} if cfg.tap_fd is not None else set()))
-    log.setup(cfg)
-    for w in cfg.warnings:
-        log.warn(w)
-    check_supported(cfg)
-    _raise_nofile()
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    _startup(cfg, set(keep_fds))
     plan = netplan.plan(cfg, netlink.host_snapshot())
     for note in plan.notes:
         log.info(note)
@@ -507,6 +514,35 @@ def _child(cfg, ready_w: int, go_r: int) -> None:
 
 # --------------------------------------------------------------------------- attach modes
 
+def _detach(cfg, engine: Engine, pidfile: int) -> None:
+    """SIGTERM/SIGQUIT (and SIGINT in the foreground) end the loop; syslog and the sandbox's
+    first stage while still single-threaded; then, unless `-f`, fork: the parent writes the
+    daemon's PID to the PID file and exits 0, the daemon calls setsid() and puts /dev/null on
+    stdin, stdout and stderr. With `-f` the PID file gets our own PID."""
+    # Handlers before the PID file says we are there (a SIGTERM may follow at once).
+    for s in (signal.SIGTERM, signal.SIGQUIT):
+        engine.on_signal(s, lambda _s: engine.stop(0))
+    if cfg.foreground:
+        engine.on_signal(signal.SIGINT, lambda _s: engine.stop(0))
+    log.connect_syslog()
+    devnull = -1 if cfg.foreground else os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    isolation.isolate_prefork(new_pid=not cfg.foreground, chroot_fallback=cfg.chroot_fallback)
+    if cfg.foreground:
+        _write_pidfile(pidfile, os.getpid())
+        return
+    child = os.fork()
+    if child:
+        _write_pidfile(pidfile, child)
+        os._exit(0)
+    if pidfile >= 0:
+        os.close(pidfile)
+    os.setsid()
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    log.to_stderr = False
+
+
 def _attach(cfg, plan, resolv_conf: str, nobody, on_ready=None, on_confined=None,
             conf_sock=None) -> int:
     pid = cfg.pid_target
@@ -547,29 +583,7 @@ def _attach(cfg, plan, resolv_conf: str, nobody, on_ready=None, on_confined=None
         watch = NsWatch(engine, netns_fd, None if pid is not None else netns_path, pid, gone)
     if on_ready is not None:
         on_ready(engine, translator)
-    # Handlers before the PID file says we are there (a SIGTERM may follow at once).
-    for s in (signal.SIGTERM, signal.SIGQUIT):
-        engine.on_signal(s, lambda _s: engine.stop(0))
-    if cfg.foreground:
-        engine.on_signal(signal.SIGINT, lambda _s: engine.stop(0))
-    log.connect_syslog()
-    devnull = -1 if cfg.foreground else os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    isolation.isolate_prefork(new_pid=not cfg.foreground, chroot_fallback=cfg.chroot_fallback)
-
-    if not cfg.foreground:
-        child = os.fork()
-        if child:
-            _write_pidfile(pidfile, child)
-            os._exit(0)
-        if pidfile >= 0:
-            os.close(pidfile)
-        os.setsid()
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        os.close(devnull)
-        log.to_stderr = False
-    else:
-        _write_pidfile(pidfile, os.getpid())
+    _detach(cfg, engine, pidfile)
     _confine(cfg, netns_fd, nobody)
     if on_confined is not None:
         on_confined()
@@ -597,17 +611,7 @@ def run_passt(cfg, listen_sock=None) -> int:
     the PID file names the daemon" (QEMU 10.1 and newer libvirt wait for exactly that). The
     daemon calls setsid() and puts /dev/null on stdin/stdout/stderr (libvirt 9.0 closes the
     stderr pipe early; SIGPIPE is ignored and log writes to a dead stderr are dropped)."""
-    isolation.isolate_initial()
-    keep = {cfg.tap_fd} if cfg.tap_fd is not None else set()
-    if listen_sock is not None:
-        keep.add(listen_sock.fileno())
-    _close_inherited(keep)
-    log.setup(cfg)
-    for w in cfg.warnings:
-        log.warn(w)
-    check_supported(cfg)
-    _raise_nofile()
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    _startup(cfg, {listen_sock.fileno()} if listen_sock is not None else set())
     if listen_sock is not None:
         log.info(f"UNIX domain socket bound at {cfg.socket_path}")
     plan = netplan.plan(cfg, netlink.host_snapshot())
@@ -635,27 +639,7 @@ def run_passt(cfg, listen_sock=None) -> int:
                  f"addr.type=unix,addr.path={cfg.socket_path}")
         log.info("or qrap, for earlier qemu versions:")
         log.info("    ./qrap 5 kvm ... -net socket,fd=5 -net nic,model=virtio")
-    for s in (signal.SIGTERM, signal.SIGQUIT):
-        engine.on_signal(s, lambda _s: engine.stop(0))
-    if cfg.foreground:
-        engine.on_signal(signal.SIGINT, lambda _s: engine.stop(0))
-    log.connect_syslog()
-    devnull = -1 if cfg.foreground else os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    isolation.isolate_prefork(new_pid=not cfg.foreground, chroot_fallback=cfg.chroot_fallback)
-    if not cfg.foreground:
-        child = os.fork()
-        if child:
-            _write_pidfile(pidfile, child)
-            os._exit(0)
-        if pidfile >= 0:
-            os.close(pidfile)
-        os.setsid()
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        os.close(devnull)
-        log.to_stderr = False
-    else:
-        _write_pidfile(pidfile, os.getpid())
+    _detach(cfg, engine, pidfile)
     _confine(cfg, None, nobody)
     return _serve(engine, translator)
 
