@@ -125,6 +125,15 @@ def alive(pid: int) -> bool:
     return stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3] != b"Z"
 
 
+def cmdline_has(pid: int, what: bytes) -> bool:
+    """True if `pid`'s command line contains `what` (False once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return what in f.read()
+    except OSError:
+        return False
+
+
 def _signal(pids: Iterable[int], sig: int) -> None:
     for pid in pids:
         try:

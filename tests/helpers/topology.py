@@ -44,6 +44,7 @@ from .proc import TERM_GRACE_S, CommandError, WaitTimeout, kill_all, run, wait_u
 Cmd = Union[str, Sequence[str]]
 
 SETUP_TIMEOUT_S = 5.0
+PASST_MODULE = "pasta.front.passt"      # pypasta-passt (`python -m`)
 NS_SYSCTLS = (
     "net.ipv6.conf.all.accept_dad=0",
     "net.ipv6.conf.default.accept_dad=0",
@@ -372,9 +373,10 @@ class Topology:
         return ns.create(lo_up=configure)
 
     @staticmethod
-    def pypasta_argv(args: Sequence[str], user: str = "root") -> list[str]:
-        """`PYTHON -m pasta ARGS` with the interpreter for `user` (no namespace or setpriv)."""
-        return [env.python_for(user), "-m", "pasta", *map(str, args)]
+    def pypasta_argv(args: Sequence[str], user: str = "root", module: str = "pasta") -> list[str]:
+        """`PYTHON -m MODULE ARGS` with the interpreter for `user` (no namespace or setpriv):
+        pypasta, or pypasta-passt with `module="pasta.front.passt"`."""
+        return [env.python_for(user), "-m", module, *map(str, args)]
 
     def pypasta(self, args: Sequence[str], user: str = "root", **popen_kw) -> subprocess.Popen:
         """Start `python -m pasta ARGS` in the host ns as `user` ("root" or "rootless")."""
@@ -387,6 +389,30 @@ class Topology:
         __tracebackhide__ = True
         return self.hostns.run(self.pypasta_argv(args, user), user=user, timeout=timeout,
                                check=check, **kw)
+
+    @staticmethod
+    def passt_argv(args: Sequence[str], user: str = "root") -> list[str]:
+        return Topology.pypasta_argv(args, user, PASST_MODULE)
+
+    def passt(self, args: Sequence[str], user: str = "root", **popen_kw) -> subprocess.Popen:
+        """Start pypasta-passt ARGS in the host ns as `user` (tracked, as `pypasta()`)."""
+        popen_kw.setdefault("name", "pypasta-passt")
+        return self.hostns.popen(self.passt_argv(args, user), user=user, **popen_kw)
+
+    def passt_daemon(self, args: Sequence[str], user: str = "root", **popen_kw) -> int:
+        """Start pypasta-passt ARGS in daemon mode with a PID file; once the parent exited 0
+        (what QEMU 10.1 and newer libvirt wait for), return the daemon's PID from the file.
+        The daemon is in the host namespace, so cleanup ends it whatever the test did."""
+        pidf = os.path.join(self.workdir, f"passt-{secrets.token_hex(4)}.pid")
+        p = self.passt([*args, "-P", pidf], user=user, **popen_kw)
+        try:
+            rc = p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"pypasta-passt's parent still runs after 20 s: {logs(p)}")
+        assert rc == 0, f"pypasta-passt exited {rc}: {logs(p)}"
+        pid = int(Path(pidf).read_text())
+        assert pid > 0, pidf
+        return pid
 
     def host_python(self, code: str, user: str = "root", **kw) -> subprocess.CompletedProcess:
         """Run `python -c CODE` in the host ns with the interpreter and PYTHONPATH pypasta gets."""
