@@ -264,12 +264,17 @@ fi
 # $GUEST/kernel-package says which it is.
 # The initramfs (a newc cpio, uncompressed: TCG decompresses slowly) holds the static busybox with a
 # link for each applet, those modules with lib/modules/order (the dependency order /init loads them
-# in), tests/helpers/guest_init.sh as /init, guest_udhcpc.sh as udhcpc's script and /dev/console.
-# Its stamp covers those files, busybox's version and the kernel; $GUEST/sources.sha256 lists the
-# checkout files it was built from, so guest.py can tell a stale initramfs from a current one.
+# in), tests/helpers/guest_init.sh as /init, guest_udhcpc.sh as udhcpc's script and /dev/console,
+# and what busybox 1.35 lacks (no udhcpc6, no `nc -u`): guestnet.c built with `gcc -static` (a
+# DHCPv6 client, UDP echo server and client) with guest_udhcpc6.sh as its DHCPv6 script.
+# Its stamp covers those files, busybox's and gcc's versions and the kernel; $GUEST/sources.sha256
+# lists the checkout files it was built from, so guest.py can tell a stale initramfs from a
+# current one.
 # Every file is built beside its place and renamed there: an interrupted run leaves none half made.
 GUEST=/var/cache/pypasta-test/guest
-GUEST_SRC=(tests/helpers/guest_init.sh tests/helpers/guest_udhcpc.sh)
+GUEST_SRC=(tests/helpers/guest_init.sh tests/helpers/guest_udhcpc.sh tests/helpers/guest_udhcpc6.sh
+           tests/helpers/guestnet.c)
+GUESTNET_CFLAGS=(-static -s -O2 -Wall -Wextra -Werror)
 GUEST_MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
                failover net_failover virtio_net)
 kernel_key=$(printf 'format 2\n%s\n' "${GUEST_MODULES[@]}" | sha256sum | cut -d' ' -f1)
@@ -348,6 +353,7 @@ fi
 
 initramfs_key=$( { echo "format 1"; cat "$GUEST/kernel-package" "$GUEST/kernel.stamp";
                    dpkg-query -W -f='${Version}\n' busybox-static;
+                   gcc -dumpfullversion; echo "${GUESTNET_CFLAGS[*]}";
                    (cd "$REPO" && sha256sum "${GUEST_SRC[@]}"); } | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$GUEST/initramfs.stamp" 2>/dev/null)" != "$initramfs_key" ] \
    || [ ! -s "$GUEST/initramfs.cpio" ] || [ ! -s "$GUEST/sources.sha256" ]; then
@@ -367,6 +373,8 @@ if [ "$(cat "$GUEST/initramfs.stamp" 2>/dev/null)" != "$initramfs_key" ] \
     install -m 0755 "$REPO/tests/helpers/guest_init.sh" "$t/init"
     install -m 0755 "$REPO/tests/helpers/guest_udhcpc.sh" "$t/usr/share/udhcpc/default.script"
     ln -s /usr/share/udhcpc/default.script "$t/etc/udhcpc/default.script"
+    install -m 0755 "$REPO/tests/helpers/guest_udhcpc6.sh" "$t/usr/share/udhcpc/default6.script"
+    quiet gcc "${GUESTNET_CFLAGS[@]}" -o "$t/usr/bin/guestnet" "$REPO/tests/helpers/guestnet.c"
     : >"$t/etc/resolv.conf"
     echo "root:x:0:0:root:/root:/bin/sh" >"$t/etc/passwd"
     echo "root:x:0:" >"$t/etc/group"

@@ -6,7 +6,8 @@
 # nak); the lease comes in the environment: interface, ip, mask (prefix length), broadcast,
 # router (a list: the first one becomes the default route), mtu (option 26), dns (a list),
 # domain (option 15), search (option 119, a list) and staticroutes (option 121: "NET/LEN GW"...).
-# It prints one line saying what it applied, for the test's log.
+# resolv.conf gets the lease's nameservers and search list, keeping IPv6 nameservers that
+# guest_udhcpc6.sh wrote. It prints one line saying what it applied, for the test's log.
 
 RESOLV=/etc/resolv.conf
 event=$1
@@ -35,15 +36,19 @@ bound|renew)
             || ip route replace "$1" via "$2" dev "$dev" onlink
         shift 2
     done
+    # IPv6 nameservers (from guest_udhcpc6.sh) stay; the search list is this lease's, if any.
     {
         if [ -n "$search" ]; then
             echo "search $search"
         elif [ -n "$domain" ]; then
             echo "search $domain"
+        else
+            grep '^search ' "$RESOLV" 2>/dev/null
         fi
         for d in $dns; do
             echo "nameserver $d"
         done
+        grep '^nameserver .*:' "$RESOLV" 2>/dev/null
     } >"$RESOLV.new"
     mv "$RESOLV.new" "$RESOLV"
     echo "udhcpc: $event $dev $ip/${mask:-32} router ${router:--} mtu ${mtu:--} dns ${dns:--}" \
