@@ -61,8 +61,9 @@ Limits and not handled
   under TCG: checksum large data in the guest rather than returning it.
 - Boot to the banner takes about 2 s under TCG on an idle 2-core machine (5.5 s from vmlinuz),
   more under load: BOOT_TIMEOUT_S is generous.
-- Guest tools are busybox 1.35's applets only: udhcpc (no udhcpc6), nc without -u, ping,
-  nslookup, wget (may crash: static glibc, no NSS), httpd, md5sum/sha256sum, ip.
+- Guest tools: busybox 1.35's applets (udhcpc, TCP-only nc with -l, ping/ping6, nslookup,
+  httpd, wget (may crash: static glibc, no NSS), md5sum/sha256sum, ip; no udhcpc6) and
+  `guestnet` (guestnet.c: `dhcp6 IFNAME`, `udp-echo ADDR PORT`, `udp-ping ADDR PORT COUNT SIZE`).
 """
 
 from __future__ import annotations
@@ -183,6 +184,9 @@ class Guest:
     manager, or call start() and kill() yourself."""
 
     _count = 0
+    # Test seam: a pause halfway through each command line, so that the guest's reader waits
+    # for the rest of a line (test_guest_boot.py checks the reader survives signals there).
+    send_pause_s = 0.0
 
     def __init__(self, workdir: str, netdev_args: Sequence[str] = (),
                  popen_prefix: Union[Sequence[str], Popen] = (), pass_fds: Sequence[int] = (),
@@ -377,6 +381,10 @@ class Guest:
                              f"at most {MAX_LINE_BYTES}")
         self._sock.settimeout(REPLY_GRACE_S)
         try:
+            if self.send_pause_s:
+                self._sock.sendall(line[:len(line) // 2])
+                time.sleep(self.send_pause_s)
+                line = line[len(line) // 2:]
             self._sock.sendall(line)
         except OSError as exc:
             self._broken = f"sending a command failed: {exc!r}"

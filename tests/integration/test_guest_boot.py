@@ -2,10 +2,11 @@
 
 One boot with no network device: commands through the serial channel keep their exit status and
 their output byte for byte (100 KiB of random bytes included, and text that looks like the
-channel's markers), a command the guest kills at its limit leaves the channel usable, background
-commands return at once and keep running (a server started, used, then collected), and poweroff
-makes QEMU exit 0 within a bounded time. The guest is TCG on these machines: about 2 s to the
-banner and 7 s for the whole test on an idle machine.
+channel's markers); background commands return at once and keep running (a server started, used,
+then collected: busybox nc for TCP, guestnet for UDP); no command line is lost while orphans end
+in the guest; a command the guest kills at its limit leaves the channel usable; poweroff makes
+QEMU exit 0 within a bounded time. The guest is TCG on these machines: about 2 s to the banner
+and 10 s for the whole test on an idle machine.
 
 A machine without the guest (tests/install-deps.sh step 8) fails here, naming that script.
 """
@@ -79,6 +80,21 @@ def test_guest_channel_runs_commands_and_powers_off(guest):
     guest.check("echo hello over lo | nc 127.0.0.1 5000", timeout=20)
     wait_until(lambda: guest.check("cat /tmp/recv") == "hello over lo\n", 20,
                "the background nc's output")
+    # UDP, which busybox's nc lacks: guestnet (tests/helpers/guestnet.c).
+    guest.check("guestnet udp-echo ::1 7000 >/tmp/echo.log 2>&1 &")
+    wait_until(lambda: guest.check("cat /tmp/echo.log") == "ready\n", 20, "guestnet udp-echo")
+    assert guest.check("guestnet udp-ping ::1 7000 20 1400", timeout=20) == "sent 20 ok 20\n"
+
+    # Orphans ending while the guest's reader waits mid-line lose no command (busybox ash's
+    # `read` drops a partly read line when SIGCHLD interrupts it: guest_init.sh keeps the reader
+    # out of PID 1, which inherits the orphans).
+    guest.check("sh -c 'while :; do (sleep 0.01 &); sleep 0.003; done' >/dev/null 2>&1 &"
+                " echo $! >/tmp/churn.pid")
+    guest.send_pause_s = 0.03
+    for i in range(30):
+        assert guest.run(f"echo {i}", timeout=10) == (0, f"{i}\n")
+    guest.send_pause_s = 0.0
+    guest.check("kill $(cat /tmp/churn.pid)")
 
     # A command the guest kills at its limit raises, and the channel goes on.
     with pytest.raises(GuestTimeout, match="killed"):
