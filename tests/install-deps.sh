@@ -18,7 +18,8 @@
 #      pesto-protocol unit tests run the real pesto against their own server.
 #   8. /var/cache/pypasta-test/guest: the Linux guest that the passt-mode tests boot under QEMU
 #      (tests/helpers/guest.py): Debian 12's kernel (apt-get download, never installed) and an
-#      initramfs of busybox-static, the virtio-net modules and tests/helpers/guest_init.sh as /init.
+#      initramfs of busybox-static, the virtio-net modules, tests/helpers/guest_init.sh as /init
+#      and guestnet.c (gcc -static: DHCPv6 and UDP, which busybox lacks).
 #      About 10 s the first time (a 70 MB download); rebuilt only when its inputs change.
 set -euo pipefail
 umask 022

@@ -7,8 +7,9 @@ shell commands in it, so tests can check pypasta's passt mode against a real gue
 Set-up: `tests/install-deps.sh` step 8 builds GUEST_DIR once: `vmlinuz` (linux-image-6.1.0-N-amd64,
 never installed) and `vmlinux` (the same kernel unpacked: an ELF with a PVH entry, which QEMU starts
 without the 3 s TCG takes to decompress vmlinuz), `initramfs.cpio` (static busybox, the
-virtio-net modules, guest_init.sh as /init, guest_udhcpc.sh as udhcpc's script) and
-`sources.sha256` (the checkout files it was built from).
+virtio-net modules, guest_init.sh as /init, guest_udhcpc.sh as udhcpc's script, guestnet.c
+built static with guest_udhcpc6.sh as its DHCPv6 script) and `sources.sha256` (the checkout
+files it was built from).
 `check_setup()` fails, never skips, when QEMU or an asset is missing or the initramfs was built
 from other versions of those files, and says to run that script.
 
