@@ -606,7 +606,8 @@ def run_passt(cfg, listen_sock=None) -> int:
     on before its heavy imports (None with `--fd`: `cfg.tap_fd` is the connected socket).
 
     Order, as passt: PID file opened as the starting user; the translator built (listeners
-    bound, so a bind failure is a start-up error); confinement; then, unless `-f`, fork: the
+    bound, so a bind failure is a start-up error); a user namespace of its own unless started
+    as root (which switches to nobody instead); confinement; then, unless `-f`, fork: the
     parent writes the daemon's PID to `--pid` and exits 0, so its exit means "listening and
     the PID file names the daemon" (QEMU 10.1 and newer libvirt wait for exactly that). The
     daemon calls setsid() and puts /dev/null on stdin/stdout/stderr (libvirt 9.0 closes the
@@ -639,6 +640,15 @@ def run_passt(cfg, listen_sock=None) -> int:
                  f"addr.type=unix,addr.path={cfg.socket_path}")
         log.info("or qrap, for earlier qemu versions:")
         log.info("    ./qrap 5 kvm ... -net socket,fd=5 -net nic,model=virtio")
+    if os.geteuid() != 0:
+        # As passt's isolate_user(): a user namespace of our own, for the namespaces and the
+        # empty root of the sandbox (pasta mode has the one it created or joined).
+        netns.assert_single_threaded("creating a user namespace")
+        try:
+            for w in netns.unshare_userns(*_ids(cfg)):
+                log.warn(w)
+        except OSError as e:
+            raise SetupError(f"Couldn't create user namespace: {e.strerror}") from None
     _detach(cfg, engine, pidfile)
     _confine(cfg, None, nobody)
     return _serve(engine, translator)
