@@ -78,6 +78,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -235,6 +236,7 @@ class Run:
         q = stop(self.relay_proc)
         if q not in (None, 0, -signal.SIGTERM):
             out["relay_exit"] = q
+            out["relay_stderr"] = self.t.logs(self.relay_proc)[1].strip().splitlines()[-5:]
         if self.proc is not None and self.proc.poll() is not None:
             out["translator_exited_early"] = self.proc.returncode
         rc = stop(self.proc)
@@ -248,12 +250,20 @@ class Run:
             lines += [ln for ln in self.t.logs(self.proc)[1].splitlines() if ln.strip()]
         if lines:
             out["log"] = lines[:40]
+        # The workdir goes with the topology: keep the logs in OUT/logs.
+        keep = os.path.join(self.b.out, "logs")
+        os.makedirs(keep, exist_ok=True)
+        paths = [self.log] + [path for p in (self.proc, self.relay_proc) if p is not None
+                              for path in getattr(p, "log_paths", {}).values()]
+        for path in paths:
+            if os.path.exists(path):
+                shutil.copy(path, keep)
         return out
 
 
 class PasstBench:
-    def __init__(self, t: Topology, seconds: float, short: float):
-        self.t, self.seconds, self.short = t, seconds, short
+    def __init__(self, t: Topology, seconds: float, short: float, out: str):
+        self.t, self.seconds, self.short, self.out = t, seconds, short, out
         self.src = env.rootless_src()
         self.rrtool = os.path.join(HERE, "rrtool.py")
         self.relay = os.path.join(t.workdir, "framerelay")
@@ -332,17 +342,17 @@ class PasstBench:
     def measure(self, run: Run, out: dict, notes: dict) -> None:
         pid, qpid = run.proc.pid, run.relay_proc.pid
         secs = str(self.seconds)
-        limit = self.seconds + 20
+        limit = self.seconds + 10
 
         def record(metric, fn):
             c0, q0 = cpu_seconds(pid), cpu_seconds(qpid)
             try:
                 value = fn()
             except Exception as e:                      # one failed metric is reported
-                msg = str(e).strip().splitlines()
-                print(f"  {run.name} {metric}: FAILED {msg[:1]}", flush=True)
+                msg = " ".join(str(e).split())
+                print(f"  {run.name} {metric}: FAILED {msg[-300:]}", flush=True)
                 notes.setdefault(metric, []).append(f"rep {run.rep + 1}: failed: "
-                                                    f"{' '.join(msg)[:300]}")
+                                                    f"{msg[-200:]}")
                 value = None
             out.setdefault(metric, []).append(value)
             out.setdefault(f"cpu_s:{metric}", []).append(round(cpu_seconds(pid) - c0, 2))
@@ -352,12 +362,16 @@ class PasstBench:
                   f"relay {out[f'relay_cpu_s:{metric}'][-1]} s)", flush=True)
             if run.proc.poll() is not None:
                 raise RuntimeError(f"{run.name} exited ({run.proc.returncode}) during {metric}")
+            if run.relay_proc.poll() is not None:
+                raise RuntimeError(f"the relay exited ({run.relay_proc.returncode}) during "
+                                   f"{metric}: {self.t.logs(run.relay_proc)[1].strip()[-300:]}")
 
         def tcp(metric, server_ns, client_run, port, target, bind=None):
             srv = self.iperf_server(server_ns, port, bind)
             try:
                 res = json.loads(client_run(["iperf3", "-J", "-c", target, "-p", str(port),
-                                             "-t", secs], timeout=limit, check=False).stdout)
+                                             "-t", secs, "--connect-timeout", "3000"],
+                                            timeout=limit, check=False).stdout)
             finally:
                 stop(srv, grace=2)
             gbps, retrans, stalls = iperf_figures(res)
@@ -377,7 +391,7 @@ class PasstBench:
         def rr():
             res = json.loads(self.guest.run([sys.executable, self.rrtool, "rr", PEER,
                                              str(RR_PORT), "--seconds", str(self.short)],
-                                            timeout=self.short + 20).stdout)
+                                            timeout=self.short + 10).stdout)
             out.setdefault("rr_p99_us", []).append(round(res["p99_us"], 1))
             return round(res["median_us"], 1)
         record("rr_median_us", rr)
@@ -387,7 +401,8 @@ class PasstBench:
             try:
                 res = json.loads(self.guest.run(
                     ["iperf3", "-J", "-u", "-b", "0", "-l", "1400", "-c", PEER, "-p",
-                     str(IPERF_PORT), "-t", secs], timeout=limit, check=False).stdout)
+                     str(IPERF_PORT), "-t", secs, "--connect-timeout", "3000"],
+                    timeout=limit, check=False).stdout)
             finally:
                 stop(srv, grace=2)
             if res.get("error"):
@@ -525,7 +540,7 @@ def main(argv=None) -> int:
     report = ""
     t0 = time.monotonic()
     with Topology() as t:
-        b = PasstBench(t, a.seconds, a.short)
+        b = PasstBench(t, a.seconds, a.short, a.out)
         extra["launcher_floor_ms"] = b.launcher_floor(5)
         print(f"launcher floor: {extra['launcher_floor_ms']} ms", flush=True)
         for name in tools:                                  # warm-up, not counted
