@@ -82,13 +82,26 @@ contrib/podman/install-helpers.sh). `tx.podman(*args)`, `tx.run(cmd, user="rootl
 `tx.close()` (checks that nothing is left). `peer_services(topo)`: HTTP, UDP echo and DNS on the
 peer, a stub resolver on the host's 127.0.0.53. Details in the module docstring.
 
+passt mode (helpers.guest, helpers.passt_client)
+------------------------------------------------
+- `topo.passt(args, user="root", **popen_kw) -> Popen`: pypasta-passt (`python -m
+  pasta.front.passt ARGS`) in the host ns; `topo.passt_daemon(args, user)`: the same with a PID
+  file, waits for the parent's exit 0 and returns the daemon's PID; `topo.passt_argv(...)`.
+- `Guest(workdir, netdev_args, popen_prefix=topo.host_popen, pass_fds=())`: Debian 12's kernel
+  with a busybox initramfs under QEMU 7.2 (TCG), built by install-deps.sh step 8; `start()`,
+  `wait_ready()`, `run(cmd, timeout) -> (rc, output)`, `check(cmd)`, `poweroff()`, `kill()`;
+  guest tools: busybox (udhcpc, nc, ping, nslookup, httpd...) and `guestnet` (dhcp6, udp-echo,
+  udp-ping). `guest.check_setup()` fails, never skips, when the guest is not built.
+- `FrameClient.connect(path)` / `FrameClient(sock)`: passt's framing from the test process
+  (`send(frame)`, `recv_frames()`, `wait_frame(pred)`, `at_eof()`).
+
 Other helpers
 -------------
 - `wait_until(predicate, timeout=5, what="...", interval=0.005, max_interval=0.1, ignore=())`:
   bounded polling; returns the predicate's truthy value or raises WaitTimeout (an
   AssertionError) naming `what`.
 - `proc.run(argv, timeout=10, check=True, ...)`, `proc.kill_all(procs, pids)`,
-  `proc.descendants(pids)`.
+  `proc.descendants(pids)`, `proc.alive(pid)`, `proc.cmdline_has(pid, bytes)`.
 """
 
 from .proc import CommandError, WaitTimeout, kill_all, run, wait_until
