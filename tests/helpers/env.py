@@ -52,6 +52,13 @@ USERS = ("root", "rootless")
 PROBE_PIDS: list[int] = []
 
 
+def require_setup(what: str, problems: list) -> None:
+    """Fail (never skip) naming `what` is not set up, each problem, and how to fix it."""
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise AssertionError(f"{what} is not set up:\n{lines}\nfix: {FIX}")
+
+
 def which(tool: str) -> Optional[str]:
     """Path of `tool`, looking in the sbin directories too."""
     return shutil.which(tool, path=os.environ.get("PATH", "") + ":" + TOOL_PATH)

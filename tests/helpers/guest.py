@@ -147,10 +147,7 @@ def problems() -> list[str]:
 
 def check_setup() -> None:
     """Fail (never skip) with what is missing and how to fix it."""
-    found = problems()
-    if found:
-        lines = "\n".join(f"  - {p}" for p in found)
-        raise AssertionError(f"the QEMU test guest is not set up:\n{lines}\nfix: {env.FIX}")
+    env.require_setup("the QEMU test guest", problems())
 
 
 def accel_args() -> list[str]:

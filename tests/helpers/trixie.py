@@ -234,11 +234,7 @@ def problems() -> list[str]:
 
 def check_setup() -> None:
     """Fail (never skip) with what is missing and how to fix it."""
-    found = problems()
-    if found:
-        lines = "\n".join(f"  - {p}" for p in found)
-        raise AssertionError(f"the Debian 13 tree for the Podman 5 / RootlessKit 2 tests is not "
-                             f"set up:\n{lines}\nfix: {env.FIX}")
+    env.require_setup("the Debian 13 tree for the Podman 5 / RootlessKit 2 tests", problems())
 
 
 @dataclasses.dataclass(frozen=True)
